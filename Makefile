@@ -1,0 +1,24 @@
+# Two commands do all the set-up:  `make demo` runs didchat, `make test` runs every test.
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test chromium
+
+$(STAMP): pyproject.toml package.json package-lock.json
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/didchat demo
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) chromium
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
