@@ -1,0 +1,205 @@
+"""The configuration file: users, access numbers, callback numbers, connectors.
+
+Rules: the file is validated whole and every problem is reported with its file:line and key;
+cross-references (a number's user, a connector's numbers, an agent's callback numbers) are
+checked here, so nothing downstream meets a dangling name. Secrets may be `${ENV}` references.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from gateway.numbers import InvalidNumber, normalize_number
+from scenarios import Document, Problem, SourceError, load
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
+
+
+def _e164(value: str) -> str:
+    try:
+        return normalize_number(str(value))
+    except InvalidNumber as err:
+        raise ValueError(str(err)) from None
+
+
+E164 = Annotated[str, AfterValidator(_e164)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UserConfig(Strict):
+    name: Name
+    display_name: str | None = None
+    role: Literal["agent", "admin"] = "agent"
+    password: str | None = Field(default=None, min_length=8, description="initial password")
+    password_hash: str | None = None
+    may_present: tuple[str, ...] = Field(default=(), description="callback number names or numbers")
+    default_number: str | None = Field(default=None, description="callback name or number")
+
+
+class AccessNumberConfig(Strict):
+    number: E164
+    sms: bool = True
+    voice: bool = True
+    user: Name | None = Field(default=None, description="DID target: a user")
+    extension: str | None = Field(default=None, description="DID target: an extension (voice only)")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AccessNumberConfig:
+        if self.user and self.extension:
+            raise ValueError("give either user or extension as the DID target, not both")
+        return self
+
+
+class CallbackNumbersConfig(Strict):
+    default: str | None = Field(default=None, description="the account default: a name or number")
+    named: dict[Name, E164] = Field(default_factory=dict)
+
+
+class TwilioConnector(Strict):
+    type: Literal["twilio"]
+    name: Name
+    account_sid: str
+    auth_token: str
+    api_base: str = "https://api.twilio.com"
+    numbers: tuple[E164, ...] = ()
+
+
+class GenericConnector(Strict):
+    type: Literal["generic"]
+    name: Name
+    secret: str = Field(min_length=16)
+    send_url: str
+    numbers: tuple[E164, ...] = ()
+
+
+class LoopbackConnector(Strict):
+    """For the demo and trials: inbound via signed generic webhooks, outbound 'delivered' locally."""
+
+    type: Literal["loopback"]
+    name: Name
+    secret: str = Field(min_length=16)
+    numbers: tuple[E164, ...] = ()
+
+
+Connector = Annotated[TwilioConnector | GenericConnector | LoopbackConnector, Field(discriminator="type")]
+
+
+class OutboxConfig(Strict):
+    max_attempts: int = Field(default=12, ge=1)
+    backoff_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=300.0, gt=0)
+    concurrency: int = Field(default=16, ge=1)
+
+
+class Config(Strict):
+    public_url: str = "http://127.0.0.1:8080"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    data_dir: str = "data"
+    database_url: str | None = None
+    secret_key: str | None = Field(default=None, min_length=32)
+    token_minutes: float = Field(default=15, gt=0)
+    presence_grace_seconds: float = Field(default=10, ge=0)
+    users: tuple[UserConfig, ...] = ()
+    access_numbers: tuple[AccessNumberConfig, ...] = ()
+    callback_numbers: CallbackNumbersConfig = CallbackNumbersConfig()
+    connectors: tuple[Connector, ...] = ()
+    outbox: OutboxConfig = OutboxConfig()
+
+    def connector_of(self, number: str) -> Connector | None:
+        """The connector that owns `number`."""
+        return next((c for c in self.connectors if number in c.numbers), None)
+
+    def resolve_number(self, ref: str) -> str | None:
+        """A callback name or a number, as E.164."""
+        if ref in self.callback_numbers.named:
+            return self.callback_numbers.named[ref]
+        try:
+            return normalize_number(ref)
+        except InvalidNumber:
+            return None
+
+    def database(self) -> str:
+        """The database URL: environment, then file, then SQLite in the data folder."""
+        url = os.environ.get("DIDCHAT_DATABASE_URL") or self.database_url
+        return url or f"sqlite+aiosqlite:///{os.path.abspath(self.data_dir)}/didchat.db"
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read, validate and cross-check a configuration file, or raise SourceError."""
+    doc = load(path)
+    config = doc.validate(Config)
+    problems = list(cross_check(config, doc))
+    if problems:
+        raise SourceError(problems)
+    return config
+
+
+def cross_check(config: Config, doc: Document) -> Iterator[Problem]:
+    """Problems that span several parts of the file."""
+    yield from _check_users(config, doc)
+    yield from _check_numbers(config, doc)
+    yield from _check_connectors(config, doc)
+    yield from _check_callbacks(config, doc)
+
+
+def _check_users(config: Config, doc: Document) -> Iterator[Problem]:
+    seen: set[str] = set()
+    for i, user in enumerate(config.users):
+        if user.name in seen:
+            yield doc.problem(("users", i, "name"), f"user {user.name!r} is declared twice")
+        seen.add(user.name)
+        if not user.password and not user.password_hash:
+            yield doc.problem(("users", i), f"user {user.name!r} needs a password or password_hash")
+        for j, ref in enumerate(user.may_present):
+            if config.resolve_number(ref) is None:
+                yield doc.problem(("users", i, "may_present", j), f"{ref!r} is neither a callback name nor a number")
+        if user.default_number and config.resolve_number(user.default_number) is None:
+            yield doc.problem(("users", i, "default_number"), f"{user.default_number!r} is neither a callback name nor a number")
+
+
+def _check_numbers(config: Config, doc: Document) -> Iterator[Problem]:
+    users = {u.name for u in config.users}
+    seen: set[str] = set()
+    for i, num in enumerate(config.access_numbers):
+        if num.number in seen:
+            yield doc.problem(("access_numbers", i, "number"), f"{num.number} is declared twice")
+        seen.add(num.number)
+        if num.user and num.user not in users:
+            yield doc.problem(("access_numbers", i, "user"), f"no user named {num.user!r}")
+        if num.sms and num.extension:
+            yield doc.problem(
+                ("access_numbers", i, "extension"),
+                f"{num.number} is SMS-enabled but its DID target is extension {num.extension}; "
+                "an extension takes voice only: point it at a user, or set sms: false",
+            )
+        if num.sms and config.connector_of(num.number) is None:
+            yield doc.problem(("access_numbers", i, "number"), f"{num.number} is SMS-enabled but no connector lists it")
+
+
+def _check_connectors(config: Config, doc: Document) -> Iterator[Problem]:
+    owner: dict[str, str] = {}
+    names: set[str] = set()
+    for i, conn in enumerate(config.connectors):
+        if conn.name in names:
+            yield doc.problem(("connectors", i, "name"), f"connector {conn.name!r} is declared twice")
+        names.add(conn.name)
+        for j, number in enumerate(conn.numbers):
+            if number in owner:
+                yield doc.problem(("connectors", i, "numbers", j), f"{number} is already owned by connector {owner[number]!r}")
+            owner.setdefault(number, conn.name)
+
+
+def _check_callbacks(config: Config, doc: Document) -> Iterator[Problem]:
+    cb = config.callback_numbers
+    for name, number in cb.named.items():
+        if config.connector_of(number) is None:
+            yield doc.problem(("callback_numbers", "named", name), f"{number} is not owned by any connector, so nothing could send from it")
+    if cb.default and config.resolve_number(cb.default) is None:
+        yield doc.problem(("callback_numbers", "default"), f"{cb.default!r} is neither a callback name nor a number")

@@ -1,0 +1,125 @@
+"""The schema. Alembic migrations in chat/migrations create it; keep the two in step."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+Time = sa.DateTime(timezone=True)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(200)),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("presence", sa.String(16), nullable=False, server_default="ready"),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+access_numbers = sa.Table(
+    "access_numbers", metadata,
+    sa.Column("number", sa.String(32), primary_key=True),
+    sa.Column("sms", sa.Boolean, nullable=False),
+    sa.Column("voice", sa.Boolean, nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")),
+    sa.Column("extension", sa.String(32)),
+    sa.Column("connector", sa.String(64)),
+)
+
+contacts = sa.Table(
+    "contacts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("number", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("opted_out", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+conversations = sa.Table(
+    "conversations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("contact_id", sa.Integer, sa.ForeignKey("contacts.id"), nullable=False),
+    sa.Column("access_number", sa.String(32), nullable=False),
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("users.id")),
+    sa.Column("assigned_id", sa.Integer, sa.ForeignKey("users.id")),
+    sa.Column("state", sa.String(16), nullable=False),  # waiting | open | closed
+    sa.Column("presented_number", sa.String(32), nullable=False),
+    sa.Column("last_seq", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("read_seq", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    # Invariant 3: one active conversation per (contact number, access number).
+    sa.Index(
+        "uq_conversations_active", "contact_id", "access_number", unique=True,
+        sqlite_where=sa.text("state != 'closed'"), postgresql_where=sa.text("state != 'closed'"),
+    ),
+    sa.Index("ix_conversations_assigned_id", "assigned_id", "updated_at"),
+    sa.Index("ix_conversations_state", "state", "owner_id"),
+)
+
+messages = sa.Table(
+    "messages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("direction", sa.String(3), nullable=False),  # in | out
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("sender", sa.String(32), nullable=False),
+    sa.Column("recipient", sa.String(32), nullable=False),
+    sa.Column("connector", sa.String(64), nullable=False),
+    sa.Column("provider_id", sa.String(128)),  # inbound: the provider's id, for idempotent ingest
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")),  # outbound: who sent it
+    sa.Column("client_id", sa.String(64)),  # outbound: the agent client's id, for idempotent sends
+    sa.Column("segments", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("encoding", sa.String(8), nullable=False, server_default="GSM-7"),
+    sa.Column("media", sa.JSON),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.UniqueConstraint("conversation_id", "seq"),
+    sa.UniqueConstraint("connector", "provider_id"),
+    sa.UniqueConstraint("user_id", "client_id"),
+    sa.Index("ix_messages_updated", "conversation_id", "updated_at"),
+)
+
+provider_refs = sa.Table(
+    "provider_refs", metadata,
+    sa.Column("connector", sa.String(64), primary_key=True),
+    sa.Column("provider_id", sa.String(128), primary_key=True),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False, index=True),
+    sa.Column("part", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+)
+
+pending_reports = sa.Table(
+    "pending_reports", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("connector", sa.String(64), nullable=False),
+    sa.Column("provider_id", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("received_at", Time, nullable=False),
+    sa.Index("ix_pending_reports_ref", "connector", "provider_id"),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False, unique=True),
+    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False, index=True),
+    sa.Column("connector", sa.String(64), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", Time, nullable=False, index=True),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", Time, nullable=False),
+)
