@@ -1,0 +1,65 @@
+"""The app factory: `create_app(config)` builds the aiohttp app the CLI runs and the tests use."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import socketio
+import structlog
+from aiohttp import web
+
+from chat.agents import AgentNamespace
+from chat.auth import Tokens, secret_key
+from chat.commit import GroupCommit
+from chat.config import Config
+from chat.directory import sync_directory
+from chat.hub import Hub
+from chat.outbox import Outbox
+from chat.presence import Presence
+from chat.receipts import report_unit
+from chat.routing import Router
+from chat.services import SERVICES, Services, build_senders, status_callbacks, webhook_parsers
+from chat.store import Database, migrate
+from chat.web import add_routes
+
+log = structlog.get_logger()
+
+
+def create_app(config: Config, *, run_migrations: bool = True) -> web.Application:
+    """The whole didchat service for `config`."""
+    app = web.Application(client_max_size=1024 * 1024)
+    sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins=[], ping_interval=10, ping_timeout=10)
+    sio.attach(app)
+    sio.register_namespace(AgentNamespace(lambda: app[SERVICES]))
+    app.cleanup_ctx.append(lambda a: _services(a, config, sio, run_migrations))
+    add_routes(app)
+    return app
+
+
+async def _services(app: web.Application, config: Config, sio, run_migrations: bool):
+    db = Database(config.database())
+    if run_migrations:
+        await migrate(db)
+    directory = await sync_directory(db, config)
+    commit = GroupCommit(db)
+    hub, presence = Hub(sio), Presence(config.presence_grace_seconds)
+    tokens = Tokens(secret_key(config.secret_key, config.data_dir), config.token_minutes * 60)
+    svc = Services(config, db, directory, tokens, presence, commit, hub, Router(commit, hub, presence), webhook_parsers(config))
+
+    async def report(item) -> None:
+        await svc.router.push_status(await commit.run(report_unit(item)))
+
+    senders = build_senders(config, report)
+    svc.outbox = Outbox(db, commit, svc.router, senders, config.outbox, status_callbacks(config))
+    app[SERVICES] = svc
+    worker = asyncio.create_task(svc.outbox.run(), name="outbox")
+    log.info("didchat.started", database=db.url.render_as_string(hide_password=True), agents=len(directory.agents))
+    yield
+    worker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker
+    await svc.drain()
+    for sender in senders.values():
+        await sender.close()
+    await commit.close()
+    await db.dispose()

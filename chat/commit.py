@@ -1,0 +1,75 @@
+"""Group commit: many small write units share one transaction, each caller waits for its commit.
+
+Rules: a unit is a coroutine function of an open connection, safe to run again; its result is
+handed back only after the transaction that ran it has committed (invariant 1). If a batch
+fails, each of its units runs again alone, so one bad unit fails only its own caller.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+
+from chat.store import Database
+
+T = TypeVar("T")
+Unit = Callable[[Any], Awaitable[T]]
+log = structlog.get_logger()
+
+
+class GroupCommit:
+    def __init__(self, db: Database, max_batch: int = 256):
+        self.db = db
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[Unit, asyncio.Future]] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+
+    async def run(self, unit: Unit[T]) -> T:
+        """Run `unit` in a write transaction and return its result once committed."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="group-commit")
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put((unit, future))
+        return await future
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Unit, asyncio.Future]]) -> None:
+        try:
+            results = await self._transaction([unit for unit, _ in batch])
+        except Exception as err:  # noqa: BLE001 - retried one by one below
+            if len(batch) == 1:
+                _settle(batch[0][1], error=err)
+                return
+            log.warning("commit.batch_failed", size=len(batch), error=repr(err))
+            for item in batch:
+                await self._commit([item])
+            return
+        for (_, future), result in zip(batch, results):
+            _settle(future, result=result)
+
+    async def _transaction(self, units: list[Unit]) -> list:
+        async with self.db.write() as conn:
+            return [await unit(conn) for unit in units]
+
+
+def _settle(future: asyncio.Future, result=None, error: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -1,0 +1,122 @@
+"""Conversations and their messages in the store, and how they look on the agent's wire.
+
+Rules: every message gets the next per-conversation sequence number inside the transaction
+that stores it (invariant 4); one active conversation per (contact, access number)
+(invariant 3, backed by a partial unique index). Functions take an open connection; the
+caller owns the transaction.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from chat.store import as_utc, utcnow
+from chat.store.tables import contacts, conversations, messages
+
+CONVERSATION_COLUMNS = (
+    conversations.c.id, conversations.c.contact_id, conversations.c.access_number, conversations.c.owner_id,
+    conversations.c.assigned_id, conversations.c.state, conversations.c.presented_number,
+    conversations.c.last_seq, conversations.c.read_seq, conversations.c.updated_at,
+    contacts.c.number.label("contact_number"), contacts.c.name.label("contact_name"),
+)
+MESSAGE_FIELDS = (
+    "id", "conversation_id", "seq", "direction", "text", "status", "error", "client_id",
+    "sender", "recipient", "segments", "encoding", "created_at", "updated_at",
+)
+
+
+async def contact_id(conn, number: str) -> int:
+    """The contact with this number, created if new."""
+    found = await conn.scalar(sa.select(contacts.c.id).where(contacts.c.number == number))
+    if found is not None:
+        return found
+    result = await conn.execute(contacts.insert().values(number=number, created_at=utcnow()))
+    return result.inserted_primary_key[0]
+
+
+def conversation_query():
+    return sa.select(*CONVERSATION_COLUMNS).join(contacts, contacts.c.id == conversations.c.contact_id)
+
+
+async def active_conversation(conn, contact: int, access_number: str):
+    """The contact's open or waiting conversation on this access number, if any."""
+    query = conversation_query().where(
+        conversations.c.contact_id == contact,
+        conversations.c.access_number == access_number,
+        conversations.c.state != "closed",
+    )
+    return (await conn.execute(query)).first()
+
+
+async def get_conversation(conn, conversation_id: int):
+    return (await conn.execute(conversation_query().where(conversations.c.id == conversation_id))).first()
+
+
+async def open_conversation(conn, contact: int, access_number: str, owner: int | None, assignee: int | None):
+    """Start a conversation: open if it has an assignee now, waiting otherwise."""
+    now = utcnow()
+    values = {
+        "contact_id": contact, "access_number": access_number, "owner_id": owner, "assigned_id": assignee,
+        "state": "open" if assignee else "waiting", "presented_number": access_number,
+        "created_at": now, "updated_at": now,
+    }
+    result = await conn.execute(conversations.insert().values(**values))
+    return await get_conversation(conn, result.inserted_primary_key[0])
+
+
+async def last_presenter(conn, contact: int, number: str) -> int | None:
+    """Who last presented `number` to this contact: replies to a shared number go back to them."""
+    query = (
+        sa.select(conversations.c.assigned_id)
+        .where(conversations.c.contact_id == contact, conversations.c.presented_number == number)
+        .where(conversations.c.assigned_id.is_not(None))
+        .order_by(conversations.c.updated_at.desc()).limit(1)
+    )
+    return await conn.scalar(query)
+
+
+async def append_message(conn, conversation_id: int, **values) -> dict:
+    """Store a message as the conversation's next in sequence; returns its payload."""
+    now = utcnow()
+    bump = (
+        conversations.update().where(conversations.c.id == conversation_id)
+        .values(last_seq=conversations.c.last_seq + 1, updated_at=now)
+        .returning(conversations.c.last_seq)
+    )
+    seq = (await conn.execute(bump)).scalar_one()
+    row = {"conversation_id": conversation_id, "seq": seq, "created_at": now, "updated_at": now, **values}
+    result = await conn.execute(messages.insert().values(**row))
+    row["id"] = result.inserted_primary_key[0]
+    return message_payload(row)
+
+
+def message_payload(row) -> dict:
+    """A message as the agent protocol shows it."""
+    data = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+    out = {k: data.get(k) for k in MESSAGE_FIELDS}
+    out["from"], out["to"] = out.pop("sender"), out.pop("recipient")
+    out.setdefault("error", None)
+    for key in ("created_at", "updated_at"):
+        out[key] = iso(out[key])
+    return out
+
+
+def conversation_payload(row, unread: int | None = None) -> dict:
+    """A conversation as the agent protocol shows it."""
+    return {
+        "id": row.id,
+        "contact": {"number": row.contact_number, "name": row.contact_name},
+        "access_number": row.access_number,
+        "presented_number": row.presented_number,
+        "state": "closed" if row.state == "closed" else "open",
+        "last_seq": row.last_seq,
+        "read_seq": row.read_seq,
+        "unread": unread if unread is not None else max(0, row.last_seq - row.read_seq),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def iso(value: datetime | None) -> str | None:
+    value = as_utc(value)
+    return value.isoformat().replace("+00:00", "Z") if value else None

@@ -1,0 +1,70 @@
+"""Inbound messages into the store: idempotent, committed before anyone is told.
+
+Rules: the provider's message id, scoped by connector, is stored once however often the
+provider retries (invariant 2). A new conversation goes to the access number's owner (or, for
+a shared number, to the agent who last presented it to this contact); it opens at once when
+that agent is available and waits for them otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import sqlalchemy as sa
+
+from chat.conversations import (
+    active_conversation, append_message, contact_id, conversation_payload, last_presenter, open_conversation,
+)
+from chat.directory import Directory
+from chat.presence import Presence
+from chat.store.tables import messages
+from gateway import InboundSms, count_segments
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What ingest did with one inbound message."""
+
+    duplicate: bool
+    message: dict | None = None
+    conversation: dict | None = None
+    owner_id: int | None = None
+    assigned_id: int | None = None
+    new_conversation: bool = False
+
+    @property
+    def waiting(self) -> bool:
+        return not self.duplicate and self.assigned_id is None
+
+
+def inbound_unit(sms: InboundSms, directory: Directory, presence: Presence):
+    """A group-commit unit that stores `sms`."""
+    return partial(store_inbound, sms=sms, directory=directory, presence=presence)
+
+
+async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: Presence) -> Stored:
+    """Store one inbound message in its conversation."""
+    if await _seen(conn, sms):
+        return Stored(duplicate=True)
+    contact = await contact_id(conn, sms.sender)
+    conv = await active_conversation(conn, contact, sms.recipient)
+    new = conv is None
+    if new:
+        owner = directory.owners.get(sms.recipient) or await last_presenter(conn, contact, sms.recipient)
+        conv = await open_conversation(conn, contact, sms.recipient, owner, owner if presence.available(owner) else None)
+    encoding, segments = count_segments(sms.text)
+    media = [{"url": m.url, "content_type": m.content_type} for m in sms.media] or None
+    message = await append_message(
+        conn, conv.id, direction="in", text=sms.text, status="received", sender=sms.sender,
+        recipient=sms.recipient, connector=sms.connector, provider_id=sms.provider_id,
+        segments=segments, encoding=encoding, media=media,
+    )
+    payload = conversation_payload(conv) | {"last_seq": message["seq"], "updated_at": message["updated_at"]}
+    return Stored(False, message, payload, conv.owner_id, conv.assigned_id, new)
+
+
+async def _seen(conn, sms: InboundSms) -> bool:
+    query = sa.select(messages.c.id).where(
+        messages.c.connector == sms.connector, messages.c.provider_id == sms.provider_id
+    )
+    return (await conn.scalar(query)) is not None

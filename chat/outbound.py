@@ -1,0 +1,141 @@
+"""An agent's send: checked, then stored with its outbox entry in one transaction (invariant 5).
+
+Rules: a send names a conversation (reply) or a customer number (start or continue one); it
+goes out from a number the agent may present, chosen per conversation; a retried send with the
+same client id returns what was stored the first time. Opted-out contacts are never sent to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+
+from chat.conversations import (
+    active_conversation, append_message, contact_id, conversation_payload, get_conversation, message_payload,
+    open_conversation,
+)
+from chat.directory import Agent, Directory
+from chat.store import utcnow
+from chat.store.tables import contacts, conversations, messages, outbox
+from gateway import InvalidNumber, count_segments, normalize_number
+
+MAX_SEGMENTS = 10
+
+
+class SendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    conversation_id: int | None = None
+    to: str | None = None
+    text: str = Field(min_length=1, max_length=1600)
+    client_id: str = Field(min_length=1, max_length=64)
+    from_: str | None = Field(default=None, alias="from")
+
+
+class Refused(Exception):
+    """A send the agent must change; `field` names the part of the request at fault."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Queued:
+    message: dict
+    conversation: dict
+    new_conversation: bool
+    repeated: bool = False
+
+
+async def store_send(conn, agent: Agent, req: SendRequest, directory: Directory) -> Queued:
+    """Store an agent's message and its outbox entry, or raise Refused."""
+    previous = await _by_client_id(conn, agent.id, req.client_id)
+    if previous:
+        return Queued(message_payload(previous), conversation_payload(await get_conversation(conn, previous.conversation_id)), False, True)
+    conv, new = await _conversation_for(conn, agent, req, directory)
+    sender = _sender(agent, req, conv)
+    if sender != conv.presented_number:
+        await conn.execute(conversations.update().where(conversations.c.id == conv.id).values(presented_number=sender))
+    await _check_reachable(conn, conv.contact_id)
+    encoding, segments = count_segments(req.text)
+    if segments > MAX_SEGMENTS:
+        raise Refused(f"the text needs {segments} SMS parts; at most {MAX_SEGMENTS} are sent", "text")
+    connector = directory.connector_of.get(sender)
+    if connector is None:
+        raise Refused(f"no connector sends from {sender}", "from")
+    msg = await append_message(
+        conn, conv.id, direction="out", text=req.text, status="queued", sender=sender,
+        recipient=conv.contact_number, connector=connector, user_id=agent.id, client_id=req.client_id,
+        segments=segments, encoding=encoding,
+    )
+    await conn.execute(outbox.insert().values(
+        message_id=msg["id"], conversation_id=conv.id, connector=connector, next_attempt_at=utcnow(), created_at=utcnow(),
+    ))
+    conv_payload = conversation_payload(await get_conversation(conn, conv.id))
+    return Queued(msg, conv_payload, new)
+
+
+async def set_presented(conn, agent: Agent, conversation_id: int, number: str) -> dict:
+    """Choose the number this conversation's replies go out from."""
+    conv = await _own_conversation(conn, agent, conversation_id)
+    number = _allowed(agent, number, "number")
+    await conn.execute(conversations.update().where(conversations.c.id == conv.id).values(presented_number=number))
+    return conversation_payload(await get_conversation(conn, conv.id))
+
+
+async def _by_client_id(conn, user_id: int, client_id: str):
+    query = sa.select(messages).where(messages.c.user_id == user_id, messages.c.client_id == client_id)
+    return (await conn.execute(query)).first()
+
+
+async def _conversation_for(conn, agent: Agent, req: SendRequest, directory: Directory):
+    if req.conversation_id is not None:
+        return await _own_conversation(conn, agent, req.conversation_id), False
+    if not req.to:
+        raise Refused("give conversation_id to reply, or to to start a conversation", "to")
+    try:
+        number = normalize_number(req.to)
+    except InvalidNumber as err:
+        raise Refused(str(err), "to") from None
+    sender = _allowed(agent, req.from_ or agent.default_number, "from")
+    contact = await contact_id(conn, number)
+    conv = await active_conversation(conn, contact, sender)
+    if conv is None:
+        return await open_conversation(conn, contact, sender, directory.owners.get(sender, agent.id), agent.id), True
+    if conv.assigned_id not in (None, agent.id):
+        raise Refused(f"{number} is in a conversation with another agent on {sender}", "to")
+    return conv, False
+
+
+async def _own_conversation(conn, agent: Agent, conversation_id: int):
+    conv = await get_conversation(conn, conversation_id)
+    if conv is None or conv.assigned_id != agent.id:
+        raise Refused(f"no conversation {conversation_id} is yours", "conversation_id")
+    if conv.state == "closed":
+        raise Refused(f"conversation {conversation_id} is closed; start a new one", "conversation_id")
+    return conv
+
+
+def _sender(agent: Agent, req: SendRequest, conv) -> str:
+    if req.from_:
+        return _allowed(agent, req.from_, "from")
+    return conv.presented_number if conv.presented_number in agent.may_present else _allowed(agent, agent.default_number, "from")
+
+
+def _allowed(agent: Agent, number: str | None, field: str) -> str:
+    if not number:
+        raise Refused("you have no number to send from; ask an administrator for one", field)
+    try:
+        number = normalize_number(number)
+    except InvalidNumber as err:
+        raise Refused(str(err), field) from None
+    if number not in agent.may_present:
+        raise Refused(f"you may not present {number}; yours are: {', '.join(agent.may_present) or 'none'}", field)
+    return number
+
+
+async def _check_reachable(conn, contact: int) -> None:
+    opted_out = await conn.scalar(sa.select(contacts.c.opted_out).where(contacts.c.id == contact))
+    if opted_out:
+        raise Refused("this customer has opted out of SMS (they texted STOP); nothing is sent", "to")

@@ -1,0 +1,87 @@
+"""Delivery statuses of outbound messages, from status callbacks and (later) SMPP receipts.
+
+Rules: a status only moves forward (queued → sent → final); a message of several parts is
+delivered when every part is and failed when any part fails. A report for a provider id we do
+not know yet (it can beat the send's own answer) is kept and applied when the id arrives.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import sqlalchemy as sa
+
+from chat.conversations import iso
+from chat.store import utcnow
+from chat.store.tables import conversations, messages, pending_reports, provider_refs
+from gateway import StatusReport
+from gateway.messages import DELIVERED, FAILED, QUEUED, SENT, UNDELIVERED
+
+RANK = {QUEUED: 0, SENT: 1, DELIVERED: 2, UNDELIVERED: 2, FAILED: 2}
+
+
+def report_unit(report: StatusReport):
+    """A group-commit unit that applies `report`."""
+    return partial(store_report, report=report)
+
+
+async def store_report(conn, report: StatusReport) -> dict | None:
+    """Apply a status report; returns the status push for the agent, or None if parked or unchanged."""
+    ref = sa.and_(provider_refs.c.connector == report.connector, provider_refs.c.provider_id == report.provider_id)
+    message_id = await conn.scalar(sa.select(provider_refs.c.message_id).where(ref))
+    if message_id is None:
+        await conn.execute(pending_reports.insert().values(
+            connector=report.connector, provider_id=report.provider_id, status=report.status,
+            error=report.error, received_at=utcnow(),
+        ))
+        return None
+    await conn.execute(provider_refs.update().where(ref).values(status=report.status, error=report.error))
+    return await settle_message(conn, message_id)
+
+
+async def settle_message(conn, message_id: int) -> dict | None:
+    """Recompute a message's status from its parts; the push payload if it moved forward."""
+    parts = (await conn.execute(
+        sa.select(provider_refs.c.status, provider_refs.c.error).where(provider_refs.c.message_id == message_id)
+    )).all()
+    status, error = combine(parts)
+    row = (await conn.execute(
+        sa.select(messages.c.status, messages.c.conversation_id).where(messages.c.id == message_id)
+    )).one()
+    if RANK.get(status, 0) <= RANK.get(row.status, 0):
+        return None
+    now = utcnow()
+    await conn.execute(messages.update().where(messages.c.id == message_id).values(status=status, error=error, updated_at=now))
+    assigned = await conn.scalar(sa.select(conversations.c.assigned_id).where(conversations.c.id == row.conversation_id))
+    return status_payload(message_id, row.conversation_id, status, error, now, assigned)
+
+
+async def apply_pending(conn, connector: str, provider_ids: tuple[str, ...]) -> None:
+    """Apply reports that arrived before the send's answer named these ids."""
+    where = sa.and_(pending_reports.c.connector == connector, pending_reports.c.provider_id.in_(provider_ids))
+    rows = (await conn.execute(sa.select(pending_reports).where(where).order_by(pending_reports.c.id))).all()
+    for row in rows:
+        await conn.execute(provider_refs.update().where(
+            provider_refs.c.connector == connector, provider_refs.c.provider_id == row.provider_id,
+        ).values(status=row.status, error=row.error))
+    if rows:
+        await conn.execute(pending_reports.delete().where(where))
+
+
+def combine(parts) -> tuple[str, str | None]:
+    """One status for a message from the statuses of its parts."""
+    statuses = [p.status for p in parts] or [QUEUED]
+    errors = [p.error for p in parts if p.error]
+    for bad in (FAILED, UNDELIVERED):
+        if bad in statuses:
+            return bad, errors[0] if errors else None
+    if all(s == DELIVERED for s in statuses):
+        return DELIVERED, None
+    return (SENT, None) if any(RANK.get(s, 0) >= 1 for s in statuses) else (QUEUED, None)
+
+
+def status_payload(message_id, conversation_id, status, error, updated_at, assigned_id) -> dict:
+    """The `status` push; `_to` names the agent to push it to and is removed before sending."""
+    return {
+        "id": message_id, "conversation_id": conversation_id, "status": status,
+        "error": error, "updated_at": iso(updated_at), "_to": assigned_id,
+    }

@@ -1,0 +1,72 @@
+"""Routing: stored messages reach the agent they belong to, now or when that agent is ready.
+
+Rules: routing runs after the commit, from what was stored; a conversation waiting for its
+owner stays in the store (state `waiting`) until the owner is available, so nothing waits in
+memory and a restart loses nothing. An agent is pushed only their own conversations.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import sqlalchemy as sa
+
+from chat.commit import GroupCommit
+from chat.conversations import conversation_payload, conversation_query, message_payload
+from chat.hub import Hub
+from chat.ingest import Stored
+from chat.presence import Presence
+from chat.store import utcnow
+from chat.store.tables import conversations, messages
+
+
+class Router:
+    def __init__(self, commit: GroupCommit, hub: Hub, presence: Presence):
+        self.commit = commit
+        self.hub = hub
+        self.presence = presence
+
+    async def route(self, stored: Stored) -> None:
+        """Push a freshly stored inbound message, or wake its owner's waiting conversations."""
+        if stored.duplicate:
+            return
+        if stored.waiting:
+            if self.presence.available(stored.owner_id):
+                await self.assign_waiting(stored.owner_id)
+            return
+        if stored.new_conversation:
+            await self.hub.emit(stored.assigned_id, "conversation", stored.conversation)
+        await self.hub.emit(stored.assigned_id, "message", stored.message)
+
+    async def assign_waiting(self, user_id: int) -> int:
+        """Open every conversation waiting for this agent and push them; how many there were."""
+        claimed = await self.commit.run(partial(claim_waiting, user_id=user_id))
+        for conv, msgs in claimed:
+            await self.hub.emit(user_id, "conversation", conv)
+            for msg in msgs:
+                await self.hub.emit(user_id, "message", msg)
+        return len(claimed)
+
+    async def push_status(self, payload: dict | None) -> None:
+        if payload:
+            payload = dict(payload)
+            await self.hub.emit(payload.pop("_to"), "status", payload)
+
+
+async def claim_waiting(conn, user_id: int) -> list[tuple[dict, list[dict]]]:
+    """Assign the conversations waiting for `user_id` to them; each with its messages."""
+    waiting = sa.and_(conversations.c.state == "waiting", conversations.c.owner_id == user_id)
+    ids = list((await conn.scalars(sa.select(conversations.c.id).where(waiting))).all())
+    if not ids:
+        return []
+    await conn.execute(
+        conversations.update().where(conversations.c.id.in_(ids))
+        .values(state="open", assigned_id=user_id, updated_at=utcnow())
+    )
+    rows = (await conn.execute(conversation_query().where(conversations.c.id.in_(ids)))).all()
+    msgs = (await conn.execute(
+        sa.select(messages).where(messages.c.conversation_id.in_(ids)).order_by(messages.c.conversation_id, messages.c.seq)
+    )).all()
+    by_conv: dict[int, list[dict]] = {i: [] for i in ids}
+    for m in msgs:
+        by_conv[m.conversation_id].append(message_payload(m))
+    return [(conversation_payload(r), by_conv[r.id]) for r in rows]

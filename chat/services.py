@@ -1,0 +1,91 @@
+"""The running app's parts, built once at start-up and shared through one AppKey."""
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from chat.auth import Tokens
+from chat.commit import GroupCommit
+from chat.config import Config, GenericConnector, LoopbackConnector, TwilioConnector
+from chat.directory import Directory
+from chat.hub import Hub
+from chat.presence import Presence
+from chat.routing import Router
+from chat.store import Database
+from gateway import GenericSender, GenericWebhook, Sender, TwilioSender, TwilioWebhook
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Services:
+    config: Config
+    db: Database
+    directory: Directory
+    tokens: Tokens
+    presence: Presence
+    commit: GroupCommit
+    hub: Hub
+    router: Router
+    webhooks: dict[str, TwilioWebhook | GenericWebhook]
+    outbox: object = None  # chat.outbox.Outbox, set once senders exist
+    vendor_dir: Path = field(default_factory=lambda: Path(
+        os.environ.get("DIDCHAT_VENDOR_DIR", REPO / "node_modules" / "socket.io-client" / "dist")))
+    _tasks: set[asyncio.Task] = field(default_factory=set)
+
+    def public_url(self, path_qs: str) -> str:
+        """The URL a provider called, as it saw it (behind a proxy: from `public_url`)."""
+        return self.config.public_url.rstrip("/") + path_qs
+
+    def background(self, coro) -> None:
+        """Run work after an acknowledgement, keeping a reference until it ends."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def webhook_parsers(config: Config) -> dict[str, TwilioWebhook | GenericWebhook]:
+    """One signature-checking parser per connector."""
+    parsers: dict[str, TwilioWebhook | GenericWebhook] = {}
+    for conn in config.connectors:
+        if isinstance(conn, TwilioConnector):
+            parsers[conn.name] = TwilioWebhook(conn.name, conn.auth_token, account_sid=conn.account_sid)
+        else:
+            parsers[conn.name] = GenericWebhook(conn.name, conn.secret)
+    return parsers
+
+
+def status_callbacks(config: Config) -> dict[str, str | None]:
+    """Where each connector's provider should post delivery statuses."""
+    base = config.public_url.rstrip("/")
+    out: dict[str, str | None] = {}
+    for conn in config.connectors:
+        kind = {TwilioConnector: "twilio", GenericConnector: "generic"}.get(type(conn))
+        out[conn.name] = f"{base}/webhooks/{kind}/{conn.name}/status" if kind else None
+    return out
+
+
+def build_senders(config: Config, report) -> dict[str, Sender]:
+    """One outbound sender per connector; `report` takes the loopback's statuses."""
+    from chat.loopback import LoopbackSender
+
+    senders: dict[str, Sender] = {}
+    for conn in config.connectors:
+        if isinstance(conn, TwilioConnector):
+            senders[conn.name] = TwilioSender(conn.account_sid, conn.auth_token, api_base=conn.api_base)
+        elif isinstance(conn, GenericConnector):
+            senders[conn.name] = GenericSender(conn.send_url, conn.secret)
+        elif isinstance(conn, LoopbackConnector):
+            senders[conn.name] = LoopbackSender(conn.name, report)
+    return senders

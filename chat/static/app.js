@@ -1,0 +1,991 @@
+// didchat agent client — plain JavaScript, no build step.
+//
+// Speaks docs/agent-protocol.md: HTTP login/refresh/logout and the Socket.IO namespace /agent.
+// The server's database is the truth; pushes are a fast path, and `sync` (sent on every
+// (re)connect with our per-conversation cursors) is how the client catches up.
+//
+// SECURITY: everything that comes from the server (message text, contact names, numbers,
+// errors) is put in the page with textContent / createTextNode only. Never innerHTML.
+
+"use strict";
+
+// ---------------------------------------------------------------------------------------------
+// SMS length rules (GSM 03.38 / UCS-2), for the composer counter.
+
+const GSM_BASIC =
+  "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
+  "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+const GSM_EXTENSION = "\f^{}\\[~]|€";
+const GSM_BASIC_SET = new Set(GSM_BASIC);
+const GSM_EXTENSION_SET = new Set(GSM_EXTENSION);
+
+/** Count an SMS text: {encoding, units, segments}. Segments never split an escape pair
+ *  (GSM-7) or a surrogate pair (UCS-2), like the sender does. */
+export function smsCount(text) {
+  let gsm = true;
+  for (const ch of text) {
+    if (!GSM_BASIC_SET.has(ch) && !GSM_EXTENSION_SET.has(ch)) { gsm = false; break; }
+  }
+  // Each "char" is a list of unit widths that must stay in one segment.
+  const widths = [];
+  if (gsm) {
+    for (const ch of text) widths.push(GSM_EXTENSION_SET.has(ch) ? 2 : 1);
+  } else {
+    for (const ch of text) widths.push(ch.length); // UTF-16 code units: 1, or 2 for a surrogate pair
+  }
+  const units = widths.reduce((a, b) => a + b, 0);
+  const single = gsm ? 160 : 70;
+  const part = gsm ? 153 : 67;
+  let segments;
+  if (units === 0) segments = 0;
+  else if (units <= single) segments = 1;
+  else {
+    segments = 1;
+    let used = 0;
+    for (const w of widths) {
+      if (used + w > part) { segments += 1; used = 0; }
+      used += w;
+    }
+  }
+  return { encoding: gsm ? "GSM-7" : "UCS-2", units, segments };
+}
+
+export function counterText({ encoding, units, segments }) {
+  const chars = `${units} character${units === 1 ? "" : "s"}`;
+  if (segments === 0) return `${chars} (${encoding})`;
+  return `${chars} (${segments} message${segments === 1 ? "" : "s"}, ${encoding})`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+const state = {
+  token: null,
+  expiresAt: null,        // unix seconds (server clock)
+  user: null,
+  refreshTimer: null,
+  socket: null,
+  connected: false,
+  since: null,            // server_time of the last successful sync
+  syncing: false,
+  syncAgain: false,
+  presence: "not_ready",
+  numbers: [],            // [{number, label, default}]
+  conversations: new Map(), // id -> Conversation
+  messages: new Map(),      // conversation id -> Message[] sorted by seq
+  messageById: new Map(),   // message id -> Message
+  pendingStatus: new Map(), // message id -> status payload that arrived before its message
+  localRead: new Map(),     // conversation id -> seq we marked read
+  outbox: [],             // local sends awaiting an ack: {client_id, payload, conversationKey, text, state, error}
+  selected: null,         // conversation id, or "new"
+  newFrom: null,          // chosen "from" in new-conversation mode
+};
+
+const SEND_TIMEOUT_MS = 10000;
+const SEND_ATTEMPTS = 3;
+
+// ---------------------------------------------------------------------------------------------
+// DOM helpers
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "className") node.className = v;
+    else if (k === "text") node.textContent = String(v);
+    else node.setAttribute(k, String(v));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+function showError(message) {
+  $("error-text").textContent = String(message || "Something went wrong");
+  $("error-banner").hidden = false;
+}
+
+function clearError() {
+  $("error-text").textContent = "";
+  $("error-banner").hidden = true;
+}
+
+function showView(name) {
+  $("login-view").hidden = name !== "login";
+  $("loading-view").hidden = name !== "loading";
+  $("app-view").hidden = name !== "app";
+}
+
+function formatTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  const now = new Date();
+  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (d.toDateString() === now.toDateString()) return time;
+  return `${d.toLocaleDateString([], { month: "short", day: "numeric" })} ${time}`;
+}
+
+function timeValue(iso) {
+  const t = iso ? Date.parse(iso) : NaN;
+  return Number.isNaN(t) ? 0 : t;
+}
+
+function newClientId() {
+  if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
+  // Fallback for non-secure contexts (plain http on a LAN address).
+  const b = window.crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+const STATUS_LABELS = {
+  sending: "Sending…",
+  queued: "Queued",
+  sent: "Sent",
+  delivered: "Delivered",
+  undelivered: "Undelivered",
+  failed: "Failed",
+  received: "Received",
+};
+
+// ---------------------------------------------------------------------------------------------
+// Auth (HTTP)
+
+async function postJSON(url, body) {
+  const res = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  try { data = await res.json(); } catch { data = null; }
+  return { res, data };
+}
+
+function acceptToken(res, data) {
+  state.token = data.token;
+  state.expiresAt = Number(data.expires_at) || null;
+  state.user = data.user || state.user;
+  // Schedule the refresh by the server's clock (Date header) so a skewed client clock is harmless.
+  clearTimeout(state.refreshTimer);
+  let serverNow = Date.now() / 1000;
+  const dateHeader = res.headers.get("Date");
+  if (dateHeader && !Number.isNaN(Date.parse(dateHeader))) serverNow = Date.parse(dateHeader) / 1000;
+  let lifetime = state.expiresAt ? state.expiresAt - serverNow : 15 * 60;
+  if (!(lifetime > 0)) lifetime = 60;
+  const delay = Math.max(5, Math.min(lifetime - 60, lifetime * 0.8));
+  state.refreshTimer = setTimeout(() => { refreshToken().catch(() => {}); }, delay * 1000);
+  renderUser();
+}
+
+let refreshing = null;
+/** POST /api/refresh; resolves true with a new token, false when the session is gone. */
+function refreshToken() {
+  if (refreshing) return refreshing;
+  refreshing = (async () => {
+    try {
+      const { res, data } = await postJSON("/api/refresh");
+      if (res.ok && data && data.token) {
+        acceptToken(res, data);
+        return true;
+      }
+      if (res.status === 401 || res.status === 403) {
+        if (state.token) endSession("Your session has ended. Please sign in again.");
+        return false;
+      }
+      throw new Error(`refresh failed (${res.status})`);
+    } catch (err) {
+      // Network trouble: keep the session, try again shortly.
+      if (state.token) {
+        clearTimeout(state.refreshTimer);
+        state.refreshTimer = setTimeout(() => { refreshToken().catch(() => {}); }, 10000);
+      }
+      throw err;
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+async function login(username, password) {
+  clearError();
+  $("login-submit").disabled = true;
+  try {
+    const { res, data } = await postJSON("/api/login", { username, password });
+    if (res.ok && data && data.token) {
+      $("login-password").value = "";
+      acceptToken(res, data);
+      startSession();
+    } else {
+      showError((data && data.error) || (res.status === 401 ? "Wrong username or password" : `Login failed (${res.status})`));
+    }
+  } catch (err) {
+    showError(`Cannot reach the server: ${err.message}`);
+  } finally {
+    $("login-submit").disabled = false;
+  }
+}
+
+async function logout() {
+  try { await postJSON("/api/logout"); } catch { /* leaving anyway */ }
+  endSession(null);
+}
+
+function resetData() {
+  state.since = null;
+  state.presence = "not_ready";
+  state.numbers = [];
+  state.conversations.clear();
+  state.messages.clear();
+  state.messageById.clear();
+  state.pendingStatus.clear();
+  state.localRead.clear();
+  state.outbox = [];
+  state.selected = null;
+  state.newFrom = null;
+  $("reply-text").value = "";
+  $("new-to").value = "";
+}
+
+function endSession(message) {
+  clearTimeout(state.refreshTimer);
+  state.token = null;
+  state.expiresAt = null;
+  state.user = null;
+  if (state.socket) {
+    state.socket.removeAllListeners();
+    state.socket.disconnect();
+    state.socket = null;
+  }
+  state.connected = false;
+  resetData();
+  renderAll();
+  showView("login");
+  if (message) showError(message); else clearError();
+  $("login-username").focus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Socket.IO
+
+function startSession() {
+  showView("app");
+  renderAll();
+  connectSocket();
+}
+
+function connectSocket() {
+  if (state.socket) {
+    state.socket.removeAllListeners();
+    state.socket.disconnect();
+  }
+  // auth as a callback so every reconnection attempt carries the current token.
+  const socket = window.io("/agent", {
+    auth: (cb) => cb({ token: state.token }),
+    transports: ["websocket"],
+    reconnectionDelay: 500,
+    reconnectionDelayMax: 5000,
+  });
+  state.socket = socket;
+  setConnection("connecting");
+
+  let unauthorizedStreak = 0;
+
+  socket.on("connect", () => {
+    unauthorizedStreak = 0;
+    state.connected = true;
+    setConnection("connected");
+    sync();
+  });
+
+  socket.on("disconnect", (reason) => {
+    state.connected = false;
+    setConnection("reconnecting");
+    for (const item of state.outbox) if (item.state === "sending") item.inFlight = false;
+    if (reason === "io server disconnect") {
+      // The server closed us (e.g. token expired): no automatic reconnection; refresh and retry.
+      reauthenticate();
+    }
+  });
+
+  socket.on("connect_error", (err) => {
+    state.connected = false;
+    setConnection("reconnecting");
+    const msg = String((err && err.message) || "");
+    const unauthorized = /unauthori[sz]ed/i.test(msg) ||
+      (err && err.data && /unauthori[sz]ed/i.test(String(err.data.message || "")));
+    // A refusal by the server (socket no longer active) is not retried by the manager itself.
+    if (unauthorized || !socket.active) {
+      unauthorizedStreak += 1;
+      reauthenticate(unauthorizedStreak);
+    }
+    // Other errors (network): the manager reconnects by itself.
+  });
+
+  socket.on("conversation", (conv) => {
+    upsertConversation(conv);
+    renderConversationList();
+    if (state.selected === conv.id) renderPane();
+    const have = lastSeq(conv.id);
+    if (Number(conv.last_seq) > have) scheduleSync();
+  });
+
+  socket.on("message", (msg) => {
+    const known = state.conversations.has(msg.conversation_id);
+    const have = lastSeq(msg.conversation_id);
+    addMessage(msg);
+    // A gap (or an unknown conversation) means we missed something: catch up through sync.
+    if (!known || Number(msg.seq) > have + 1) scheduleSync();
+    afterMessagesChanged([msg.conversation_id]);
+  });
+
+  socket.on("status", (st) => {
+    applyStatus(st);
+    const m = state.messageById.get(st.id);
+    if (m) afterMessagesChanged([m.conversation_id]);
+  });
+
+  socket.on("presence", (p) => {
+    if (p && p.state) { state.presence = p.state; renderPresence(); }
+  });
+}
+
+async function reauthenticate(streak = 1) {
+  if (!state.token) return;
+  setConnection("reconnecting");
+  let ok;
+  try {
+    ok = await refreshToken();
+  } catch {
+    ok = null; // network problem: retry below
+  }
+  if (ok === false) return; // refreshToken already sent us to the login form
+  if (!state.socket || !state.token) return;
+  const delay = ok ? Math.min(30000, 500 * 2 ** Math.max(0, streak - 1)) : 3000;
+  setTimeout(() => {
+    if (state.socket && !state.socket.connected && state.token) state.socket.connect();
+  }, streak > 1 || !ok ? delay : 0);
+}
+
+function setConnection(s) {
+  const node = $("connection");
+  node.dataset.state = s;
+  node.textContent = s === "connected" ? "Connected" : s === "connecting" ? "Connecting…" : "Reconnecting…";
+}
+
+function emitWithAck(event, payload, timeout = SEND_TIMEOUT_MS) {
+  return new Promise((resolve, reject) => {
+    const socket = state.socket;
+    if (!socket || !socket.connected) { reject(new Error("not connected")); return; }
+    socket.timeout(timeout).emit(event, payload, (err, ack) => {
+      if (err) reject(err); else resolve(ack);
+    });
+  });
+}
+
+let syncTimer = null;
+function scheduleSync() {
+  clearTimeout(syncTimer);
+  syncTimer = setTimeout(sync, 150);
+}
+
+async function sync() {
+  if (!state.connected) return;
+  if (state.syncing) { state.syncAgain = true; return; }
+  state.syncing = true;
+  const cursors = {};
+  for (const id of state.conversations.keys()) cursors[id] = lastSeq(id);
+  try {
+    const ack = await emitWithAck("sync", { cursors, since: state.since }, 15000);
+    if (!ack || ack.ok === false) throw new Error((ack && ack.error) || "sync refused");
+    mergeSync(ack);
+  } catch (err) {
+    if (state.connected) {
+      state.syncing = false;
+      setTimeout(sync, 2000);
+      return;
+    }
+  } finally {
+    state.syncing = false;
+  }
+  flushOutbox();
+  if (state.syncAgain) { state.syncAgain = false; sync(); }
+}
+
+function mergeSync(ack) {
+  if (ack.user) { state.user = ack.user; renderUser(); }
+  if (ack.presence) state.presence = typeof ack.presence === "string" ? ack.presence : ack.presence.state || state.presence;
+  if (Array.isArray(ack.numbers)) state.numbers = ack.numbers;
+  const touched = new Set();
+  for (const conv of ack.conversations || []) { upsertConversation(conv); touched.add(conv.id); }
+  for (const msg of ack.messages || []) { addMessage(msg); touched.add(msg.conversation_id); }
+  for (const st of ack.statuses || []) applyStatus(st);
+  if (ack.server_time !== undefined && ack.server_time !== null) state.since = ack.server_time;
+  renderPresence();
+  afterMessagesChanged([...touched]);
+  renderAll();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data merging
+
+function upsertConversation(conv) {
+  if (!conv || conv.id === undefined || conv.id === null) return;
+  const old = state.conversations.get(conv.id);
+  if (old && timeValue(conv.updated_at) < timeValue(old.updated_at)) {
+    // An older snapshot than we have: keep ours, but never move read_seq backwards.
+    return;
+  }
+  state.conversations.set(conv.id, { ...(old || {}), ...conv });
+  if (!state.messages.has(conv.id)) state.messages.set(conv.id, []);
+}
+
+function lastSeq(convId) {
+  const list = state.messages.get(convId);
+  return list && list.length ? Number(list[list.length - 1].seq) : 0;
+}
+
+function addMessage(msg) {
+  if (!msg || msg.id === undefined || msg.id === null) return;
+  const existing = state.messageById.get(msg.id);
+  if (existing) {
+    // Keep the newest status we know of.
+    if (timeValue(msg.updated_at) >= timeValue(existing.updated_at)) Object.assign(existing, msg);
+    return;
+  }
+  const m = { ...msg };
+  const pending = state.pendingStatus.get(m.id);
+  if (pending) {
+    state.pendingStatus.delete(m.id);
+    if (timeValue(pending.updated_at) >= timeValue(m.updated_at)) {
+      m.status = pending.status; m.error = pending.error; m.updated_at = pending.updated_at;
+    }
+  }
+  state.messageById.set(m.id, m);
+  let list = state.messages.get(m.conversation_id);
+  if (!list) { list = []; state.messages.set(m.conversation_id, list); }
+  // Insert in seq order (usually at the end).
+  let i = list.length;
+  while (i > 0 && Number(list[i - 1].seq) > Number(m.seq)) i -= 1;
+  list.splice(i, 0, m);
+  // A local pending send with the same client_id is now stored.
+  if (m.client_id) state.outbox = state.outbox.filter((o) => o.client_id !== m.client_id);
+}
+
+const STATUS_RANK = { queued: 1, sent: 2, delivered: 3, undelivered: 3, failed: 3 };
+
+function applyStatus(st) {
+  if (!st || st.id === undefined) return;
+  const m = state.messageById.get(st.id);
+  if (!m) {
+    const prev = state.pendingStatus.get(st.id);
+    if (!prev || timeValue(st.updated_at) >= timeValue(prev.updated_at)) state.pendingStatus.set(st.id, st);
+    return;
+  }
+  const newer = timeValue(st.updated_at) > timeValue(m.updated_at);
+  const same = timeValue(st.updated_at) === timeValue(m.updated_at);
+  if (newer || (same && (STATUS_RANK[st.status] || 0) >= (STATUS_RANK[m.status] || 0))) {
+    m.status = st.status;
+    m.error = st.error;
+    if (st.updated_at) m.updated_at = st.updated_at;
+  }
+}
+
+function unreadCount(conv) {
+  const readSeq = Math.max(Number(conv.read_seq) || 0, state.localRead.get(conv.id) || 0);
+  const list = state.messages.get(conv.id) || [];
+  let local = 0;
+  for (const m of list) if (m.direction === "in" && Number(m.seq) > readSeq) local += 1;
+  const serverCurrent = (Number(conv.read_seq) || 0) >= (state.localRead.get(conv.id) || 0);
+  return serverCurrent ? Math.max(Number(conv.unread) || 0, local) : local;
+}
+
+function afterMessagesChanged(convIds) {
+  renderConversationList();
+  if (state.selected !== null && convIds.includes(state.selected)) {
+    renderTranscript();
+    markRead();
+  }
+}
+
+function markRead() {
+  const id = state.selected;
+  if (id === null || id === "new" || document.hidden) return;
+  const conv = state.conversations.get(id);
+  if (!conv) return;
+  const seq = lastSeq(id);
+  if (!seq) return;
+  const already = Math.max(Number(conv.read_seq) || 0, state.localRead.get(id) || 0);
+  if (seq <= already && unreadCount(conv) === 0) return;
+  state.localRead.set(id, seq);
+  renderConversationList();
+  if (state.connected) {
+    emitWithAck("read", { conversation_id: id, seq }).catch(() => {
+      // Not confirmed: forget it so it is sent again later.
+      if (state.localRead.get(id) === seq) state.localRead.delete(id);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending
+
+function currentFrom() {
+  const v = $("from-picker").value;
+  return v || null;
+}
+
+function submitComposer() {
+  const textarea = $("reply-text");
+  const text = textarea.value;
+  if (!text.trim()) return;
+  let payload;
+  if (state.selected === "new") {
+    const to = $("new-to").value.trim().replace(/[\s().-]/g, "");
+    if (!/^\+?\d{3,15}$/.test(to)) {
+      showError("Enter the customer's number in international format, e.g. +15551234567");
+      $("new-to").focus();
+      return;
+    }
+    payload = { to, text };
+    const from = currentFrom();
+    if (from) payload.from = from;
+  } else if (state.selected !== null) {
+    payload = { conversation_id: state.selected, text };
+  } else {
+    return;
+  }
+  const item = {
+    client_id: newClientId(),
+    payload,
+    conversationKey: state.selected === "new" ? `to:${payload.to}` : state.selected,
+    text,
+    state: "sending",
+    error: null,
+    attempts: 0,
+    inFlight: false,
+    createdAt: new Date().toISOString(),
+  };
+  item.payload.client_id = item.client_id;
+  state.outbox.push(item);
+  textarea.value = "";
+  updateCounter();
+  clearError();
+  renderTranscript();
+  trySend(item);
+}
+
+async function trySend(item) {
+  if (item.inFlight || item.state !== "sending") return;
+  if (!state.connected) return; // flushed after the next sync
+  item.inFlight = true;
+  item.attempts += 1;
+  let ack;
+  try {
+    ack = await emitWithAck("send", item.payload); // same client_id on every retry
+  } catch (err) {
+    item.inFlight = false;
+    if (!state.outbox.includes(item)) return; // stored meanwhile (seen via push/sync)
+    if (item.attempts < SEND_ATTEMPTS && state.connected) {
+      setTimeout(() => trySend(item), 1000 * item.attempts);
+    } else if (state.connected) {
+      item.state = "unconfirmed";
+      item.error = "No answer from the server";
+      renderTranscript();
+    }
+    return;
+  }
+  item.inFlight = false;
+  if (ack && ack.ok && ack.message) {
+    state.outbox = state.outbox.filter((o) => o !== item);
+    const msg = ack.message;
+    if (ack.conversation) upsertConversation(ack.conversation);
+    addMessage(msg);
+    if (!state.conversations.has(msg.conversation_id)) scheduleSync();
+    if (state.selected === "new" && String(item.conversationKey).startsWith("to:")) {
+      selectConversation(msg.conversation_id);
+    }
+    afterMessagesChanged([msg.conversation_id]);
+  } else {
+    state.outbox = state.outbox.filter((o) => o !== item);
+    const error = (ack && ack.error) || "The message was not sent";
+    showError(ack && ack.field ? `${error} (${ack.field})` : error);
+    // Give the text back so it is not lost.
+    const textarea = $("reply-text");
+    if (!textarea.value && state.selected === item.conversationKey) {
+      textarea.value = item.text;
+      updateCounter();
+    } else if (!textarea.value && String(item.conversationKey).startsWith("to:") && state.selected === "new") {
+      textarea.value = item.text;
+      updateCounter();
+    }
+    renderTranscript();
+  }
+}
+
+function retrySend(item) {
+  item.state = "sending";
+  item.error = null;
+  item.attempts = 0;
+  renderTranscript();
+  trySend(item);
+}
+
+function discardSend(item) {
+  state.outbox = state.outbox.filter((o) => o !== item);
+  renderTranscript();
+}
+
+function flushOutbox() {
+  for (const item of state.outbox) if (item.state === "sending" && !item.inFlight) trySend(item);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+function renderAll() {
+  renderUser();
+  renderPresence();
+  renderConversationList();
+  renderPane();
+}
+
+function renderUser() {
+  const u = state.user;
+  $("user-name").textContent = u ? (u.display_name || u.name || "") : "";
+}
+
+function renderPresence() {
+  const ready = state.presence === "ready";
+  const btn = $("presence");
+  btn.dataset.state = ready ? "ready" : "not_ready";
+  btn.setAttribute("aria-checked", ready ? "true" : "false");
+  $("presence-label").textContent = ready ? "Ready" : "Not ready";
+}
+
+function sortedConversations() {
+  return [...state.conversations.values()].sort((a, b) => {
+    const d = convActivity(b) - convActivity(a);
+    return d !== 0 ? d : Number(b.id) - Number(a.id);
+  });
+}
+
+function convActivity(conv) {
+  const list = state.messages.get(conv.id) || [];
+  const last = list[list.length - 1];
+  return Math.max(timeValue(conv.updated_at), last ? timeValue(last.created_at) : 0);
+}
+
+function contactLabel(conv) {
+  const c = conv.contact || {};
+  return { name: c.name || "", number: c.number || "" };
+}
+
+function renderConversationList() {
+  const ul = $("conversation-list");
+  const convs = sortedConversations();
+  $("conversation-empty").hidden = convs.length > 0;
+  const items = convs.map((conv) => {
+    const { name, number } = contactLabel(conv);
+    const list = state.messages.get(conv.id) || [];
+    const last = list[list.length - 1];
+    const unread = unreadCount(conv);
+    const preview = last ? `${last.direction === "out" ? "You: " : ""}${last.text || ""}` : "";
+    const li = el("li", {
+      className: `conversation-item${state.selected === conv.id ? " selected" : ""}${unread ? " has-unread" : ""}${conv.state === "closed" ? " closed" : ""}`,
+      "data-testid": "conversation-item",
+      "data-contact": number,
+      "data-id": conv.id,
+      tabindex: "0",
+      role: "button",
+      "aria-current": state.selected === conv.id ? "true" : null,
+    },
+      el("div", { className: "ci-top" },
+        el("span", { className: "ci-name", text: name || number }),
+        el("span", { className: "ci-time muted", text: formatTime(last ? last.created_at : conv.updated_at) })),
+      el("div", { className: "ci-bottom" },
+        el("span", { className: "ci-sub muted", text: name ? number : (conv.state === "closed" ? "closed" : "") }),
+      ),
+      el("div", { className: "ci-bottom" },
+        el("span", { className: "ci-preview", "data-testid": "conversation-preview", text: preview }),
+        unread ? el("span", { className: "badge", "data-testid": "unread-badge", text: String(unread), "aria-label": `${unread} unread` }) : null),
+    );
+    li.addEventListener("click", () => selectConversation(conv.id));
+    li.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); selectConversation(conv.id); }
+    });
+    return li;
+  });
+  ul.replaceChildren(...items);
+}
+
+function selectConversation(id) {
+  if (state.selected !== id) {
+    // Keep a draft only within the same target.
+    $("reply-text").value = "";
+  }
+  state.selected = id;
+  clearError();
+  renderConversationList();
+  renderPane();
+  markRead();
+  $("reply-text").focus();
+}
+
+function startNewConversation() {
+  state.selected = "new";
+  state.newFrom = null;
+  $("new-to").value = "";
+  $("reply-text").value = "";
+  clearError();
+  renderConversationList();
+  renderPane();
+  $("new-to").focus();
+}
+
+function renderPane() {
+  const sel = state.selected;
+  const conv = sel !== null && sel !== "new" ? state.conversations.get(sel) : null;
+  const active = sel === "new" || !!conv;
+  $("pane-empty").hidden = active;
+  $("pane-header").hidden = !active;
+  $("transcript").hidden = !active;
+  $("composer").hidden = !active;
+  $("new-to-wrap").hidden = sel !== "new";
+  $("conv-title").hidden = sel === "new";
+  if (conv) {
+    const { name, number } = contactLabel(conv);
+    $("conv-name").textContent = name ? `${name} · ${number}` : number;
+    const parts = [`to ${conv.access_number || ""}`];
+    if (conv.state === "closed") parts.push("closed");
+    $("conv-sub").textContent = parts.join(" · ");
+  }
+  renderFromPicker();
+  renderTranscript();
+  updateCounter();
+}
+
+function renderFromPicker() {
+  const select = $("from-picker");
+  const sel = state.selected;
+  const conv = sel !== null && sel !== "new" ? state.conversations.get(sel) : null;
+  const numbers = [...state.numbers];
+  let current = null;
+  if (conv) {
+    current = conv.presented_number || conv.access_number || null;
+  } else if (sel === "new") {
+    const def = numbers.find((n) => n.default) || numbers[0];
+    current = state.newFrom || (def ? def.number : null);
+  }
+  if (current && !numbers.some((n) => n.number === current)) {
+    numbers.unshift({ number: current, label: "", default: false, unlisted: true });
+  }
+  const options = numbers.map((n) => {
+    const label = n.label ? `${n.number} — ${n.label}` : n.number;
+    const opt = el("option", { value: n.number, text: n.default ? `${label} (default)` : label });
+    if (n.unlisted) opt.disabled = true;
+    return opt;
+  });
+  select.replaceChildren(...options);
+  if (current) select.value = current;
+  select.disabled = numbers.length === 0;
+}
+
+async function onFromChange() {
+  const select = $("from-picker");
+  const number = select.value;
+  if (state.selected === "new") { state.newFrom = number; return; }
+  const conv = state.conversations.get(state.selected);
+  if (!conv) return;
+  const previous = conv.presented_number || conv.access_number;
+  if (number === previous) return;
+  select.disabled = true;
+  try {
+    const ack = await emitWithAck("present", { conversation_id: conv.id, number });
+    if (ack && ack.ok) {
+      clearError();
+      if (ack.conversation) upsertConversation(ack.conversation);
+      else state.conversations.set(conv.id, { ...conv, presented_number: number });
+    } else {
+      showError((ack && ack.error) || `You cannot send from ${number}`);
+    }
+  } catch (err) {
+    showError(`Could not change the number: ${err.message}`);
+  } finally {
+    select.disabled = false;
+    renderPane();
+    renderConversationList();
+  }
+}
+
+function renderTranscript() {
+  const ol = $("transcript");
+  const sel = state.selected;
+  if (sel === null) { ol.replaceChildren(); return; }
+  const atBottom = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
+  const list = sel === "new" ? [] : (state.messages.get(sel) || []);
+  const nodes = list.map(renderMessage);
+  for (const item of state.outbox) {
+    if (item.conversationKey === sel || (sel === "new" && String(item.conversationKey).startsWith("to:"))) {
+      nodes.push(renderPending(item));
+    }
+  }
+  if (nodes.length === 0) {
+    nodes.push(el("li", { className: "transcript-empty muted", text: sel === "new" ? "Write the first message below." : "No messages yet." }));
+  }
+  ol.replaceChildren(...nodes);
+  if (atBottom || ol.dataset.conv !== String(sel)) ol.scrollTop = ol.scrollHeight;
+  ol.dataset.conv = String(sel);
+}
+
+function renderMessage(m) {
+  const out = m.direction === "out";
+  const meta = el("div", { className: "meta" },
+    el("time", { datetime: m.created_at || "", title: m.created_at || "", text: formatTime(m.created_at) }));
+  if (out) {
+    if (m.from) meta.appendChild(el("span", { className: "from muted", text: `from ${m.from}` }));
+    const status = m.status || "queued";
+    const label = STATUS_LABELS[status] || status;
+    const statusNode = el("span", {
+      className: `status status-${status}`,
+      "data-testid": "message-status",
+      "data-status": status,
+      text: (status === "failed" || status === "undelivered") && m.error ? `${label}: ${m.error}` : label,
+    });
+    meta.appendChild(statusNode);
+    if (m.segments > 1) meta.appendChild(el("span", { className: "muted", text: `${m.segments} parts` }));
+  }
+  return el("li", {
+    className: `message ${out ? "out" : "in"}`,
+    "data-testid": "message",
+    "data-direction": out ? "out" : "in",
+    "data-id": m.id,
+    "data-seq": m.seq,
+  },
+    el("div", { className: "bubble" },
+      el("div", { className: "message-text", "data-testid": "message-text", text: m.text || "" }),
+      meta));
+}
+
+function renderPending(item) {
+  const status = item.state === "sending" ? "sending" : "unconfirmed";
+  const meta = el("div", { className: "meta" },
+    el("span", {
+      className: `status status-${status}`,
+      "data-testid": "message-status",
+      "data-status": status,
+      text: status === "sending" ? (state.connected ? "Sending…" : "Waiting for connection…") : `Not confirmed: ${item.error || ""}`,
+    }));
+  if (status === "unconfirmed") {
+    const retry = el("button", { type: "button", className: "link", "data-testid": "message-retry", text: "Retry" });
+    retry.addEventListener("click", () => retrySend(item));
+    const discard = el("button", { type: "button", className: "link", text: "Discard" });
+    discard.addEventListener("click", () => discardSend(item));
+    meta.append(retry, discard);
+  }
+  return el("li", {
+    className: "message out pending",
+    "data-testid": "message",
+    "data-direction": "out",
+    "data-client-id": item.client_id,
+  },
+    el("div", { className: "bubble" },
+      el("div", { className: "message-text", "data-testid": "message-text", text: item.text }),
+      meta));
+}
+
+function updateCounter() {
+  const c = smsCount($("reply-text").value);
+  const node = $("composer-counter");
+  node.textContent = counterText(c);
+  node.dataset.encoding = c.encoding;
+  node.dataset.segments = String(c.segments);
+  node.dataset.units = String(c.units);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Presence
+
+async function togglePresence() {
+  const previous = state.presence;
+  const next = previous === "ready" ? "not_ready" : "ready";
+  state.presence = next;
+  renderPresence();
+  try {
+    const ack = await emitWithAck("presence", { state: next });
+    if (ack && ack.ok) {
+      state.presence = ack.state || next;
+    } else {
+      state.presence = previous;
+      showError((ack && ack.error) || "Could not change presence");
+    }
+  } catch (err) {
+    state.presence = previous;
+    showError(`Could not change presence: ${err.message}`);
+  }
+  renderPresence();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+function wire() {
+  $("login-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    login($("login-username").value.trim(), $("login-password").value);
+  });
+  $("logout").addEventListener("click", logout);
+  $("error-close").addEventListener("click", clearError);
+  $("presence").addEventListener("click", togglePresence);
+  $("new-conversation").addEventListener("click", startNewConversation);
+  $("from-picker").addEventListener("change", onFromChange);
+  $("composer").addEventListener("submit", (e) => { e.preventDefault(); submitComposer(); });
+  const textarea = $("reply-text");
+  textarea.addEventListener("input", updateCounter);
+  textarea.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      submitComposer();
+    }
+  });
+  $("new-to").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); textarea.focus(); }
+  });
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) markRead(); });
+  window.addEventListener("online", () => {
+    if (state.socket && !state.socket.connected && state.token) state.socket.connect();
+  });
+}
+
+async function boot() {
+  wire();
+  updateCounter();
+  if (typeof window.io !== "function") {
+    showView("login");
+    showError("The Socket.IO client did not load (/static/vendor/socket.io.min.js).");
+    return;
+  }
+  showView("loading");
+  // A reload keeps no token in memory: try the httpOnly refresh cookie first.
+  try {
+    const { res, data } = await postJSON("/api/refresh");
+    if (res.ok && data && data.token) {
+      acceptToken(res, data);
+      startSession();
+      return;
+    }
+  } catch { /* fall through to the login form */ }
+  showView("login");
+  $("login-username").focus();
+}
+
+boot();

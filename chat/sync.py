@@ -1,0 +1,73 @@
+"""What an agent's client is missing: its conversations, messages past its cursors, new statuses.
+
+Rules: an agent gets only conversations assigned to them; messages come in (conversation,
+seq) order, exactly those with seq above the client's cursor for that conversation.
+"""
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from chat.conversations import conversation_payload, conversation_query, iso, message_payload
+from chat.store.tables import conversations, messages
+
+MAX_CONVERSATIONS = 500
+
+
+async def sync_for(conn, user_id: int, cursors: dict[int, int], since: float | None) -> dict:
+    """The sync answer for this agent."""
+    server_time = time.time()
+    rows = (await conn.execute(
+        conversation_query().where(conversations.c.assigned_id == user_id)
+        .order_by(conversations.c.updated_at.desc()).limit(MAX_CONVERSATIONS)
+    )).all()
+    ids = [r.id for r in rows]
+    unread = await _unread(conn, ids)
+    return {
+        "ok": True,
+        "server_time": server_time,
+        "conversations": [conversation_payload(r, unread.get(r.id, 0)) for r in rows],
+        "messages": await _missed(conn, ids, cursors),
+        "statuses": await _statuses(conn, ids, cursors, since),
+    }
+
+
+async def _unread(conn, ids: list[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    query = (
+        sa.select(messages.c.conversation_id, sa.func.count())
+        .join(conversations, conversations.c.id == messages.c.conversation_id)
+        .where(messages.c.conversation_id.in_(ids), messages.c.direction == "in", messages.c.seq > conversations.c.read_seq)
+        .group_by(messages.c.conversation_id)
+    )
+    return dict((await conn.execute(query)).tuples().all())
+
+
+def _after_cursor(ids: list[int], cursors: dict[int, int]):
+    return sa.or_(*(
+        sa.and_(messages.c.conversation_id == cid, messages.c.seq > cursors.get(cid, 0)) for cid in ids
+    ))
+
+
+async def _missed(conn, ids: list[int], cursors: dict[int, int]) -> list[dict]:
+    if not ids:
+        return []
+    query = sa.select(messages).where(_after_cursor(ids, cursors)).order_by(messages.c.conversation_id, messages.c.seq)
+    return [message_payload(m) for m in (await conn.execute(query)).all()]
+
+
+async def _statuses(conn, ids: list[int], cursors: dict[int, int], since: float | None) -> list[dict]:
+    if not ids or since is None:
+        return []
+    after = datetime.fromtimestamp(since, UTC)
+    query = sa.select(messages.c.id, messages.c.conversation_id, messages.c.status, messages.c.error, messages.c.updated_at).where(
+        messages.c.conversation_id.in_(ids), messages.c.direction == "out", messages.c.updated_at >= after,
+        ~_after_cursor(ids, cursors),
+    )
+    return [
+        {"id": r.id, "conversation_id": r.conversation_id, "status": r.status, "error": r.error, "updated_at": iso(r.updated_at)}
+        for r in (await conn.execute(query)).all()
+    ]
