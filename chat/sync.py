@@ -43,7 +43,7 @@ async def _unread(conn, ids: list[int]) -> dict[int, int]:
         .where(messages.c.conversation_id.in_(ids), messages.c.direction == "in", messages.c.seq > conversations.c.read_seq)
         .group_by(messages.c.conversation_id)
     )
-    return dict((await conn.execute(query)).tuples().all())
+    return {cid: n for cid, n in (await conn.execute(query)).all()}
 
 
 def _after_cursor(ids: list[int], cursors: dict[int, int]):

@@ -1,0 +1,222 @@
+"""Shared fixtures: a real didchat server on 127.0.0.1 (SQLite file or PostgreSQL), real
+python-socketio agent clients, and a local server speaking Twilio's Messages API."""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import textwrap
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+import socketio
+from aiohttp import web
+
+from chat.app import create_app
+from chat.cli import signed_sms
+from chat.config import load_config
+from tests.fakes.twilio_api import FakeTwilioApi
+
+PG_ADMIN = os.environ.get("DIDCHAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE = os.environ.get("DIDCHAT_REQUIRE_SERVICES") == "1"
+ALICE, BOB, MAIN, CUSTOMER = "+12125550101", "+12125550102", "+12125550100", "+12125550199"
+PASSWORD = "correct-horse-battery"
+
+
+def unavailable(what: str) -> None:
+    """Skip on a laptop without `what`; fail in CI, where nothing may be skipped."""
+    (pytest.fail if REQUIRE else pytest.skip)(f"{what} is not available")
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if path is None:
+        unavailable("Debian's chromium (apt-get install chromium)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    """Wait until `predicate()` holds, polling briefly; fail after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request, tmp_path):
+    """A fresh database: a SQLite file, or a new PostgreSQL database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/didchat.db"
+        return
+    name = f"didchat_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(PG_ADMIN, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        unavailable(f"PostgreSQL at {PG_ADMIN}")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture
+async def twilio_api():
+    api = await FakeTwilioApi().start()
+    yield api
+    await api.stop()
+
+
+def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str = "") -> str:
+    return textwrap.dedent(f"""\
+        public_url: http://127.0.0.1:{port}
+        port: {port}
+        database_url: "{database_url}"
+        secret_key: "{'k' * 40}"
+        presence_grace_seconds: 0
+        outbox: {{backoff_seconds: 0.05, backoff_max_seconds: 0.2, max_attempts: 4}}
+        users:
+          - {{name: alice, display_name: Alice, password: {PASSWORD}, may_present: [main]}}
+          - {{name: bob, display_name: Bob, password: {PASSWORD}}}
+        access_numbers:
+          - {{number: "{ALICE}", user: alice}}
+          - {{number: "{BOB}", user: bob}}
+          - {{number: "{MAIN}", voice: false}}
+        callback_numbers:
+          named: {{main: "{MAIN}"}}
+        connectors:
+          - type: twilio
+            name: tw
+            account_sid: {twilio.account_sid}
+            auth_token: {twilio.auth_token}
+            api_base: {twilio.base_url}
+            numbers: ["{ALICE}", "{BOB}", "{MAIN}"]
+        """) + extra
+
+
+class Server:
+    """A running didchat with helpers to act as a provider and as agents."""
+
+    def __init__(self, config_path: Path, twilio: FakeTwilioApi):
+        self.config = load_config(config_path)
+        self.config_path = config_path
+        self.twilio_api = twilio
+        self.url = self.config.public_url
+        self.agent = ("alice", PASSWORD)
+        self.alice_number, self.bob_number, self.main_number, self.customer = ALICE, BOB, MAIN, CUSTOMER
+        self.runner: web.AppRunner | None = None
+        self.clients: list[AgentClient] = []
+
+    async def start(self) -> Server:
+        self.app = create_app(self.config)
+        self.runner = web.AppRunner(self.app, handle_signals=False)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.config.port).start()
+        return self
+
+    async def stop(self) -> None:
+        for client in self.clients:
+            await client.disconnect()
+        if self.runner:
+            await self.runner.cleanup()
+            self.runner = None
+
+    @property
+    def services(self):
+        from chat.services import SERVICES
+        return self.app[SERVICES]
+
+    def webhook(self, sender: str, to: str, text: str, message_id: str | None = None):
+        conn = self.config.connector_of(to) or self.config.connectors[0]
+        return signed_sms(self.config, conn, sender, to, text, message_id)
+
+    async def post(self, url: str, body: bytes, headers: dict) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, data=body, headers=headers) as answer:
+                return answer.status, await answer.text()
+
+    async def simulate_sms(self, sender: str = CUSTOMER, to: str = ALICE, text: str = "hello",
+                           message_id: str | None = None) -> tuple[int, str]:
+        """Post a signed Twilio webhook; returns (HTTP status, body) once answered."""
+        return await self.post(*self.webhook(sender, to, text, message_id))
+
+    async def login(self, name: str, password: str = PASSWORD) -> tuple[int, dict]:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{self.url}/api/login", json={"username": name, "password": password}) as r:
+                return r.status, await r.json()
+
+    async def connect(self, name: str) -> AgentClient:
+        status, body = await self.login(name)
+        assert status == 200, body
+        client = AgentClient(self.url, body["token"])
+        await client.connect()
+        self.clients.append(client)
+        return client
+
+
+class AgentClient:
+    """A real python-socketio client on the /agent namespace that records what it is pushed."""
+
+    def __init__(self, url: str, token: str):
+        self.url, self.token = url, token
+        self.events: list[tuple[str, dict]] = []
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio.on("*", self._record, namespace="/agent")
+
+    async def _record(self, event, data=None):
+        self.events.append((event, data))
+
+    async def connect(self) -> None:
+        await self.sio.connect(self.url, namespaces=["/agent"], auth={"token": self.token},
+                               transports=["websocket"], wait_timeout=5)
+
+    async def disconnect(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+    async def call(self, event: str, data: dict | None = None) -> dict:
+        return await self.sio.call(event, data or {}, namespace="/agent", timeout=10)
+
+    def pushed(self, event: str) -> list[dict]:
+        return [data for name, data in self.events if name == event]
+
+    @property
+    def messages(self) -> list[dict]:
+        return self.pushed("message")
+
+    async def wait_messages(self, n: int, timeout: float = 5.0) -> list[dict]:
+        await until(lambda: len(self.messages) >= n, timeout, f"{n} messages")
+        return self.messages
+
+
+@pytest.fixture
+async def make_server(tmp_path, twilio_api, database_url):
+    """Build and start servers; each call can add configuration. All are stopped afterwards."""
+    servers: list[Server] = []
+    port = free_port()
+
+    async def make(extra: str = "", start: bool = True) -> Server:
+        path = tmp_path / f"didchat-{len(servers)}.yaml"
+        path.write_text(config_text(port, database_url, twilio_api, extra))
+        server = Server(path, twilio_api)
+        servers.append(server)
+        return await server.start() if start else server
+
+    yield make
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def didchat_server(make_server) -> Server:
+    return await make_server()
