@@ -59,7 +59,11 @@ class Document:
         try:
             return model.model_validate(self.data)
         except ValidationError as err:
-            raise SourceError([self.problem(e["loc"], e["msg"]) for e in err.errors()]) from None
+            raise SourceError([self.problem(e["loc"], _message(e)) for e in err.errors()]) from None
+
+
+def _message(error: dict) -> str:
+    return error["msg"].removeprefix("Value error, ")
 
 
 def parse(text: str, path: str) -> Document:

@@ -303,7 +303,7 @@ function connectSocket() {
   socket.on("connect", () => {
     unauthorizedStreak = 0;
     state.connected = true;
-    setConnection("connected");
+    setConnection("syncing"); // "connected" once the first sync of this connection is merged
     sync();
   });
 
@@ -379,7 +379,8 @@ async function reauthenticate(streak = 1) {
 function setConnection(s) {
   const node = $("connection");
   node.dataset.state = s;
-  node.textContent = s === "connected" ? "Connected" : s === "connecting" ? "Connecting…" : "Reconnecting…";
+  node.textContent = { connected: "Connected", connecting: "Connecting…", syncing: "Syncing…" }[s] || "Reconnecting…";
+  $("presence").disabled = s !== "connected";
 }
 
 function emitWithAck(event, payload, timeout = SEND_TIMEOUT_MS) {
@@ -408,6 +409,7 @@ async function sync() {
     const ack = await emitWithAck("sync", { cursors, since: state.since }, 15000);
     if (!ack || ack.ok === false) throw new Error((ack && ack.error) || "sync refused");
     mergeSync(ack);
+    if (state.connected) setConnection("connected");
   } catch (err) {
     if (state.connected) {
       state.syncing = false;
