@@ -28,7 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-CUSTOMER = "+15557654321"
+CUSTOMER = "+12125550199"  # a valid number: didchat checks E.164 numbers with phonenumbers
 XSS = "<img src=x onerror=alert(1)>"
 SCREENSHOT = "/tmp/didchat-ui.png"
 LIVE = 10_000  # ms: how long a pushed event may take to show up
@@ -103,6 +103,12 @@ async def test_agent_receives_replies_and_sees_delivery(browser, didchat_server)
     server = didchat_server
     username, password = server.agent
     alice_number = server.alice_number
+    customer = getattr(server, "customer", CUSTOMER)
+
+    async def sms(text: str) -> None:
+        answer = await server.simulate_sms(sender=customer, to=alice_number, text=text)
+        if isinstance(answer, tuple):  # (HTTP status, body)
+            assert answer[0] < 300, f"the webhook was refused: {answer!r}"
 
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
@@ -137,9 +143,9 @@ async def test_agent_receives_replies_and_sees_delivery(browser, didchat_server)
 
         # --- an SMS arrives and shows up live ------------------------------------------------
         first = "Hi, is my order ready?"
-        await server.simulate_sms(sender=CUSTOMER, to=alice_number, text=first)
+        await sms(first)
 
-        item = page.locator(f'[data-testid="conversation-item"][data-contact="{CUSTOMER}"]')
+        item = page.locator(f'[data-testid="conversation-item"][data-contact="{customer}"]')
         await expect(item).to_be_visible(timeout=LIVE)
         await expect(item).to_have_count(1)
         await expect(item.get_by_test_id("unread-badge")).to_have_text("1", timeout=LIVE)
@@ -169,7 +175,7 @@ async def test_agent_receives_replies_and_sees_delivery(browser, didchat_server)
 
         sent = await _wait_for_sent(server.twilio_api, reply, timeout=5)
         assert sent["From"] == alice_number
-        assert sent["To"] == CUSTOMER
+        assert sent["To"] == customer
 
         outbound = transcript.locator('[data-testid="message"][data-direction="out"]').filter(
             has_text=reply
@@ -184,7 +190,7 @@ async def test_agent_receives_replies_and_sees_delivery(browser, didchat_server)
         await expect(outbound).to_have_count(1)
 
         # --- message text is text, never HTML ----------------------------------------------------
-        await server.simulate_sms(sender=CUSTOMER, to=alice_number, text=XSS)
+        await sms(XSS)
         xss_text = inbound.last.get_by_test_id("message-text")
         await expect(xss_text).to_have_text(XSS, timeout=LIVE)
         assert await xss_text.text_content() == XSS
