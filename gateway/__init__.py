@@ -1,0 +1,73 @@
+"""didchat's SMS edge, a library: it knows no database and no agents, and imports nothing else of ours.
+
+Inbound: webhooks turn signed provider requests into InboundSms / StatusReport values.
+Outbound: senders turn OutboundSms into a SendResult or a SendError (temporary or not).
+Around both: phone number normalisation and SMS text rules.
+"""
+from gateway.messages import (
+    DELIVERED,
+    FAILED,
+    FINAL_STATUSES,
+    QUEUED,
+    SENT,
+    STATUSES,
+    UNDELIVERED,
+    InboundSms,
+    Media,
+    OutboundSms,
+    SendError,
+    SendResult,
+    StatusReport,
+)
+from gateway.numbers import InvalidNumber, normalize_number, normalize_sender
+from gateway.senders import GenericSender, Sender, TwilioSender
+from gateway.text import GSM7, UCS2, count_segments, count_units, encoding_for
+from gateway.webhooks import (
+    GenericWebhook,
+    MalformedWebhook,
+    SignatureError,
+    TwilioRouting,
+    TwilioWebhook,
+    WebhookError,
+    WebhookReply,
+    didchat_signature,
+    twilio_routing,
+    twilio_signature,
+)
+
+__all__ = [
+    "DELIVERED",
+    "FAILED",
+    "FINAL_STATUSES",
+    "GSM7",
+    "QUEUED",
+    "SENT",
+    "STATUSES",
+    "UCS2",
+    "UNDELIVERED",
+    "GenericSender",
+    "GenericWebhook",
+    "InboundSms",
+    "InvalidNumber",
+    "MalformedWebhook",
+    "Media",
+    "OutboundSms",
+    "SendError",
+    "SendResult",
+    "Sender",
+    "SignatureError",
+    "StatusReport",
+    "TwilioRouting",
+    "TwilioSender",
+    "TwilioWebhook",
+    "WebhookError",
+    "WebhookReply",
+    "count_segments",
+    "count_units",
+    "didchat_signature",
+    "encoding_for",
+    "normalize_number",
+    "normalize_sender",
+    "twilio_routing",
+    "twilio_signature",
+]

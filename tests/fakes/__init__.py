@@ -1,0 +1,1 @@
+"""Fakes for peers that cannot run here (providers' REST APIs), speaking their documented wire format."""

@@ -1,0 +1,143 @@
+"""The generic JSON webhook: X-Didchat-Signature, then fields."""
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.messages import STATUSES
+from gateway.webhooks import GenericWebhook, MalformedWebhook, SignatureError, didchat_signature
+
+SECRET = "s3cret"
+MESSAGE = {"id": "m-1", "from": "+14155550123", "to": "+14155550100", "text": "Hi"}
+
+
+@pytest.fixture
+def hook():
+    return GenericWebhook("generic", SECRET)
+
+
+def signed(payload, secret=SECRET):
+    body = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
+    return body, {"X-Didchat-Signature": didchat_signature(secret, body)}
+
+
+def test_signature_is_hmac_sha256_of_the_body(hook):
+    body = b'{"a": 1}'
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert hook.sign(body) == didchat_signature(SECRET, body) == expected
+
+
+def test_parses_a_message(hook):
+    sms = hook.parse_message(*signed(MESSAGE))
+    assert (sms.connector, sms.provider_id, sms.sender, sms.recipient, sms.text, sms.received_at) == (
+        "generic", "m-1", "+14155550123", "+14155550100", "Hi", None
+    )
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        ("2026-03-01T12:30:00Z", datetime(2026, 3, 1, 12, 30, tzinfo=UTC)),
+        ("2026-03-01T13:30:00+01:00", datetime(2026, 3, 1, 12, 30, tzinfo=UTC)),
+        ("2026-03-01T12:30:00", datetime(2026, 3, 1, 12, 30, tzinfo=UTC)),
+        (1772368200, datetime(2026, 3, 1, 12, 30, tzinfo=UTC)),
+        (1772368200.5, datetime(2026, 3, 1, 12, 30, 0, 500000, tzinfo=UTC)),
+    ],
+)
+def test_timestamps(hook, timestamp, expected):
+    assert hook.parse_message(*signed({**MESSAGE, "timestamp": timestamp})).received_at == expected
+
+
+@pytest.mark.parametrize("name", ["x-didchat-signature", "X-DIDCHAT-SIGNATURE"])
+def test_header_case_is_ignored(hook, name):
+    body, headers = signed(MESSAGE)
+    assert hook.parse_message(body, {name: headers["X-Didchat-Signature"]}).text == "Hi"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Didchat-Signature": ""},
+        {"X-Didchat-Signature": "sha256=00"},
+        {"X-Didchat-Signature": didchat_signature("wrong", json.dumps(MESSAGE).encode())},
+        {"X-Didchat-Signature": "sha256=é"},
+    ],
+)
+def test_bad_signatures_are_refused(hook, headers):
+    with pytest.raises(SignatureError) as caught:
+        hook.parse_message(json.dumps(MESSAGE).encode(), headers)
+    assert caught.value.status == 403
+
+
+def test_tampered_body_is_refused(hook):
+    body, headers = signed(MESSAGE)
+    with pytest.raises(SignatureError):
+        hook.parse_message(body.replace(b"Hi", b"Ho"), headers)
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"[1]", b"\xff"])
+def test_signature_before_parsing(hook, body):
+    with pytest.raises(SignatureError):
+        hook.parse_message(body, {"X-Didchat-Signature": "sha256=" + "0" * 64})
+    with pytest.raises(SignatureError):
+        hook.parse_status(body, {})
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "message"),
+    [
+        (b"not json", None, "body is not valid JSON"),
+        (b"[1, 2]", None, "body is not a JSON object"),
+        ({**MESSAGE, "id": None}, "id", "missing field 'id'"),
+        ({**MESSAGE, "id": ""}, "id", "field 'id' must be a non-empty string"),
+        ({k: v for k, v in MESSAGE.items() if k != "from"}, "from", "missing field 'from'"),
+        ({**MESSAGE, "from": "+1"}, "from", "field 'from': '+1' is not a valid phone number"),
+        ({**MESSAGE, "to": "ACME"}, "to", "field 'to': 'ACME' is not a valid phone number"),
+        ({**MESSAGE, "to": 14155550100}, "to", "field 'to' must be a string"),
+        ({**MESSAGE, "text": ""}, "text", "field 'text' is empty"),
+        ({**MESSAGE, "text": "x" * 10_001}, "text", "field 'text' is longer than 10000 characters"),
+        ({**MESSAGE, "timestamp": "yesterday"}, "timestamp", "field 'timestamp': 'yesterday' must be ISO 8601"),
+        ({**MESSAGE, "timestamp": True}, "timestamp", "field 'timestamp'"),
+        ({**MESSAGE, "timestamp": 1e300}, "timestamp", "field 'timestamp'"),
+    ],
+)
+def test_field_errors_name_the_field(hook, payload, field, message):
+    with pytest.raises(MalformedWebhook) as caught:
+        hook.parse_message(*signed(payload))
+    assert caught.value.field == field
+    assert caught.value.status == 400
+    assert str(caught.value).startswith(message)
+
+
+def test_numeric_id_and_lenient_sender(hook):
+    sms = hook.parse_message(*signed({**MESSAGE, "id": 42, "from": "INFO"}))
+    assert (sms.provider_id, sms.sender) == ("42", "INFO")
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_status_reports(hook, status):
+    report = hook.parse_status(*signed({"id": "p-9", "status": status}))
+    assert (report.connector, report.provider_id, report.status, report.error) == ("generic", "p-9", status, None)
+
+
+def test_status_with_error(hook):
+    report = hook.parse_status(*signed({"id": "p-9", "status": "failed", "error": "handset off"}))
+    assert report.error == "handset off"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"id": "p-9", "status": "DELIVRD"}, "status"),
+        ({"id": "p-9"}, "status"),
+        ({"status": "sent"}, "id"),
+        ({"id": "p-9", "status": "failed", "error": ["x"]}, "error"),
+    ],
+)
+def test_status_errors_name_the_field(hook, payload, field):
+    with pytest.raises(MalformedWebhook) as caught:
+        hook.parse_status(*signed(payload))
+    assert caught.value.field == field

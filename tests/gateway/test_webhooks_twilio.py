@@ -1,0 +1,242 @@
+"""Twilio webhooks: signature first, then fields, each error naming its field."""
+from urllib.parse import urlencode
+
+import pytest
+from multidict import CIMultiDict
+from twilio.request_validator import RequestValidator
+
+from gateway.messages import DELIVERED, FAILED, QUEUED, SENT, UNDELIVERED, Media
+from gateway.webhooks import (
+    MalformedWebhook,
+    SignatureError,
+    TwilioWebhook,
+    twilio_routing,
+    twilio_signature,
+)
+
+TOKEN = "12345678901234567890123456789012"
+URL = "https://chat.example.com/webhooks/twilio/main?x=1"
+ACCOUNT = "AC" + "a" * 32
+
+# The fields of a real inbound SMS webhook, as Twilio posts them.
+INBOUND = {
+    "ToCountry": "US",
+    "ToState": "CA",
+    "SmsMessageSid": "SM" + "1" * 32,
+    "NumMedia": "0",
+    "ToCity": "",
+    "FromZip": "",
+    "SmsSid": "SM" + "1" * 32,
+    "FromState": "CA",
+    "SmsStatus": "received",
+    "FromCity": "",
+    "Body": "Hello agent",
+    "FromCountry": "US",
+    "To": "+14155550100",
+    "ToZip": "",
+    "NumSegments": "1",
+    "MessageSid": "SM" + "1" * 32,
+    "AccountSid": ACCOUNT,
+    "From": "+14155550123",
+    "ApiVersion": "2010-04-01",
+}
+
+
+def signed(fields, url=URL, token=TOKEN):
+    """Return (body, headers) as Twilio would send them."""
+    body = urlencode(fields).encode()
+    return body, {"X-Twilio-Signature": twilio_signature(token, url, fields)}
+
+
+@pytest.fixture
+def hook():
+    return TwilioWebhook("main", TOKEN)
+
+
+def test_parses_an_inbound_sms(hook):
+    sms = hook.parse_message(URL, *signed(INBOUND))
+    assert (sms.connector, sms.provider_id, sms.sender, sms.recipient, sms.text, sms.media) == (
+        "main", "SM" + "1" * 32, "+14155550123", "+14155550100", "Hello agent", ()
+    )
+
+
+def test_our_signature_is_twilios():
+    expected = RequestValidator(TOKEN).compute_signature(URL, INBOUND)
+    assert twilio_signature(TOKEN, URL, INBOUND) == expected
+
+
+@pytest.mark.parametrize("name", ["x-twilio-signature", "X-TWILIO-SIGNATURE"])
+def test_header_lookup_ignores_case(hook, name):
+    body, headers = signed(INBOUND)
+    assert hook.parse_message(URL, body, {name: headers["X-Twilio-Signature"]}).text == "Hello agent"
+    assert hook.parse_message(URL, body, CIMultiDict({name: headers["X-Twilio-Signature"]}))
+
+
+def test_tampered_body_is_refused(hook):
+    body, headers = signed(INBOUND)
+    with pytest.raises(SignatureError) as caught:
+        hook.parse_message(URL, body.replace(b"Hello", b"Hullo"), headers)
+    assert caught.value.status == 403
+
+
+def test_wrong_token_is_refused(hook):
+    with pytest.raises(SignatureError):
+        hook.parse_message(URL, *signed(INBOUND, token="other" + TOKEN[5:]))
+
+
+def test_other_url_is_refused(hook):
+    body, headers = signed(INBOUND)
+    with pytest.raises(SignatureError):
+        hook.parse_message("https://chat.example.com/webhooks/twilio/other", body, headers)
+
+
+def test_port_variants_are_accepted(hook):
+    # Twilio signs with or without the default port depending on the product; its library tries both.
+    body, headers = signed(INBOUND, url="https://chat.example.com:443/webhooks/twilio/main?x=1")
+    assert hook.parse_message(URL, body, headers)
+
+
+def test_missing_signature_is_refused(hook):
+    body, _ = signed(INBOUND)
+    with pytest.raises(SignatureError, match="missing header X-Twilio-Signature"):
+        hook.parse_message(URL, body, {})
+
+
+@pytest.mark.parametrize("body", [b"", b"\xff\xfe garbage", b"not=a&form", b"%%%"])
+def test_signature_checked_before_parsing(hook, body):
+    with pytest.raises(SignatureError):
+        hook.parse_message(URL, body, {"X-Twilio-Signature": "bm9wZQ=="})
+
+
+def test_blank_fields_are_signed(hook):
+    fields = {**INBOUND, "ToCity": ""}
+    body, headers = signed(fields)
+    assert b"ToCity=&" in body
+    assert hook.parse_message(URL, body, headers)
+    without_blank = {k: v for k, v in fields.items() if v}
+    with pytest.raises(SignatureError):
+        hook.parse_message(URL, body, {"X-Twilio-Signature": twilio_signature(TOKEN, URL, without_blank)})
+
+
+def test_account_mismatch_is_refused():
+    hook = TwilioWebhook("main", TOKEN, account_sid="AC" + "b" * 32)
+    with pytest.raises(SignatureError, match="AccountSid"):
+        hook.parse_message(URL, *signed(INBOUND))
+
+
+def test_falls_back_to_sms_sid(hook):
+    fields = {k: v for k, v in INBOUND.items() if k != "MessageSid"}
+    assert hook.parse_message(URL, *signed(fields)).provider_id == INBOUND["SmsSid"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"From": None}, "From", "missing field 'From'"),
+        ({"To": None}, "To", "missing field 'To'"),
+        ({"MessageSid": None, "SmsSid": None}, "MessageSid", "missing field 'MessageSid'"),
+        ({"Body": None}, "Body", "missing field 'Body'"),
+        ({"Body": ""}, "Body", "field 'Body' is empty"),
+        ({"Body": "x" * 10_001}, "Body", "field 'Body' is longer than 10000 characters"),
+        ({"From": "+1"}, "From", "field 'From': '+1' is not a valid phone number"),
+        ({"To": "12345"}, "To", "field 'To': '12345' is not a valid phone number"),
+        ({"To": "+112345"}, "To", "field 'To': '+112345' is not a valid phone number"),
+        ({"NumMedia": "two"}, "NumMedia", "field 'NumMedia' must be an integer"),
+        ({"NumMedia": "11"}, "NumMedia", "field 'NumMedia' must be an integer from 0 to 10"),
+        ({"NumMedia": "1"}, "MediaUrl0", "missing field 'MediaUrl0'"),
+    ],
+)
+def test_field_errors_name_the_field(hook, change, field, message):
+    fields = {k: v for k, v in {**INBOUND, **change}.items() if v is not None}
+    with pytest.raises(MalformedWebhook) as caught:
+        hook.parse_message(URL, *signed(fields))
+    assert caught.value.field == field
+    assert caught.value.status == 400
+    assert str(caught.value).startswith(message)
+
+
+def test_text_of_10000_characters_is_accepted(hook):
+    assert len(hook.parse_message(URL, *signed({**INBOUND, "Body": "x" * 10_000})).text) == 10_000
+
+
+def test_short_code_and_alphanumeric_senders_are_kept(hook):
+    assert hook.parse_message(URL, *signed({**INBOUND, "From": "12345"})).sender == "12345"
+    assert hook.parse_message(URL, *signed({**INBOUND, "From": "ACME"})).sender == "ACME"
+
+
+def test_media_fields(hook):
+    fields = {
+        **INBOUND,
+        "Body": "",
+        "NumMedia": "2",
+        "MediaUrl0": "https://api.twilio.com/media/ME1",
+        "MediaContentType0": "image/jpeg",
+        "MediaUrl1": "https://api.twilio.com/media/ME2",
+        "MediaContentType1": "video/mp4",
+    }
+    sms = hook.parse_message(URL, *signed(fields))
+    assert sms.text == ""
+    assert sms.media == (
+        Media("https://api.twilio.com/media/ME1", "image/jpeg"),
+        Media("https://api.twilio.com/media/ME2", "video/mp4"),
+    )
+
+
+def test_media_without_body_field(hook):
+    fields = {k: v for k, v in INBOUND.items() if k != "Body"}
+    fields.update(NumMedia="1", MediaUrl0="https://m.example/1", MediaContentType0="image/png")
+    assert hook.parse_message(URL, *signed(fields)).text == ""
+
+
+def test_routing_hints_come_from_the_unverified_body():
+    fields = {**INBOUND, "MessagingServiceSid": "MG" + "c" * 32}
+    hints = twilio_routing(signed(fields)[0])
+    assert (hints.account_sid, hints.messaging_service_sid, hints.to) == (ACCOUNT, "MG" + "c" * 32, "+14155550100")
+    assert twilio_routing(b"").account_sid is None
+
+
+def test_reply_is_empty_twiml():
+    reply = TwilioWebhook.reply
+    assert reply.status == 200
+    assert reply.content_type == "text/xml"
+    assert reply.body == b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def status_fields(status, **extra):
+    sid = "SM" + "2" * 32
+    return {"AccountSid": ACCOUNT, "MessageSid": sid, "SmsSid": sid, "MessageStatus": status,
+            "SmsStatus": status, "From": "+14155550100", "To": "+14155550123",
+            "ApiVersion": "2010-04-01", **extra}
+
+
+@pytest.mark.parametrize(
+    ("twilio", "ours"),
+    [
+        ("accepted", QUEUED), ("queued", QUEUED), ("scheduled", QUEUED),
+        ("sending", SENT), ("sent", SENT),
+        ("delivered", DELIVERED), ("read", DELIVERED),
+        ("undelivered", UNDELIVERED),
+        ("failed", FAILED), ("canceled", FAILED),
+    ],
+)
+def test_status_mapping(hook, twilio, ours):
+    report = hook.parse_status(URL, *signed(status_fields(twilio)))
+    assert (report.connector, report.provider_id, report.status, report.error) == ("main", "SM" + "2" * 32, ours, None)
+
+
+def test_status_error_code_and_message(hook):
+    fields = status_fields("undelivered", ErrorCode="30003", ErrorMessage="Unreachable destination handset")
+    assert hook.parse_status(URL, *signed(fields)).error == "30003: Unreachable destination handset"
+    assert hook.parse_status(URL, *signed(status_fields("failed", ErrorCode="30008"))).error == "30008"
+
+
+def test_unknown_status_names_the_field(hook):
+    with pytest.raises(MalformedWebhook, match="field 'MessageStatus': 'received' is not one of") as caught:
+        hook.parse_status(URL, *signed(status_fields("received")))
+    assert caught.value.field == "MessageStatus"
+
+
+def test_status_signature_is_checked(hook):
+    body, headers = signed(status_fields("delivered"))
+    with pytest.raises(SignatureError):
+        hook.parse_status(URL, body.replace(b"delivered", b"failed"), headers)
