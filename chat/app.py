@@ -28,7 +28,7 @@ log = structlog.get_logger()
 def create_app(config: Config, *, run_migrations: bool = True) -> web.Application:
     """The whole didchat service for `config`."""
     app = web.Application(client_max_size=1024 * 1024)
-    sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins=[], ping_interval=10, ping_timeout=10)
+    sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=10, ping_timeout=10)
     sio.attach(app)
     sio.register_namespace(AgentNamespace(lambda: app[SERVICES]))
     app.cleanup_ctx.append(lambda a: _services(a, config, sio, run_migrations))

@@ -5,6 +5,7 @@ refresh token lives 12 hours in an httpOnly, SameSite=Strict cookie scoped to /a
 """
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from dataclasses import dataclass
@@ -69,10 +70,10 @@ async def check_password(conn, name: str, password: str) -> int:
     """The user id for a correct name and password, or Unauthorized."""
     row = (await conn.execute(sa.select(users.c.id, users.c.password_hash).where(users.c.name == name))).first()
     if row is None:
-        hasher.hash(password)  # same cost either way: no user enumeration by timing
+        await asyncio.to_thread(hasher.hash, password)  # same cost either way: no user enumeration by timing
         raise Unauthorized("unknown user")
     try:
-        hasher.verify(row.password_hash, password)
+        await asyncio.to_thread(hasher.verify, row.password_hash, password)
     except VerificationError:
         raise Unauthorized("wrong password") from None
     return row.id

@@ -100,5 +100,5 @@ def _agent(user: UserConfig, uid: int, owners: dict[str, int], labels: dict[str,
     if config.callback_numbers.default:
         refs.append(config.callback_numbers.default)
     allowed = list(dict.fromkeys(n for n in (config.resolve_number(r) for r in refs) if n))
-    names = {n: f"{labels.get(n, 'personal' if n in personal else n)} ({n})" for n in allowed}
+    names = {n: labels.get(n, 'personal' if n in personal else n) for n in allowed}
     return Agent(uid, user.name, user.display_name or user.name, user.role, personal, tuple(allowed), names)

@@ -91,7 +91,6 @@ async def login(request: web.Request) -> web.Response:
         async with svc.db.read() as conn:
             uid = await check_password(conn, name, password)
     except Unauthorized:
-        await asyncio.sleep(0)
         return error(401, "wrong username or password")
     return _session(svc, uid)
 
