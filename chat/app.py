@@ -58,6 +58,7 @@ async def _services(app: web.Application, config: Config, sio, run_migrations: b
     worker.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await worker
+    await svc.outbox.stop()
     await svc.drain()
     for sender in senders.values():
         await sender.close()

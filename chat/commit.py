@@ -35,10 +35,13 @@ class GroupCommit:
         return await future
 
     async def close(self) -> None:
+        """Stop; callers still waiting get an error (nothing of theirs was committed)."""
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        while not self._queue.empty():
+            _settle(self._queue.get_nowait()[1], error=RuntimeError("didchat is shutting down"))
 
     async def _loop(self) -> None:
         while True:
@@ -50,6 +53,10 @@ class GroupCommit:
     async def _commit(self, batch: list[tuple[Unit, asyncio.Future]]) -> None:
         try:
             results = await self._transaction([unit for unit, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                _settle(future, error=RuntimeError("didchat is shutting down"))
+            raise
         except Exception as err:  # noqa: BLE001 - retried one by one below
             if len(batch) == 1:
                 _settle(batch[0][1], error=err)

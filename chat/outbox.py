@@ -35,6 +35,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self._busy: set[int] = set()  # conversations with a send in flight
         self._slots = asyncio.Semaphore(config.concurrency)
+        self._sending: set[asyncio.Task] = set()
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next due time."""
@@ -47,8 +48,16 @@ class Outbox:
             for row in rows:
                 self._busy.add(row.conversation_id)
                 await self._slots.acquire()
-                asyncio.create_task(self._deliver(row))
+                task = asyncio.create_task(self._deliver(row))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
             await self._sleep(await self._next_due() if not rows else 0.05)
+
+    async def stop(self) -> None:
+        """Cancel sends in flight; their rows stay and are sent after the restart."""
+        for task in list(self._sending):
+            task.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
 
     async def _sleep(self, seconds: float | None) -> None:
         try:
