@@ -69,8 +69,7 @@ class GroupCommit:
             _settle(future, result=result)
 
     async def _transaction(self, units: list[Unit]) -> list:
-        async with self.db.write() as conn:
-            return [await unit(conn) for unit in units]
+        return await self.db.write_all(units)
 
 
 def _settle(future: asyncio.Future, result=None, error: BaseException | None = None) -> None:

@@ -26,27 +26,38 @@ MESSAGE_FIELDS = (
 )
 
 
-async def contact_id(conn, number: str) -> int:
-    """The contact with this number, created if new."""
-    found = await conn.scalar(sa.select(contacts.c.id).where(contacts.c.number == number))
-    if found is not None:
-        return found
-    result = await conn.execute(contacts.insert().values(number=number, created_at=utcnow()))
-    return result.inserted_primary_key[0]
-
-
 def conversation_query():
     return sa.select(*CONVERSATION_COLUMNS).join(contacts, contacts.c.id == conversations.c.contact_id)
 
 
+# Statements on the hot path are built once: SQLAlchemy memoises their cache keys.
+FIND_CONTACT = sa.select(contacts.c.id).where(contacts.c.number == sa.bindparam("number"))
+ADD_CONTACT = contacts.insert()
+FIND_ACTIVE = conversation_query().where(
+    conversations.c.contact_id == sa.bindparam("contact"),
+    conversations.c.access_number == sa.bindparam("access"),
+    conversations.c.state != "closed",
+)
+BUMP_SEQ = (
+    conversations.update().where(conversations.c.id == sa.bindparam("cid"))
+    .values(last_seq=conversations.c.last_seq + 1, updated_at=sa.bindparam("now"))
+    .returning(conversations.c.last_seq)
+)
+ADD_MESSAGE = messages.insert()
+
+
+async def contact_id(conn, number: str) -> int:
+    """The contact with this number, created if new."""
+    found = await conn.scalar(FIND_CONTACT, {"number": number})
+    if found is not None:
+        return found
+    result = await conn.execute(ADD_CONTACT, {"number": number, "created_at": utcnow()})
+    return result.inserted_primary_key[0]
+
+
 async def active_conversation(conn, contact: int, access_number: str):
     """The contact's open or waiting conversation on this access number, if any."""
-    query = conversation_query().where(
-        conversations.c.contact_id == contact,
-        conversations.c.access_number == access_number,
-        conversations.c.state != "closed",
-    )
-    return (await conn.execute(query)).first()
+    return (await conn.execute(FIND_ACTIVE, {"contact": contact, "access": access_number})).first()
 
 
 async def get_conversation(conn, conversation_id: int):
@@ -79,14 +90,9 @@ async def last_presenter(conn, contact: int, number: str) -> int | None:
 async def append_message(conn, conversation_id: int, **values) -> dict:
     """Store a message as the conversation's next in sequence; returns its payload."""
     now = utcnow()
-    bump = (
-        conversations.update().where(conversations.c.id == conversation_id)
-        .values(last_seq=conversations.c.last_seq + 1, updated_at=now)
-        .returning(conversations.c.last_seq)
-    )
-    seq = (await conn.execute(bump)).scalar_one()
+    seq = (await conn.execute(BUMP_SEQ, {"cid": conversation_id, "now": now})).scalar_one()
     row = {"conversation_id": conversation_id, "seq": seq, "created_at": now, "updated_at": now, **values}
-    result = await conn.execute(messages.insert().values(**row))
+    result = await conn.execute(ADD_MESSAGE, row)
     row["id"] = result.inserted_primary_key[0]
     return message_payload(row)
 

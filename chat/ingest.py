@@ -63,8 +63,10 @@ async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: P
     return Stored(False, message, payload, conv.owner_id, conv.assigned_id, new)
 
 
+SEEN = sa.select(messages.c.id).where(
+    messages.c.connector == sa.bindparam("connector"), messages.c.provider_id == sa.bindparam("provider_id")
+)
+
+
 async def _seen(conn, sms: InboundSms) -> bool:
-    query = sa.select(messages.c.id).where(
-        messages.c.connector == sms.connector, messages.c.provider_id == sms.provider_id
-    )
-    return (await conn.scalar(query)) is not None
+    return (await conn.scalar(SEEN, {"connector": sms.connector, "provider_id": sms.provider_id})) is not None

@@ -9,6 +9,7 @@ Rules:
 """
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -45,6 +46,7 @@ class InvalidNumber(ValueError):
         self.reason = reason
 
 
+@functools.lru_cache(maxsize=65536)  # pure, and the same numbers come back all day
 def normalize_number(raw: str, default_region: str | None = None) -> str:
     """Return `raw` as a valid E.164 number, or raise InvalidNumber."""
     text = raw.strip()
@@ -59,6 +61,7 @@ def normalize_number(raw: str, default_region: str | None = None) -> str:
     return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_sender(raw: str, default_region: str | None = None) -> str:
     """Return a sender as E.164, or a short code / alphanumeric sender id kept as given."""
     text = raw.strip()
