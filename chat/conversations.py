@@ -22,7 +22,7 @@ CONVERSATION_COLUMNS = (
 )
 MESSAGE_FIELDS = (
     "id", "conversation_id", "seq", "direction", "text", "status", "error", "client_id",
-    "sender", "recipient", "segments", "encoding", "created_at", "updated_at",
+    "sender", "recipient", "segments", "encoding", "incomplete", "created_at", "updated_at",
 )
 
 
@@ -102,7 +102,7 @@ def message_payload(row) -> dict:
     data = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
     out = {k: data.get(k) for k in MESSAGE_FIELDS}
     out["from"], out["to"] = out.pop("sender"), out.pop("recipient")
-    out.setdefault("error", None)
+    out["incomplete"] = bool(out["incomplete"])
     for key in ("created_at", "updated_at"):
         out[key] = iso(out[key])
     return out

@@ -8,6 +8,7 @@ that agent is available and waits for them otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from chat.conversations import (
 )
 from chat.directory import Directory
 from chat.presence import Presence
+from chat.store import utcnow
 from chat.store.tables import messages
 from gateway import InboundSms, count_segments
 
@@ -37,14 +39,23 @@ class Stored:
         return not self.duplicate and self.assigned_id is None
 
 
-def inbound_unit(sms: InboundSms, directory: Directory, presence: Presence):
+@dataclass(frozen=True)
+class Fingerprint:
+    """For connectors without message ids (SMPP): the same content within `window` s is a resend."""
+
+    value: str
+    window: float
+
+
+def inbound_unit(sms: InboundSms, directory: Directory, presence: Presence, **extra):
     """A group-commit unit that stores `sms`."""
-    return partial(store_inbound, sms=sms, directory=directory, presence=presence)
+    return partial(store_inbound, sms=sms, directory=directory, presence=presence, **extra)
 
 
-async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: Presence) -> Stored:
+async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: Presence,
+                        fingerprint: Fingerprint | None = None, incomplete: bool = False) -> Stored:
     """Store one inbound message in its conversation."""
-    if await _seen(conn, sms):
+    if await _seen(conn, sms, fingerprint):
         return Stored(duplicate=True)
     contact = await contact_id(conn, sms.sender)
     conv = await active_conversation(conn, contact, sms.recipient)
@@ -56,8 +67,9 @@ async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: P
     media = [{"url": m.url, "content_type": m.content_type} for m in sms.media] or None
     message = await append_message(
         conn, conv.id, direction="in", text=sms.text, status="received", sender=sms.sender,
-        recipient=sms.recipient, connector=sms.connector, provider_id=sms.provider_id,
-        segments=segments, encoding=encoding, media=media,
+        recipient=sms.recipient, connector=sms.connector, provider_id=sms.provider_id or None,
+        segments=segments, encoding=encoding, media=media, incomplete=incomplete,
+        fingerprint=fingerprint.value if fingerprint else None,
     )
     payload = conversation_payload(conv) | {"last_seq": message["seq"], "updated_at": message["updated_at"]}
     return Stored(False, message, payload, conv.owner_id, conv.assigned_id, new)
@@ -66,7 +78,16 @@ async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: P
 SEEN = sa.select(messages.c.id).where(
     messages.c.connector == sa.bindparam("connector"), messages.c.provider_id == sa.bindparam("provider_id")
 )
+SEEN_RECENTLY = sa.select(messages.c.id).where(
+    messages.c.connector == sa.bindparam("connector"), messages.c.fingerprint == sa.bindparam("fingerprint"),
+    messages.c.created_at >= sa.bindparam("since"),
+).limit(1)
 
 
-async def _seen(conn, sms: InboundSms) -> bool:
-    return (await conn.scalar(SEEN, {"connector": sms.connector, "provider_id": sms.provider_id})) is not None
+async def _seen(conn, sms: InboundSms, fingerprint: Fingerprint | None) -> bool:
+    if fingerprint is None:
+        found = await conn.scalar(SEEN, {"connector": sms.connector, "provider_id": sms.provider_id})
+    else:
+        since = utcnow() - timedelta(seconds=fingerprint.window)
+        found = await conn.scalar(SEEN_RECENTLY, {"connector": sms.connector, "fingerprint": fingerprint.value, "since": since})
+    return found is not None

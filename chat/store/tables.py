@@ -83,12 +83,35 @@ messages = sa.Table(
     sa.Column("segments", sa.Integer, nullable=False, server_default="1"),
     sa.Column("encoding", sa.String(8), nullable=False, server_default="GSM-7"),
     sa.Column("media", sa.JSON),
+    # SMPP has no message id on deliver_sm: a resend is recognised by its content within a window.
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("incomplete", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
     sa.UniqueConstraint("conversation_id", "seq"),
     sa.UniqueConstraint("connector", "provider_id"),
     sa.UniqueConstraint("user_id", "client_id"),
     sa.Index("ix_messages_updated", "conversation_id", "updated_at"),
+    sa.Index("ix_messages_fingerprint", "connector", "fingerprint", "created_at"),
+)
+
+smpp_parts = sa.Table(
+    "smpp_parts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("connector", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("ref", sa.Integer),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("data_coding", sa.Integer, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("sender", sa.String(32), nullable=False),
+    sa.Column("recipient", sa.String(32), nullable=False),
+    sa.Column("done", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("received_at", Time, nullable=False),
+    sa.UniqueConstraint("connector", "key", "seq"),
+    sa.Index("ix_smpp_parts_age", "done", "received_at"),
 )
 
 provider_refs = sa.Table(
