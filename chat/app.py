@@ -11,7 +11,7 @@ from aiohttp import web
 from chat.agents import AgentNamespace
 from chat.auth import Tokens, secret_key
 from chat.commit import GroupCommit
-from chat.config import Config
+from chat.config import Config, SmppConnector
 from chat.directory import sync_directory
 from chat.hub import Hub
 from chat.outbox import Outbox
@@ -36,6 +36,16 @@ def create_app(config: Config, *, run_migrations: bool = True) -> web.Applicatio
     return app
 
 
+def smpp_connections(svc: Services, config: Config) -> list:
+    """The SMPP connectors' clients (imported only when some are configured)."""
+    wanted = [c for c in config.connectors if isinstance(c, SmppConnector)]
+    if not wanted:
+        return []
+    from chat.smpp import SmppConnection
+
+    return [SmppConnection(svc, c) for c in wanted]
+
+
 async def _services(app: web.Application, config: Config, sio, run_migrations: bool):
     db = Database(config.database())
     if run_migrations:
@@ -50,11 +60,17 @@ async def _services(app: web.Application, config: Config, sio, run_migrations: b
         await svc.router.push_status(await commit.run(report_unit(item)))
 
     senders = build_senders(config, report)
+    smpp = smpp_connections(svc, config)
+    senders.update({c.cfg.name: c.sender for c in smpp})
     svc.outbox = Outbox(db, commit, svc.router, senders, config.outbox, status_callbacks(config))
     app[SERVICES] = svc
+    for connection in smpp:
+        connection.start()
     worker = asyncio.create_task(svc.outbox.run(), name="outbox")
     log.info("didchat.started", database=db.url.render_as_string(hide_password=True), agents=len(directory.agents))
     yield
+    for connection in smpp:
+        await connection.stop()
     worker.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await worker

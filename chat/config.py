@@ -87,7 +87,40 @@ class LoopbackConnector(Strict):
     numbers: tuple[E164, ...] = ()
 
 
-Connector = Annotated[TwilioConnector | GenericConnector | LoopbackConnector, Field(discriminator="type")]
+class SmppConnector(Strict):
+    """A bind to an SMSC as an ESME (SMPP 3.4)."""
+
+    type: Literal["smpp"]
+    name: Name
+    host: str
+    port: int = Field(ge=1, le=65535)
+    system_id: str = Field(max_length=15)
+    password: str = Field(max_length=8)
+    system_type: str = Field(default="", max_length=12)
+    address_range: str = ""
+    bind: Literal["transceiver", "transmitter_receiver"] = "transceiver"
+    window: int = Field(default=10, ge=1, le=1000)
+    enquire_link_seconds: float = Field(default=30, gt=0)
+    response_timeout: float = Field(default=10, gt=0)
+    reconnect_min: float = Field(default=1, gt=0)
+    reconnect_max: float = Field(default=60, gt=0)
+    rate_limit: float = Field(default=0, ge=0, description="submit_sm per second (segments); 0 = no limit")
+    throttle_pause: float = Field(default=1, gt=0)
+    submit_retries: int = Field(default=5, ge=0)
+    default_alphabet: Literal["gsm", "latin1", "ascii"] = Field(default="gsm", description="what data_coding 0 means")
+    country: str | None = Field(default=None, description="ISO region for national (TON 2) numbers, e.g. US")
+    concat: Literal["udh", "sar", "payload"] = "udh"
+    max_parts: int = Field(default=10, ge=1, le=255)
+    submit_id_base: Literal["hex", "dec", "str"] = "str"
+    receipt_id_base: Literal["hex", "dec", "str"] = "str"
+    concat_timeout: float = Field(default=300, gt=0, description="seconds to wait for the missing parts of a long SMS")
+    dedupe_window: float = Field(default=600, ge=0, description="seconds in which an identical deliver_sm is a resend")
+    numbers: tuple[E164, ...] = ()
+
+
+Connector = Annotated[
+    TwilioConnector | GenericConnector | LoopbackConnector | SmppConnector, Field(discriminator="type")
+]
 
 
 class OutboxConfig(Strict):

@@ -61,7 +61,7 @@ def webhook_parsers(config: Config) -> dict[str, TwilioWebhook | GenericWebhook]
     for conn in config.connectors:
         if isinstance(conn, TwilioConnector):
             parsers[conn.name] = TwilioWebhook(conn.name, conn.auth_token, account_sid=conn.account_sid)
-        else:
+        elif isinstance(conn, (GenericConnector, LoopbackConnector)):
             parsers[conn.name] = GenericWebhook(conn.name, conn.secret)
     return parsers
 

@@ -1,0 +1,176 @@
+"""SMPP connectors in the app: one client per connector, inbound deliver_sm into the store.
+
+Rules: deliver_sm_resp is ROK only after what it carried is committed (invariant 1): a whole
+message, or one part of a long one (parts are stored as they arrive, so a restart between
+parts loses nothing). A store failure answers ESME_RX_T_APPN so the SMSC retries; content we
+can never take (bad UDH, a number not ours) gets a permanent status. A resend of a message
+already stored (the SMSC never saw our ROK) is recognised by its fingerprint and stored once.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import timedelta
+from functools import partial
+
+import sqlalchemy as sa
+import structlog
+
+from chat.config import SmppConnector
+from chat.ingest import Fingerprint, Stored, store_inbound
+from chat.receipts import report_unit
+from chat.store import utcnow
+from chat.store.tables import smpp_parts
+from gateway import InboundSms, StatusReport
+from gateway.messages import FAILED, UNDELIVERED
+from gateway.smpp.address import AddressError, normalize_address
+from gateway.smpp.client import Incoming, SmppClient, SmppSettings
+from gateway.smpp.concat import BadFragment, Fragment, assemble, concat_key, fragment_of
+from gateway.smpp.receipts import BadReceipt, canonical_id, is_receipt, parse_receipt, receipt_status
+from gateway.smpp.sender import SmppSender
+from gateway.smpp.text import decode_short_message
+
+log = structlog.get_logger()
+ROK, ESME_RINVDSTADR, ESME_RX_T_APPN, ESME_RX_P_APPN = 0x00, 0x0B, 0x64, 0x65
+
+
+class SmppConnection:
+    """One configured SMPP connector: its client, its inbound handler and its janitor."""
+
+    def __init__(self, svc, cfg: SmppConnector):
+        self.svc, self.cfg = svc, cfg
+        self.client = SmppClient(cfg.name, settings(cfg), self.on_incoming)
+        self.sender = SmppSender(self.client, concat=cfg.concat, max_parts=cfg.max_parts, id_base=cfg.submit_id_base)
+        self._tasks: list[asyncio.Task] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self.client.run(), name=f"smpp-{self.cfg.name}"),
+                       asyncio.create_task(self._expire_parts(), name=f"smpp-parts-{self.cfg.name}")]
+
+    async def stop(self) -> None:
+        await self.client.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def on_incoming(self, inc: Incoming) -> int:
+        """The deliver_sm_resp status for one deliver_sm / data_sm."""
+        try:
+            return await self._take(inc)
+        except (BadFragment, BadReceipt, AddressError) as err:
+            log.warning("smpp.refused", connector=self.cfg.name, source=inc.source_addr, error=str(err))
+            return ESME_RX_P_APPN
+        except Exception:  # noqa: BLE001 - the SMSC will retry
+            log.exception("smpp.store_failed", connector=self.cfg.name)
+            return ESME_RX_T_APPN
+
+    async def _take(self, inc: Incoming) -> int:
+        if is_receipt(inc.esm_class):
+            await self._receipt(inc)
+            return ROK
+        sender = normalize_address(inc.source_addr, inc.source_ton, inc.source_npi, self.cfg.country)
+        recipient = normalize_address(inc.dest_addr, inc.dest_ton, inc.dest_npi, self.cfg.country)
+        if recipient not in self.svc.directory.sms_numbers:
+            log.warning("smpp.not_our_number", connector=self.cfg.name, dest=recipient)
+            return ESME_RINVDSTADR
+        fragment = fragment_of(inc.esm_class, inc.data_coding, inc.short_message, inc.tlvs)
+        stored = await self.svc.commit.run(partial(self._store, fragment=fragment, sender=sender, recipient=recipient))
+        if stored is not None:
+            self.svc.background(self.svc.router.route(stored))
+        return ROK
+
+    async def _receipt(self, inc: Incoming) -> None:
+        raw = inc.short_message or inc.tlvs.get("message_payload") or b""
+        receipt = parse_receipt(decode_short_message(inc.data_coding, raw, self.cfg.default_alphabet), inc.tlvs)
+        status = receipt_status(receipt.stat)
+        error = f"{receipt.stat} (err {receipt.err})" if status in (FAILED, UNDELIVERED) else None
+        report = StatusReport(self.cfg.name, canonical_id(receipt.message_id, self.cfg.receipt_id_base), status, error)
+        await self.svc.router.push_status(await self.svc.commit.run(report_unit(report)))
+
+    async def _store(self, conn, fragment: Fragment, sender: str, recipient: str) -> Stored | None:
+        if fragment.total <= 1:
+            text, _ = assemble([fragment], self.cfg.default_alphabet)
+            digest = fingerprint(sender, recipient, fragment.data_coding.to_bytes(2, "big"), fragment.payload)
+            return await self._inbound(conn, sender, recipient, text, digest, incomplete=False)
+        key = concat_key(sender, recipient, fragment)
+        if not await self._keep_part(conn, key, fragment, sender, recipient):
+            return None
+        rows = await self._pending_parts(conn, key)
+        if len({r.seq for r in rows}) < fragment.total:
+            return None
+        return await self._complete(conn, key, rows)
+
+    async def _keep_part(self, conn, key: str, fragment: Fragment, sender: str, recipient: str) -> bool:
+        """Store a part; False when it is a resend of one we have."""
+        where = sa.and_(smpp_parts.c.connector == self.cfg.name, smpp_parts.c.key == key)
+        same = (await conn.execute(sa.select(smpp_parts.c.payload, smpp_parts.c.done).where(where, smpp_parts.c.seq == fragment.seq))).first()
+        if same is not None:
+            if same.payload == fragment.payload or not same.done:
+                return False
+            await conn.execute(smpp_parts.delete().where(where))  # the reference came round again: a new message
+        await conn.execute(smpp_parts.insert().values(
+            connector=self.cfg.name, key=key, seq=fragment.seq, total=fragment.total, ref=fragment.ref,
+            width=fragment.width, data_coding=fragment.data_coding, payload=fragment.payload,
+            sender=sender, recipient=recipient, received_at=utcnow(),
+        ))
+        return True
+
+    async def _pending_parts(self, conn, key: str):
+        query = sa.select(smpp_parts).where(
+            smpp_parts.c.connector == self.cfg.name, smpp_parts.c.key == key, ~smpp_parts.c.done
+        ).order_by(smpp_parts.c.seq)
+        return (await conn.execute(query)).all()
+
+    async def _complete(self, conn, key: str, rows) -> Stored:
+        fragments = [Fragment(r.ref, r.width, r.total, r.seq, r.data_coding, r.payload) for r in rows]
+        text, complete = assemble(fragments, self.cfg.default_alphabet)
+        await conn.execute(smpp_parts.update().where(smpp_parts.c.id.in_([r.id for r in rows])).values(done=True))
+        digest = fingerprint(key.encode(), *(r.payload for r in rows))
+        return await self._inbound(conn, rows[0].sender, rows[0].recipient, text, digest, incomplete=not complete)
+
+    async def _inbound(self, conn, sender, recipient, text, digest, incomplete) -> Stored:
+        sms = InboundSms(self.cfg.name, "", sender, recipient, text)
+        return await store_inbound(conn, sms, self.svc.directory, self.svc.presence,
+                                   Fingerprint(digest, self.cfg.dedupe_window), incomplete=incomplete)
+
+    async def _expire_parts(self) -> None:
+        """Deliver long messages whose missing parts never came, marked incomplete."""
+        interval = max(0.5, min(30.0, self.cfg.concat_timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                for stored in await self.svc.commit.run(self._expire):
+                    await self.svc.router.route(stored)
+            except Exception:  # noqa: BLE001 - tried again next round
+                log.exception("smpp.expire_failed", connector=self.cfg.name)
+
+    async def _expire(self, conn) -> list[Stored]:
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.cfg.concat_timeout)
+        mine = smpp_parts.c.connector == self.cfg.name
+        keys = (await conn.execute(sa.select(smpp_parts.c.key).where(mine, ~smpp_parts.c.done)
+                                   .group_by(smpp_parts.c.key).having(sa.func.min(smpp_parts.c.received_at) < cutoff))).scalars().all()
+        out = [await self._complete(conn, key, await self._pending_parts(conn, key)) for key in keys]
+        forget = now - timedelta(seconds=max(self.cfg.dedupe_window, self.cfg.concat_timeout))
+        await conn.execute(smpp_parts.delete().where(mine, smpp_parts.c.done, smpp_parts.c.received_at < forget))
+        return out
+
+
+def fingerprint(*parts: bytes | str) -> str:
+    """A digest of a message's content and addresses."""
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        digest.update(len(data).to_bytes(4, "big") + data)
+    return digest.hexdigest()
+
+
+def settings(cfg: SmppConnector) -> SmppSettings:
+    """Client settings from a connector's configuration."""
+    return SmppSettings(
+        host=cfg.host, port=cfg.port, system_id=cfg.system_id, password=cfg.password,
+        system_type=cfg.system_type, address_range=cfg.address_range, bind=cfg.bind, window=cfg.window,
+        enquire_link_seconds=cfg.enquire_link_seconds, response_timeout=cfg.response_timeout,
+        reconnect_min=cfg.reconnect_min, reconnect_max=cfg.reconnect_max, rate_limit=cfg.rate_limit,
+        throttle_pause=cfg.throttle_pause, submit_retries=cfg.submit_retries,
+    )
