@@ -4,7 +4,7 @@ Rules:
 - It listens on 127.0.0.1 by default and records everything: binds, submits (accepted or not,
   with their decoded fields and the message_id answered), what was delivered and acknowledged.
 - Faults are switches a test flips: throttle_for, drop_links, refuse_connections_for,
-  slow_responses, ignore_enquire_link, send_garbage, reject_bind.
+  slow_responses, answer_submits_with, ignore_enquire_link, send_garbage, reject_bind.
 - Waits end: every helper that waits takes a timeout; the only sleeps are injected delays.
 """
 from __future__ import annotations
@@ -128,6 +128,7 @@ class TestSmsc:
         self._delay = 0.0
         self._ignore_enquire = False
         self._bind_status: int | None = None
+        self._submit_status: int | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> TestSmsc:
@@ -178,6 +179,10 @@ class TestSmsc:
 
     def ignore_enquire_link(self, ignore: bool = True) -> None:
         self._ignore_enquire = ignore
+
+    def answer_submits_with(self, status: int | None) -> None:
+        """Answer every submit_sm with `status` (None: accept again)."""
+        self._submit_status = status
 
     def reject_bind(self, status: int | None) -> None:
         """Answer binds with `status` (None: check the password again)."""
@@ -265,7 +270,7 @@ class TestSmsc:
         try:
             if self._delay:
                 await asyncio.sleep(self._delay)
-            status = ESME_RTHROTTLED if self._now() < self._throttle_until else ESME_ROK
+            status = ESME_RTHROTTLED if self._now() < self._throttle_until else self._submit_status or ESME_ROK
             message_id = self._new_id() if status == ESME_ROK else ""
             self.submits.append(ReceivedSubmit(pdu.sequence, dict(pdu.fields), dict(pdu.tlvs), status,
                                                message_id, conn.system_id))

@@ -15,6 +15,13 @@ SYSTEM_ID, PASSWORD = "didchat", "secret"
 CUSTOMER, OURS = "12125550199", "12125550101"
 
 
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until `predicate()` holds, polling briefly; TimeoutError after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
 def fast_settings(port: int, **overrides) -> SmppSettings:
     """Settings for tests: every timer short, so each scenario takes well under a second or two."""
     base = SmppSettings(host="127.0.0.1", port=port, system_id=SYSTEM_ID, password=PASSWORD,
