@@ -5,8 +5,8 @@ Rules:
   module moves bytes, keeps time, and keeps the API's promises.
 - Ack after the callback: a deliver_sm/data_sm is answered with the status `on_incoming` returns,
   only once it returned; if it raises, ESME_RX_T_APPN (temporary: the SMSC retries).
-- Submits leave in arrival order (a heap keyed by arrival). A throttled PDU goes back to its place,
-  the whole client pauses, then sends one PDU alone (a probe) before opening the window again.
+- Which submit leaves when is session.SubmitQueue's decision (arrival order, pauses of the whole
+  client after ESME_RTHROTTLED / ESME_RMSGQFUL / ESME_RSYSERR, a probe after each pause, the rate).
 - Every wait ends: submit waits at most submit_wait for a bound link, each request at most
   response_timeout for its answer; stop() is bounded by a few response_timeouts.
 - One link = one TCP connection = one bind: one for a transceiver, two for transmitter_receiver.
@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import random
 import socket
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,10 +28,8 @@ import structlog
 from gateway.smpp.pdu import (
     ESME_RINVBNDSTS,
     ESME_RINVCMDID,
-    ESME_RMSGQFUL,
     ESME_ROK,
     ESME_RSYSERR,
-    ESME_RTHROTTLED,
     ESME_RX_T_APPN,
     TEMPORARY_STATUSES,
     BadPdu,
@@ -51,21 +47,22 @@ from gateway.smpp.session import (
     BIND_OK,
     BIND_SENT,
     CONNECTED,
+    DONE,
     LINK_LOST,
+    RETRY,
     UNBIND_RECEIVED,
     UNBIND_SENT,
     UNBINDING,
     UNBOUND,
     Pending,
+    Queued,
     Session,
+    SubmitQueue,
 )
 
 log = structlog.get_logger("gateway.smpp")
 
-RETRY_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RSYSERR})
-PAUSING_STATUSES = RETRY_STATUSES
 DEAD_AFTER_TIMEOUTS = 3  # responses missed in a row before the link counts as dead
-MAX_PAUSE_FACTOR = 32  # throttle pauses double up to throttle_pause * this
 
 
 @dataclass(frozen=True)
@@ -195,19 +192,13 @@ def backoff(attempt: int, low: float, high: float) -> float:
     return random.uniform(delay / 2, delay)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class _Job:
-    """One submit_sm waiting to leave, in flight, or waiting to be resent."""
+    """One submit_sm and the future its caller awaits."""
 
-    arrival: int
     fields: dict[str, object]
     tlvs: dict[str, object]
     future: asyncio.Future
-    attempts: int = 0
-    sent_at: float = 0.0
-
-    def __lt__(self, other: _Job) -> bool:
-        return self.arrival < other.arrival
 
 
 class _Link:
@@ -416,13 +407,7 @@ class SmppClient:
         self._stopping = False
         self._keepers: list[asyncio.Task] = []
         self._watchers: set[asyncio.Task] = set()
-        self._queue: list[_Job] = []
-        self._arrivals = itertools.count()
-        self._paused_at = float("-inf")
-        self._paused_until = 0.0
-        self._throttle_level = 0
-        self._probing = False
-        self._next_send_at = 0.0
+        self._queue = SubmitQueue(settings.throttle_pause, settings.submit_retries, settings.rate_limit)
         self.last_error: str | None = None  # the latest bind or link error, e.g. "ESME_RINVPASWD"
 
     # -- state ---------------------------------------------------------------------------------
@@ -513,10 +498,9 @@ class SmppClient:
         self._fail_queue(_local("NOT_BOUND", f"no bound link for {self.settings.submit_wait}s"))
 
     def _fail_queue(self, error: SmppError) -> None:
-        queue, self._queue = self._queue, []
-        for job in queue:
-            if not job.future.done():
-                job.future.set_exception(error)
+        for queued in self._queue.drain():
+            if not queued.token.future.done():
+                queued.token.future.set_exception(error)
 
     # -- incoming ------------------------------------------------------------------------------
     async def _hand_over(self, incoming: Incoming) -> int:
@@ -546,8 +530,8 @@ class SmppClient:
             raise _local("NOT_BOUND", f"no bound link after {wait}s")
         if self._stopping:
             raise _local("STOPPING", "the client is stopping")
-        job = _Job(next(self._arrivals), fields, tlvs, asyncio.get_running_loop().create_future())
-        heapq.heappush(self._queue, job)
+        job = _Job(fields, tlvs, asyncio.get_running_loop().create_future())
+        self._queue.push(job)
         self._poke()
         return await job.future
 
@@ -564,54 +548,33 @@ class SmppClient:
 
     def _send_delay(self, link: _Link) -> float | None:
         """0 to send now, seconds to wait, or None to wait for a change."""
-        while self._queue and self._queue[0].future.done():
-            heapq.heappop(self._queue)
-        session = link.session
-        if not self._queue or not session.has_room or not session.may_send("submit_sm"):
-            return None
-        if self._probing and session.in_flight:
-            return None
-        wait = max(self._paused_until, self._next_send_at) - asyncio.get_running_loop().time()
-        return wait if wait > 0 else 0
+        self._queue.discard(lambda queued: queued.token.future.done())
+        return self._queue.delay(asyncio.get_running_loop().time(), link.session)
 
     def _send_next(self, link: _Link) -> None:
-        job = heapq.heappop(self._queue)
-        now = asyncio.get_running_loop().time()
-        job.sent_at = now
-        link.request("submit_sm", partial(self._settle, job), job.tlvs, **job.fields)
-        if self.settings.rate_limit:
-            self._next_send_at = max(now, self._next_send_at) + 1 / self.settings.rate_limit
+        queued = self._queue.pop(asyncio.get_running_loop().time())
+        job = queued.token
+        link.request("submit_sm", partial(self._settle, queued), job.tlvs, **job.fields)
 
-    def _settle(self, job: _Job, pdu: Pdu | None, error: SmppError | None) -> None:
+    def _settle(self, queued: Queued, pdu: Pdu | None, error: SmppError | None) -> None:
         """A submit_sm's fate: done, resent in its place after a pause, or failed."""
         self._poke()
+        job = queued.token
         if job.future.done():
             return
         if error is not None:
             job.future.set_exception(error)
             return
         status = pdu.status or (ESME_RSYSERR if pdu.command == "generic_nack" else ESME_ROK)
-        if status == ESME_ROK:
-            self._throttle_level, self._probing = 0, False
-            job.future.set_result(str(pdu.get("message_id", "")))
-        elif status in RETRY_STATUSES and job.attempts < self.settings.submit_retries and not self._stopping:
-            job.attempts += 1
-            self._pause(job, status)
-            heapq.heappush(self._queue, job)
-        else:
-            self._probing = False
-            job.future.set_exception(SmppError(status, f"submit_sm to {job.fields['destination_addr']}"))
-
-    def _pause(self, job: _Job, status: int) -> None:
-        """Pause all submits, unless this answer belongs to a burst sent before the current pause."""
-        if job.sent_at < self._paused_at:
-            return
-        s = self.settings
         now = asyncio.get_running_loop().time()
-        pause = s.throttle_pause * min(2 ** self._throttle_level, MAX_PAUSE_FACTOR)
-        self._throttle_level += 1
-        self._paused_at, self._paused_until, self._probing = now, now + pause, True
-        self._log.warning("smpp.paused", status=status_name(status), seconds=pause)
+        outcome = self._queue.answered(queued, status, now, retry=not self._stopping)
+        if outcome == DONE:
+            job.future.set_result(str(pdu.get("message_id", "")))
+        elif outcome == RETRY:
+            self._log.warning("smpp.submit_retry", status=status_name(status), attempt=queued.attempts,
+                              paused_for=round(max(0.0, self._queue.paused_until - now), 3))
+        else:
+            job.future.set_exception(SmppError(status, f"submit_sm to {job.fields['destination_addr']}"))
 
     # -- stopping ------------------------------------------------------------------------------
     async def stop(self) -> None:

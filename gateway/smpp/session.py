@@ -8,9 +8,13 @@ Rules:
 - Time is a number handed in (`now`); nothing here reads a clock or sleeps.
 - Requests in flight are kept until their response, their deadline (`expired`) or the end of the
   link (`abandon`). Windowed requests (messages) count against the window; others do not.
+- `SubmitQueue` decides which submit leaves next and when (order, throttle pauses, rate), for
+  all the binds of one client.
 """
 from __future__ import annotations
 
+import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.smpp.pdu import MAX_SEQUENCE, Pdu
@@ -162,3 +166,96 @@ class Session:
 
     def pending(self) -> list[Pending]:
         return list(self._pending.values())
+
+
+# -- the submit queue: order, throttle pauses, rate ------------------------------------------------
+
+RETRY_STATUSES = frozenset({0x58, 0x14, 0x08})  # ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RSYSERR
+MAX_PAUSE_FACTOR = 32  # pauses double up to throttle_pause * this
+DONE, RETRY, FAIL = "done", "retry", "fail"
+
+
+@dataclass(eq=False)
+class Queued:
+    """A message waiting to leave, in flight, or waiting to be resent. `token` is the caller's."""
+
+    arrival: int
+    token: object = None
+    attempts: int = 0
+    sent_at: float = float("-inf")
+
+    def __lt__(self, other: Queued) -> bool:
+        return self.arrival < other.arrival
+
+
+class SubmitQueue:
+    """Which submit leaves next, and when: arrival order, a pause for the whole bind, a rate.
+
+    A retryable answer puts the message back at its place and pauses every submit; after a pause
+    one message goes alone (a probe) until an answer opens the window again."""
+
+    def __init__(self, throttle_pause: float = 1.0, retries: int = 5, rate_limit: float = 0):
+        self.throttle_pause, self.retries, self.rate_limit = throttle_pause, retries, rate_limit
+        self._heap: list[Queued] = []
+        self._arrivals = 0
+        self._paused_at = float("-inf")
+        self.paused_until = 0.0
+        self._level = 0
+        self.probing = False
+        self._next_send_at = 0.0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, token: object) -> Queued:
+        self._arrivals += 1
+        queued = Queued(self._arrivals, token)
+        heapq.heappush(self._heap, queued)
+        return queued
+
+    def discard(self, dropped: Callable[[Queued], bool]) -> None:
+        """Forget queued messages at the head that `dropped` says nobody waits for any more."""
+        while self._heap and dropped(self._heap[0]):
+            heapq.heappop(self._heap)
+
+    def delay(self, now: float, session: Session) -> float | None:
+        """0 to send now on `session`, seconds to wait, or None to wait for a change."""
+        if not self._heap or not session.has_room or not session.may_send("submit_sm"):
+            return None
+        if self.probing and session.in_flight:
+            return None
+        wait = max(self.paused_until, self._next_send_at) - now
+        return wait if wait > 0 else 0
+
+    def pop(self, now: float) -> Queued:
+        """The next message to send, now."""
+        queued = heapq.heappop(self._heap)
+        queued.sent_at = now
+        if self.rate_limit:
+            self._next_send_at = max(now, self._next_send_at) + 1 / self.rate_limit
+        return queued
+
+    def answered(self, queued: Queued, status: int, now: float, retry: bool = True) -> str:
+        """DONE, RETRY (queued again at its place, the bind paused) or FAIL."""
+        if status == 0:
+            self._level, self.probing = 0, False
+            return DONE
+        if retry and status in RETRY_STATUSES and queued.attempts < self.retries:
+            queued.attempts += 1
+            self._pause(queued, now)
+            heapq.heappush(self._heap, queued)
+            return RETRY
+        self.probing = False
+        return FAIL
+
+    def _pause(self, queued: Queued, now: float) -> None:
+        if queued.sent_at < self._paused_at:
+            return  # sent before the current pause began: the same burst
+        self.paused_until = now + self.throttle_pause * min(2 ** self._level, MAX_PAUSE_FACTOR)
+        self._level += 1
+        self._paused_at, self.probing = now, True
+
+    def drain(self) -> list[Queued]:
+        """Everything queued, removed, in arrival order."""
+        heap, self._heap = self._heap, []
+        return sorted(heap)

@@ -31,7 +31,7 @@ from gateway.smpp.pdu import (
     request,
     response,
 )
-from gateway.smpp.session import BIND_OK, BIND_SENT, CONNECTED, LINK_LOST, Session
+from gateway.smpp.session import BIND_OK, BIND_SENT, CONNECTED, Session
 
 MESSAGE_STATES = {"ENROUTE": 1, "DELIVRD": 2, "EXPIRED": 3, "DELETED": 4, "UNDELIV": 5,
                   "ACCEPTD": 6, "UNKNOWN": 7, "REJECTD": 8}

@@ -178,7 +178,8 @@ SUBMIT_ONLY = {"receipted_message_id", "message_state", "network_error_code"}
 def message(command: str):
     return st.builds(
         lambda seq, src, dst, ton, npi, esm, dcs, sm, extra, reg: request(
-            command, seq, extra if command == "deliver_sm" else {k: v for k, v in extra.items() if k not in SUBMIT_ONLY},
+            command, seq,
+            extra if command == "deliver_sm" else {k: v for k, v in extra.items() if k not in SUBMIT_ONLY},
             source_addr=src, destination_addr=dst, source_addr_ton=ton, source_addr_npi=npi,
             dest_addr_ton=ton, dest_addr_npi=npi, esm_class=esm, data_coding=dcs, short_message=sm,
             registered_delivery=reg, service_type="CMT"[:seq % 4]),
