@@ -67,15 +67,16 @@ async def _services(app: web.Application, config: Config, sio, run_migrations: b
     for connection in smpp:
         connection.start()
     worker = asyncio.create_task(svc.outbox.run(), name="outbox")
+    routing = asyncio.create_task(svc.router.run(), name="routing")
     log.info("didchat.started", database=db.url.render_as_string(hide_password=True), agents=len(directory.agents))
     yield
     for connection in smpp:
         await connection.stop()
-    worker.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await worker
+    for task in (worker, routing):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await svc.outbox.stop()
-    await svc.drain()
     for sender in senders.values():
         await sender.close()
     await commit.close()

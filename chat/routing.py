@@ -6,9 +6,11 @@ memory and a restart loses nothing. An agent is pushed only their own conversati
 """
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 
 import sqlalchemy as sa
+import structlog
 
 from chat.commit import GroupCommit
 from chat.conversations import conversation_payload, conversation_query, message_payload
@@ -18,12 +20,27 @@ from chat.presence import Presence
 from chat.store import utcnow
 from chat.store.tables import conversations, messages
 
+log = structlog.get_logger()
+
 
 class Router:
     def __init__(self, commit: GroupCommit, hub: Hub, presence: Presence):
         self.commit = commit
         self.hub = hub
         self.presence = presence
+        self._queue: asyncio.Queue[Stored] = asyncio.Queue()
+
+    def dispatch(self, stored: Stored) -> None:
+        """Route after the commit, in commit order: pushes never overtake one another."""
+        self._queue.put_nowait(stored)
+
+    async def run(self) -> None:
+        while True:
+            stored = await self._queue.get()
+            try:
+                await self.route(stored)
+            except Exception:  # noqa: BLE001 - the store is the truth; clients sync
+                log.exception("routing.failed")
 
     async def route(self, stored: Stored) -> None:
         """Push a freshly stored inbound message, or wake its owner's waiting conversations."""

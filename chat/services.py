@@ -1,7 +1,6 @@
 """The running app's parts, built once at start-up and shared through one AppKey."""
 from __future__ import annotations
 
-import asyncio
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,21 +34,10 @@ class Services:
     outbox: object = None  # chat.outbox.Outbox, set once senders exist
     vendor_dir: Path = field(default_factory=lambda: Path(
         os.environ.get("DIDCHAT_VENDOR_DIR", REPO / "node_modules" / "socket.io-client" / "dist")))
-    _tasks: set[asyncio.Task] = field(default_factory=set)
 
     def public_url(self, path_qs: str) -> str:
         """The URL a provider called, as it saw it (behind a proxy: from `public_url`)."""
         return self.config.public_url.rstrip("/") + path_qs
-
-    def background(self, coro) -> None:
-        """Run work after an acknowledgement, keeping a reference until it ends."""
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def drain(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -76,7 +76,7 @@ class SmppConnection:
         fragment = fragment_of(inc.esm_class, inc.data_coding, inc.short_message, inc.tlvs)
         stored = await self.svc.commit.run(partial(self._store, fragment=fragment, sender=sender, recipient=recipient))
         if stored is not None:
-            self.svc.background(self.svc.router.route(stored))
+            self.svc.router.dispatch(stored)
         return ROK
 
     async def _receipt(self, inc: Incoming) -> None:
@@ -140,7 +140,7 @@ class SmppConnection:
             await asyncio.sleep(interval)
             try:
                 for stored in await self.svc.commit.run(self._expire):
-                    await self.svc.router.route(stored)
+                    self.svc.router.dispatch(stored)
             except Exception:  # noqa: BLE001 - tried again next round
                 log.exception("smpp.expire_failed", connector=self.cfg.name)
 

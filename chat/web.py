@@ -75,7 +75,7 @@ def _parse(parser, what: str, url: str, body: bytes, headers) -> InboundSms | St
 async def _commit_and_route(svc: Services, item: InboundSms | StatusReport) -> None:
     if isinstance(item, InboundSms):
         stored = await svc.commit.run(inbound_unit(item, svc.directory, svc.presence))
-        svc.background(svc.router.route(stored))
+        svc.router.dispatch(stored)
     else:
         await svc.router.push_status(await svc.commit.run(report_unit(item)))
 

@@ -77,7 +77,19 @@ async def twilio_api():
     await api.stop()
 
 
-def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str = "") -> str:
+SMPP_NUMBER = "+12125550103"  # Alice's second personal number, on the SMPP connector
+
+
+def smpp_connector(port: int, **options) -> str:
+    """YAML for an SMPP connector to a test SMSC on 127.0.0.1:port, with fast timings."""
+    settings = {"window": 50, "enquire_link_seconds": 2, "response_timeout": 2, "reconnect_min": 0.1,
+                "reconnect_max": 0.5, "throttle_pause": 0.2, "submit_retries": 50, **options}
+    lines = "".join(f"    {k}: {v}\n" for k, v in settings.items())
+    head = f"  - type: smpp\n    name: smsc\n    host: 127.0.0.1\n    port: {port}\n"
+    return head + f"    system_id: didchat\n    password: secret\n{lines}    numbers: [\"{SMPP_NUMBER}\"]\n"
+
+
+def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str = "", connectors: str = "") -> str:
     return textwrap.dedent(f"""\
         public_url: http://127.0.0.1:{port}
         port: {port}
@@ -92,6 +104,7 @@ def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str 
           - {{number: "{ALICE}", user: alice}}
           - {{number: "{BOB}", user: bob}}
           - {{number: "{MAIN}", voice: false}}
+        {'  - {number: "' + SMPP_NUMBER + '", user: alice}' if connectors else ''}
         callback_numbers:
           named: {{main: "{MAIN}"}}
         connectors:
@@ -101,7 +114,7 @@ def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str 
             auth_token: {twilio.auth_token}
             api_base: {twilio.base_url}
             numbers: ["{ALICE}", "{BOB}", "{MAIN}"]
-        """) + extra
+        """) + connectors + "\n" + extra
 
 
 class Server:
@@ -119,7 +132,7 @@ class Server:
 
     async def start(self) -> Server:
         self.app = create_app(self.config)
-        self.runner = web.AppRunner(self.app, handle_signals=False)
+        self.runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=2)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.config.port).start()
         return self
@@ -205,9 +218,9 @@ async def make_server(tmp_path, twilio_api, database_url):
     servers: list[Server] = []
     port = free_port()
 
-    async def make(extra: str = "", start: bool = True) -> Server:
+    async def make(extra: str = "", start: bool = True, connectors: str = "") -> Server:
         path = tmp_path / f"didchat-{len(servers)}.yaml"
-        path.write_text(config_text(port, database_url, twilio_api, extra))
+        path.write_text(config_text(port, database_url, twilio_api, extra, connectors))
         server = Server(path, twilio_api)
         servers.append(server)
         return await server.start() if start else server
