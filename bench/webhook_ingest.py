@@ -21,198 +21,56 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import resource
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp  # noqa: E402
-import socketio  # noqa: E402
+
+from common import (  # noqa: E402
+    PASSWORD, RESULTS_DIR, SECRET_KEY, Agent, CpuMeter, ServerProcess, customer_numbers, free_port, hold,
+    machine, machine_line, ms, params_of, percentile, use_uvloop, write_results,
+)
 
 from chat.cli import signed_sms  # noqa: E402
 from chat.config import load_config  # noqa: E402
-from gateway.numbers import InvalidNumber, normalize_number  # noqa: E402
 
 ALICE_NUMBER = "+12125550101"
-PASSWORD = "bench-password-123"
-SECRET_KEY = "b" * 40
-RESULTS = REPO / "bench" / "results" / "webhook_ingest.json"
-DIDCHAT = REPO / ".venv" / "bin" / "didchat"
+RESULTS = RESULTS_DIR / "webhook_ingest.json"
 TARGETS = {"sustained_msgs_per_s": 1500, "p99_ms_at_500": 50}
 
 
-# ---------------------------------------------------------------- machine and helpers
-
-def machine() -> dict:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {"nproc": usable, "cpu_count": os.cpu_count(), "cpu_model": model,
-            "python": platform.python_version(), "platform": platform.platform()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
+def config_text(server: ServerProcess) -> str:
+    """SQLite in the server's dir, one Twilio connector (outbound unused), alice owning ALICE_NUMBER."""
+    unused = free_port()  # outbound is not exercised; nothing listens there
+    return textwrap.dedent(f"""\
+        public_url: {server.url}
+        host: 127.0.0.1
+        port: {server.port}
+        data_dir: "{server.dir}"
+        database_url: "{server.db_url}"
+        secret_key: "{SECRET_KEY}"
+        presence_grace_seconds: 0
+        users:
+          - {{name: alice, display_name: Alice, password: {PASSWORD}}}
+        access_numbers:
+          - {{number: "{ALICE_NUMBER}", user: alice}}
+        connectors:
+          - type: twilio
+            name: tw
+            account_sid: AC{'0' * 32}
+            auth_token: {'t' * 32}
+            api_base: http://127.0.0.1:{unused}
+            numbers: ["{ALICE_NUMBER}"]
+        """)
 
 
-def ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 2)
-
-
-def customer_numbers(count: int) -> list[str]:
-    """Up to `count` valid +1212555xxxx numbers (none of them alice's)."""
-    out: list[str] = []
-    for i in range(min(count, 8999)):
-        raw = f"+1212555{1000 + i:04d}"
-        try:
-            number = normalize_number(raw)
-        except InvalidNumber:
-            continue
-        if number != ALICE_NUMBER:
-            out.append(number)
-    if not out:
-        raise SystemExit("no valid customer numbers")
-    return out
-
-
-def proc_cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process, from /proc (None if unavailable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def self_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-# ---------------------------------------------------------------- the server process
-
-class ServerProcess:
-    """`didchat run --config FILE` in its own process, on a fresh temp dir and SQLite file."""
-
-    def __init__(self, label: str, keep: bool = False):
-        self.dir = Path(tempfile.mkdtemp(prefix=f"didchat-bench-{label}-"))
-        self.keep = keep
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config_path = self.dir / "didchat.yaml"
-        self.log_path = self.dir / "server.log"
-        self.proc: subprocess.Popen | None = None
-        self._log = None
-
-    def write_config(self) -> None:
-        unused = free_port()  # outbound is not exercised; nothing listens there
-        self.config_path.write_text(textwrap.dedent(f"""\
-            public_url: http://127.0.0.1:{self.port}
-            host: 127.0.0.1
-            port: {self.port}
-            data_dir: "{self.dir}"
-            database_url: "sqlite+aiosqlite:///{self.dir}/didchat.db"
-            secret_key: "{SECRET_KEY}"
-            presence_grace_seconds: 0
-            users:
-              - {{name: alice, display_name: Alice, password: {PASSWORD}}}
-            access_numbers:
-              - {{number: "{ALICE_NUMBER}", user: alice}}
-            connectors:
-              - type: twilio
-                name: tw
-                account_sid: AC{'0' * 32}
-                auth_token: {'t' * 32}
-                api_base: http://127.0.0.1:{unused}
-                numbers: ["{ALICE_NUMBER}"]
-            """))
-
-    def start(self, timeout: float = 30.0) -> None:
-        self.write_config()
-        self._log = open(self.log_path, "wb")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env.pop("DIDCHAT_DATABASE_URL", None)  # the config's SQLite file, always
-        self.proc = subprocess.Popen([str(DIDCHAT), "run", "--config", str(self.config_path)],
-                                     cwd=self.dir, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"didchat exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"didchat did not answer /healthz within {timeout}s:\n{self.log_tail()}")
-
-    def cpu_seconds(self) -> float | None:
-        return proc_cpu_seconds(self.proc.pid) if self.proc else None
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # aiohttp's run_app shuts down cleanly on SIGINT
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
-        if self._log:
-            self._log.close()
-            self._log = None
-        if not self.keep:
-            for path in sorted(self.dir.glob("*"), reverse=True):
-                if path.is_file():
-                    path.unlink()
-            try:
-                self.dir.rmdir()
-            except OSError:
-                pass
-
-
-# ---------------------------------------------------------------- requests and the agent
+# ---------------------------------------------------------------- requests
 
 @dataclass
 class Request:
@@ -237,55 +95,6 @@ def build_requests(server: ServerProcess, count: int, senders: list[str], run_id
                                         f"bench {n}", f"SM{run_id}{n:012d}")
         out.append(Request(n, url, body, headers))
     return out
-
-
-@dataclass
-class Agent:
-    """alice's Socket.IO client: the receive time of each pushed `message`, by request number."""
-
-    url: str
-    received: dict[int, float] = field(default_factory=dict)
-    conversations: int = 0
-    other: int = 0
-
-    async def connect(self) -> None:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{self.url}/api/login", json={"username": "alice", "password": PASSWORD}) as r:
-                body = await r.json()
-                if r.status != 200:
-                    raise RuntimeError(f"login failed: {r.status} {body}")
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.sio.on("message", self._message, namespace="/agent")
-        self.sio.on("conversation", self._conversation, namespace="/agent")
-        await self.sio.connect(self.url, namespaces=["/agent"], auth={"token": body["token"]},
-                               transports=["websocket"], wait_timeout=10)
-        # a round trip through the namespace: the server has registered alice's presence
-        ack = await self.sio.call("presence", {"state": "ready"}, namespace="/agent", timeout=10)
-        if not ack.get("ok"):
-            raise RuntimeError(f"presence failed: {ack}")
-
-    async def _message(self, data=None) -> None:
-        now = time.perf_counter()
-        text = (data or {}).get("text") or ""
-        if text.startswith("bench "):
-            try:
-                self.received.setdefault(int(text[6:]), now)
-                return
-            except ValueError:
-                pass
-        self.other += 1
-
-    async def _conversation(self, data=None) -> None:
-        self.conversations += 1
-
-    async def wait_for(self, expected: set[int], timeout: float) -> None:
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline and not expected.issubset(self.received.keys()):
-            await asyncio.sleep(0.02)
-
-    async def disconnect(self) -> None:
-        if self.sio.connected:
-            await self.sio.disconnect()
 
 
 async def send(http: aiohttp.ClientSession, req: Request, timeout: float) -> None:
@@ -397,32 +206,22 @@ async def collect(server: ServerProcess, agent: Agent, sent: list[Request], t0: 
 async def run_phase(name: str, args, senders: list[str]) -> dict:
     server = ServerProcess(name, keep=args.keep)
     print(f"phase {name}: starting didchat on {server.url} ({server.dir})", flush=True)
-    server.start()
+    server.start(config_text(server))
     agent = Agent(server.url)
     try:
         count = args.max_messages if name == "max" else int(args.rate * args.seconds)
         reqs = build_requests(server, count, senders, uuid.uuid4().hex[:12])
         await agent.connect()
-        if args.hold:
-            print(f"  server pid {server.proc.pid}; starting in {args.hold}s (attach a profiler now)", flush=True)
-            await asyncio.sleep(args.hold)
-        cpu_server0, cpu_self0, wall0 = server.cpu_seconds(), self_cpu_seconds(), time.perf_counter()
+        await hold(server, args.hold)
+        meter = CpuMeter(server)
         result = await (phase_max if name == "max" else phase_rate)(server, agent, reqs, args)
-        wall = time.perf_counter() - wall0
-        cpu_server1, cpu_self1 = server.cpu_seconds(), self_cpu_seconds()
-        if cpu_server0 is not None and cpu_server1 is not None:
-            result["server_cpu_pct"] = round(100 * (cpu_server1 - cpu_server0) / wall, 1)
-        result["bench_process_cpu_pct"] = round(100 * (cpu_self1 - cpu_self0) / wall, 1)
-        result["server_log_warnings"] = sum(
-            1 for line in server.log_tail(100000).splitlines() if "warn" in line.lower() or "error" in line.lower())
+        meter.read(result)
+        result["server_log_warnings"] = server.log_warnings()
         if args.concurrency:
             result["concurrency"] = args.concurrency
         return result
     finally:
-        try:
-            await asyncio.wait_for(agent.disconnect(), 5)
-        except Exception:  # noqa: BLE001 - tearing down anyway
-            pass
+        await agent.disconnect()
         server.stop()
 
 
@@ -454,7 +253,7 @@ def table(results: dict, info: dict, args) -> str:
     w1 = max(len(r[1]) for r in rows)
     lines = [f"{r[0]:<{w0}}  {r[1]:>{w1}}  {r[2]}" for r in rows]
     lines.insert(1, "-" * (w0 + w1 + 24))
-    head = (f"machine: nproc={info['nproc']}  cpu={info['cpu_model']}  python={info['python']}\n"
+    head = (machine_line(info) + "\n"
             f"phases: {args.seconds:g}s each, concurrency {args.concurrency}, "
             f"{args.senders} customer numbers, fresh SQLite per phase\n")
     verdict = []
@@ -487,17 +286,12 @@ def main() -> None:
         parser.error("need 0 < --seconds <= 600, --rate > 0, --concurrency >= 1")
     args.max_messages = args.max_messages or int(6000 * args.seconds)
 
-    try:
-        import uvloop
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        loop_name = "uvloop"
-    except ImportError:
-        loop_name = "asyncio"
+    loop_name = use_uvloop()
 
     info = machine()
-    senders = customer_numbers(args.senders)
+    senders = customer_numbers(args.senders, exclude=(ALICE_NUMBER,))
     args.senders = len(senders)
-    print(f"machine: nproc={info['nproc']} cpu={info['cpu_model']} python={info['python']} (client loop: {loop_name})")
+    print(f"{machine_line(info)}  (client loop: {loop_name})")
     results: dict = {}
     for name in (["max", "rate"] if args.phase == "both" else [args.phase]):
         results[name] = asyncio.run(run_phase(name, args, senders))
@@ -505,13 +299,11 @@ def main() -> None:
 
     summary = table(results, info, args)
     print("\n" + summary)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({
+    write_results(args.output, {
         "benchmark": "webhook_ingest", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": info, "client_loop": loop_name, "targets": TARGETS,
-        "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": info, "client_loop": loop_name, "targets": TARGETS, "params": params_of(args),
         "results": results,
-    }, indent=2) + "\n")
+    })
     print(f"\nwritten to {args.output}")
 
 
