@@ -21,7 +21,7 @@ from typing import Any
 from scenarios import events as ev
 from scenarios import steps as s
 from scenarios.actions import ACTIONS
-from scenarios.expressions import ExprError, jsonable, text_of
+from scenarios.expressions import ExprError, jsonable
 from scenarios.program import Scenario
 
 MAX_STEPS = 1000
@@ -258,4 +258,4 @@ def _kind(step: s.Step) -> str:
     return getattr(step, "kind", None) or KINDS.get(type(step), type(step).__name__)
 
 
-__all__ = ["Engine", "MAX_STEPS", "text_of"]
+__all__ = ["Engine", "MAX_STEPS"]

@@ -33,7 +33,7 @@ SYSTEM_DIR = Path(__file__).resolve().parent / "system"
 Loc = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity (usable as a cache key)
 class Scenario:
     """A loaded scenario: its parameters and its compiled step blocks."""
 
