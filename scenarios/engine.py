@@ -83,14 +83,30 @@ class _Execution:
 
     def _trigger(self, event: ev.Trigger) -> None:
         message = self._fact_message()
+        if isinstance(event.data, Mapping) and "text" in event.data:  # the message may come with the trigger
+            message = {**message, "text": str(event.data["text"] or "")}
         if self.run is None:
             self._start(event.name, dict(event.data), message)
             return
         wait = self.run["wait"]
-        if event.name == "message_received" and wait["kind"] == "reply" and not _same(message, wait.get("after")):
+        if event.name == "message_received" and wait["kind"] == "reply" and not self._echo(message, wait):
+            self.run["got_message"] = True
             self._answer(message)
         elif self.sc.block_for(event.name, event.data):
+            self.run["got_message"] = self.run.get("got_message") or event.name == "message_received"
             self.run["queue"].append({"trigger": event.name, "data": jsonable(event.data), "message": message})
+
+    def _echo(self, message: Mapping[str, Any], wait: Mapping[str, Any]) -> bool:
+        """Is this message_received the message that started the conversation, not an answer?
+
+        The caller fires conversation_started and then message_received for a conversation's
+        first message; a wait_reply in conversation_started must not take that message as its
+        answer. With message ids this is exact; without, the first message_received after
+        conversation_started is that message.
+        """
+        if message.get("id") is not None and wait.get("after") is not None:
+            return message["id"] == wait["after"]
+        return self.run["trigger"] == "conversation_started" and not self.run.get("got_message")
 
     def _fact_message(self) -> dict[str, Any]:
         message = self.facts.get("message") or {}
@@ -104,7 +120,8 @@ class _Execution:
         if block is None:
             return
         run = self.run or {"v": 1, "scenario": self.sc.fingerprint, "queue": [], "seq": 0, "kept": {}}
-        run.update(trigger=trigger, started=self.now.isoformat(), frames=[[block, 0]], wait=None,
+        got = any(q["trigger"] == "message_received" for q in run["queue"])
+        run.update(trigger=trigger, started=self.now.isoformat(), frames=[[block, 0]], wait=None, got_message=got,
                    message=message, vars={name: None for name in self.sc.variables})
         self.run, self._scope = run, None
 
@@ -248,10 +265,6 @@ class _Execution:
         conversation = (self.facts.get("conversation") or {}).get("id")
         seed = f"{self.sc.name}|{conversation}|{run['started']}|{run['trigger']}|{run['message']}|{run['seq']}"
         return hashlib.sha256(seed.encode()).hexdigest()[:24]
-
-
-def _same(message: Mapping[str, Any], before: Any) -> bool:
-    return before is not None and message.get("id") == before
 
 
 def _kind(step: s.Step) -> str:

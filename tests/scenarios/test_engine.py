@@ -121,6 +121,23 @@ on:
     assert result.run is None and result.wake_at is None
 
 
+def test_first_message_is_not_the_answer_even_without_ids(compile_yaml):
+    sc = compile_yaml("""
+on:
+  conversation_started:
+    - wait_reply: choice
+      timeout: 10m
+    - reply: "you said {{ choice }}"
+  message_received: [{tag: "msg {{ message.text }}"}]
+""")
+    run = Runner(sc)
+    run(Trigger("conversation_started"), facts("Hi", None))
+    assert run(Trigger("message_received"), facts("Hi", None)).effects == ()
+    result = run(Trigger("message_received"), facts("2", None))
+    assert result.effects == (SendReply("you said 2"), Tag("msg Hi"))
+    assert result.run is None
+
+
 def test_wait_reply_without_timeout_is_a_load_error(compile_yaml):
     from scenarios import SourceError
     with pytest.raises(SourceError) as err:
