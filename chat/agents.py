@@ -16,10 +16,11 @@ from pydantic import ValidationError
 
 from chat.auth import Unauthorized
 from chat.hub import NAMESPACE, room
-from chat.outbound import Refused, SendRequest, set_presented, store_send
+from chat.outbound import Refused, SendRequest, close_conversation, set_presented, store_send
 from chat.presence import CHOICES
 from chat.store.tables import conversations, users
 from chat.sync import sync_for
+from scenarios import Trigger
 
 log = structlog.get_logger()
 
@@ -70,6 +71,9 @@ class AgentNamespace(socketio.AsyncNamespace):
     async def on_present(self, sid, data=None):
         return await self._call(sid, self._present, data or {})
 
+    async def on_close(self, sid, data=None):
+        return await self._call(sid, self._close, data or {})
+
     async def _call(self, sid, handler, data) -> dict:
         uid = self._uid.get(sid)
         if uid is None:
@@ -100,6 +104,7 @@ class AgentNamespace(socketio.AsyncNamespace):
         queued = await self.svc.commit.run(partial(store_send, agent=agent, req=req, directory=self.svc.directory))
         if not queued.repeated:
             self.svc.outbox.wake()
+            self.svc.automation.agent_replied(queued.message["conversation_id"])
             if queued.new_conversation:
                 await self.svc.hub.emit(agent.id, "conversation", queued.conversation)
             await self.svc.hub.emit(agent.id, "message", queued.message, skip_sid=sid)
@@ -124,6 +129,13 @@ class AgentNamespace(socketio.AsyncNamespace):
         unit = partial(set_presented, agent=agent, conversation_id=int(data["conversation_id"]), number=str(data["number"]))
         conv = await self.svc.commit.run(unit)
         await self.svc.hub.emit(agent.id, "conversation", conv, skip_sid=sid)
+        return {"ok": True, "conversation": conv}
+
+    async def _close(self, sid, agent, data) -> dict:
+        cid = int(data["conversation_id"])
+        conv = await self.svc.commit.run(partial(close_conversation, agent=agent, conversation_id=cid))
+        await self.svc.hub.emit(agent.id, "conversation", conv)
+        self._spawn(self.svc.automation.handle(cid, Trigger("conversation_closed")))
         return {"ok": True, "conversation": conv}
 
     async def _offer_waiting(self, uid: int) -> None:

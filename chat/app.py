@@ -4,20 +4,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import aiohttp
 import socketio
 import structlog
 from aiohttp import web
 
 from chat.agents import AgentNamespace
 from chat.auth import Tokens, secret_key
+from chat.automation import Automation
 from chat.commit import GroupCommit
 from chat.config import Config, SmppConnector
+from chat.crm import CrmOutbox
 from chat.directory import sync_directory
 from chat.hub import Hub
 from chat.outbox import Outbox
 from chat.presence import Presence
 from chat.receipts import report_unit
 from chat.routing import Router
+from chat.scenario_files import ScenarioFiles
 from chat.services import SERVICES, Services, build_senders, status_callbacks, webhook_parsers
 from chat.store import Database, migrate
 from chat.web import add_routes
@@ -47,6 +51,7 @@ def smpp_connections(svc: Services, config: Config) -> list:
 
 
 async def _services(app: web.Application, config: Config, sio, run_migrations: bool):
+    files = ScenarioFiles(config, lambda text: notify_admins(app[SERVICES], text))  # a broken file stops start-up here
     db = Database(config.database())
     if run_migrations:
         await migrate(db)
@@ -55,6 +60,8 @@ async def _services(app: web.Application, config: Config, sio, run_migrations: b
     hub, presence = Hub(sio), Presence(config.presence_grace_seconds)
     tokens = Tokens(secret_key(config.secret_key, config.data_dir), config.token_minutes * 60)
     svc = Services(config, db, directory, tokens, presence, commit, hub, Router(commit, hub, presence), webhook_parsers(config))
+    svc.router.teams_of = directory.teams_of
+    svc.http = aiohttp.ClientSession()
 
     async def report(item) -> None:
         await svc.router.push_status(await commit.run(report_unit(item)))
@@ -63,21 +70,34 @@ async def _services(app: web.Application, config: Config, sio, run_migrations: b
     smpp = smpp_connections(svc, config)
     senders.update({c.cfg.name: c.sender for c in smpp})
     svc.outbox = Outbox(db, commit, svc.router, senders, config.outbox, status_callbacks(config))
+    svc.crm = CrmOutbox(db, commit, svc.http)
+    svc.automation = Automation(svc, files)
+    svc.router.on_routed = svc.automation.inbound
     app[SERVICES] = svc
     for connection in smpp:
         connection.start()
-    worker = asyncio.create_task(svc.outbox.run(), name="outbox")
-    routing = asyncio.create_task(svc.router.run(), name="routing")
+    tasks = [asyncio.create_task(coro, name=name) for name, coro in (
+        ("outbox", svc.outbox.run()), ("routing", svc.router.run()), ("crm", svc.crm.run()),
+        ("timers", svc.automation.run_timers()), ("scenario-files", files.watch()))]
     log.info("didchat.started", database=db.url.render_as_string(hide_password=True), agents=len(directory.agents))
     yield
     for connection in smpp:
         await connection.stop()
-    for task in (worker, routing):
+    for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await svc.automation.stop()
     await svc.outbox.stop()
     for sender in senders.values():
         await sender.close()
+    await svc.http.close()
     await commit.close()
     await db.dispose()
+
+
+async def notify_admins(svc: Services, text: str) -> None:
+    """A notice on every admin's screen (and in the log, by the caller)."""
+    for agent in svc.directory.agents.values():
+        if agent.role == "admin":
+            await svc.hub.emit(agent.id, "notice", {"level": "error", "text": text})

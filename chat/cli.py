@@ -21,8 +21,10 @@ from scenarios import SourceError
 app = typer.Typer(help="didchat: SMS to an agent's personal number, as a live chat in the browser.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 simulate_app = typer.Typer(help="Make things happen without a provider.", no_args_is_help=True)
+scenario_app = typer.Typer(help="Scenario files: validate them, and test them without a phone.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(scenario_app, name="scenario")
 DEMO_TEMPLATE = Path(__file__).resolve().parent / "demo" / "demo.yaml"
 DEMO_CONFIG = Path("data") / "demo.yaml"
 DEMO_ENV = Path("data") / "demo.env"
@@ -92,6 +94,53 @@ def config_check(files: list[Path]) -> None:
             typer.echo(str(err), err=True)
             bad += 1
     raise typer.Exit(2 if bad else 0)
+
+
+@scenario_app.command("validate")
+def scenario_validate(files: list[Path]) -> None:
+    """Check scenario files; print file:line errors and exit 2 on any."""
+    from scenarios import load_scenario
+
+    bad = 0
+    for path in files:
+        try:
+            load_scenario(path)
+            typer.echo(f"{path}: ok")
+        except SourceError as err:
+            typer.echo(str(err), err=True)
+            bad += 1
+    raise typer.Exit(2 if bad else 0)
+
+
+@scenario_app.command("test")
+def scenario_test(files: list[Path]) -> None:
+    """Run scenario test files (*.test.yaml); other scenario files are validated. Exit 1 on a failure."""
+    from scenarios import load_scenario
+    from scenarios.testing import run_test_file
+
+    failed = passed = 0
+    for path in files:
+        if path.is_dir():
+            typer.echo(f"{path}: a folder, skipped")
+            continue
+        try:
+            if not path.name.endswith((".test.yaml", ".test.yml")):
+                load_scenario(path)
+                typer.echo(f"{path}: valid")
+                continue
+            results = run_test_file(path)
+        except SourceError as err:
+            typer.echo(str(err), err=True)
+            failed += 1
+            continue
+        for case in results:
+            passed += case.passed
+            failed += not case.passed
+            typer.echo(f"{'PASS' if case.passed else 'FAIL'}  {path}: {case.name}")
+            if not case.passed:
+                typer.echo("      " + str(case.message).replace("\n", "\n      "))
+    typer.echo(f"{passed} passed, {failed} failed")
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()

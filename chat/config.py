@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -48,6 +48,8 @@ class AccessNumberConfig(Strict):
     voice: bool = True
     user: Name | None = Field(default=None, description="DID target: a user")
     extension: str | None = Field(default=None, description="DID target: an extension (voice only)")
+    scenario: str = Field(default="default", description="a system scenario's name or a file in scenarios.directory")
+    scenario_params: dict[str, Any] = Field(default_factory=dict, description="the scenario's params for this number")
 
     @model_validator(mode="after")
     def _one_target(self) -> AccessNumberConfig:
@@ -123,6 +125,12 @@ Connector = Annotated[
 ]
 
 
+class ScenariosConfig(Strict):
+    directory: str = Field(default="scenarios", description="where NAME.yaml scenario files live")
+    optout: dict[str, Any] = Field(default_factory=dict, description="params of the opt-out compliance scenario")
+    reload_seconds: float = Field(default=1.0, gt=0, description="how often files are checked for changes")
+
+
 class OutboxConfig(Strict):
     max_attempts: int = Field(default=12, ge=1)
     backoff_seconds: float = Field(default=1.0, gt=0)
@@ -143,6 +151,8 @@ class Config(Strict):
     access_numbers: tuple[AccessNumberConfig, ...] = ()
     callback_numbers: CallbackNumbersConfig = CallbackNumbersConfig()
     connectors: tuple[Connector, ...] = ()
+    teams: dict[Name, tuple[Name, ...]] = Field(default_factory=dict, description="team queues: name -> users")
+    scenarios: ScenariosConfig = ScenariosConfig()
     outbox: OutboxConfig = OutboxConfig()
 
     def connector_of(self, number: str) -> Connector | None:
@@ -180,6 +190,7 @@ def cross_check(config: Config, doc: Document) -> Iterator[Problem]:
     yield from _check_numbers(config, doc)
     yield from _check_connectors(config, doc)
     yield from _check_callbacks(config, doc)
+    yield from _check_teams(config, doc)
 
 
 def _check_users(config: Config, doc: Document) -> Iterator[Problem]:
@@ -236,3 +247,11 @@ def _check_callbacks(config: Config, doc: Document) -> Iterator[Problem]:
             yield doc.problem(("callback_numbers", "named", name), f"{number} is not owned by any connector, so nothing could send from it")
     if cb.default and config.resolve_number(cb.default) is None:
         yield doc.problem(("callback_numbers", "default"), f"{cb.default!r} is neither a callback name nor a number")
+
+
+def _check_teams(config: Config, doc: Document) -> Iterator[Problem]:
+    users = {u.name for u in config.users}
+    for team, members in config.teams.items():
+        for j, member in enumerate(members):
+            if member not in users:
+                yield doc.problem(("teams", team, j), f"team {team!r}: no user named {member!r}")

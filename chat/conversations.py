@@ -18,6 +18,7 @@ CONVERSATION_COLUMNS = (
     conversations.c.id, conversations.c.contact_id, conversations.c.access_number, conversations.c.owner_id,
     conversations.c.assigned_id, conversations.c.state, conversations.c.presented_number,
     conversations.c.last_seq, conversations.c.read_seq, conversations.c.updated_at,
+    conversations.c.tags, conversations.c.team,
     contacts.c.number.label("contact_number"), contacts.c.name.label("contact_name"),
 )
 MESSAGE_FIELDS = (
@@ -119,6 +120,7 @@ def conversation_payload(row, unread: int | None = None) -> dict:
         "last_seq": row.last_seq,
         "read_seq": row.read_seq,
         "unread": unread if unread is not None else max(0, row.last_seq - row.read_seq),
+        "tags": list(row.tags or []),
         "updated_at": iso(row.updated_at),
     }
 

@@ -40,6 +40,7 @@ class Directory:
     owners: dict[str, int]  # access number -> user id (personal numbers)
     sms_numbers: frozenset[str]  # access numbers that take SMS
     connector_of: dict[str, str]  # number -> connector name
+    teams_of: dict[int, tuple[str, ...]] = field(default_factory=dict)  # user id -> team names
 
     def numbers_payload(self, agent: Agent) -> list[dict]:
         """The numbers an agent may present, for the client's picker."""
@@ -90,6 +91,7 @@ def build_directory(config: Config, ids: dict[str, int]) -> Directory:
         owners=owners,
         sms_numbers=frozenset(n.number for n in config.access_numbers if n.sms),
         connector_of={num: c.name for c in config.connectors for num in c.numbers},
+        teams_of={ids[u.name]: tuple(t for t, members in config.teams.items() if u.name in members) for u in config.users},
     )
 
 

@@ -20,7 +20,7 @@ from chat.config import OutboxConfig
 from chat.receipts import apply_pending, settle_message, status_payload
 from chat.routing import Router
 from chat.store import Database, as_utc, utcnow
-from chat.store.tables import conversations, messages, outbox, provider_refs
+from chat.store.tables import contacts, conversations, messages, outbox, provider_refs
 from gateway import OutboundSms, SendError, Sender, SendResult
 from gateway.messages import FAILED
 
@@ -34,6 +34,10 @@ class Outbox:
         self.senders, self.config, self.callbacks = senders, config, callbacks
         self._wake = asyncio.Event()
         self._busy: set[int] = set()  # conversations with a send in flight
+        # Rows whose send just ended, with the tick it ended at: a query that started before
+        # that may still return them (its snapshot predates the delete), so they are skipped.
+        self._ended: dict[int, int] = {}
+        self._tick = 0
         self._slots = asyncio.Semaphore(config.concurrency)
         self._sending: set[asyncio.Task] = set()
 
@@ -69,14 +73,20 @@ class Outbox:
         earlier = outbox.alias("earlier")
         blocked = sa.exists().where(earlier.c.conversation_id == outbox.c.conversation_id, earlier.c.id < outbox.c.id)
         query = (
-            sa.select(outbox, messages.c.text, messages.c.sender, messages.c.recipient)
+            sa.select(outbox, messages.c.text, messages.c.sender, messages.c.recipient, messages.c.compliance,
+                      contacts.c.opted_out)
             .join(messages, messages.c.id == outbox.c.message_id)
+            .join(conversations, conversations.c.id == outbox.c.conversation_id)
+            .join(contacts, contacts.c.id == conversations.c.contact_id)
             .where(outbox.c.next_attempt_at <= utcnow(), ~blocked)
             .order_by(outbox.c.id).limit(200)
         )
+        started = self._tick
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
-        return [r for r in rows if r.conversation_id not in self._busy]
+        fresh = [r for r in rows if r.conversation_id not in self._busy and r.id not in self._ended]
+        self._ended = {row_id: tick for row_id, tick in self._ended.items() if tick >= started}
+        return fresh
 
     async def _next_due(self) -> float | None:
         async with self.db.read() as conn:
@@ -94,11 +104,15 @@ class Outbox:
         except Exception:  # noqa: BLE001 - the row stays; it is tried again
             log.exception("outbox.deliver_failed", message_id=row.message_id)
         finally:
+            self._ended[row.id] = self._tick
+            self._tick += 1
             self._busy.discard(row.conversation_id)
             self._slots.release()
             self.wake()
 
     async def _send(self, row) -> SendResult | SendError:
+        if row.opted_out and not row.compliance:  # opt-out is enforced here, whoever queued the message
+            return SendError("the customer opted out of SMS (they texted STOP); not sent", temporary=False, code="OPTED_OUT")
         sender = self.senders.get(row.connector)
         if sender is None:
             return SendError(f"connector {row.connector!r} is not configured", temporary=False)

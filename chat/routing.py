@@ -29,6 +29,8 @@ class Router:
         self.hub = hub
         self.presence = presence
         self._queue: asyncio.Queue[Stored] = asyncio.Queue()
+        self.teams_of: dict[int, tuple[str, ...]] = {}
+        self.on_routed = None  # called with each routed message (the scenarios' inbound events)
 
     def dispatch(self, stored: Stored) -> None:
         """Route after the commit, in commit order: pushes never overtake one another."""
@@ -39,6 +41,8 @@ class Router:
             stored = await self._queue.get()
             try:
                 await self.route(stored)
+                if self.on_routed:
+                    self.on_routed(stored)
             except Exception:  # noqa: BLE001 - the store is the truth; clients sync
                 log.exception("routing.failed")
 
@@ -56,7 +60,7 @@ class Router:
 
     async def assign_waiting(self, user_id: int) -> int:
         """Open every conversation waiting for this agent and push them; how many there were."""
-        claimed = await self.commit.run(partial(claim_waiting, user_id=user_id))
+        claimed = await self.commit.run(partial(claim_waiting, user_id=user_id, teams=self.teams_of.get(user_id, ())))
         for conv, msgs in claimed:
             await self.hub.emit(user_id, "conversation", conv)
             for msg in msgs:
@@ -69,9 +73,11 @@ class Router:
             await self.hub.emit(payload.pop("_to"), "status", payload)
 
 
-async def claim_waiting(conn, user_id: int) -> list[tuple[dict, list[dict]]]:
-    """Assign the conversations waiting for `user_id` to them; each with its messages."""
-    waiting = sa.and_(conversations.c.state == "waiting", conversations.c.owner_id == user_id)
+async def claim_waiting(conn, user_id: int, teams: tuple[str, ...] = ()) -> list[tuple[dict, list[dict]]]:
+    """Assign the conversations waiting for `user_id` (or a team of theirs) to them; each with its messages."""
+    mine = sa.or_(conversations.c.owner_id == user_id, conversations.c.team.in_(teams)) if teams else \
+        conversations.c.owner_id == user_id
+    waiting = sa.and_(conversations.c.state == "waiting", mine)
     ids = list((await conn.scalars(sa.select(conversations.c.id).where(waiting))).all())
     if not ids:
         return []

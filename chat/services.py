@@ -32,6 +32,9 @@ class Services:
     router: Router
     webhooks: dict[str, TwilioWebhook | GenericWebhook]
     outbox: object = None  # chat.outbox.Outbox, set once senders exist
+    automation: object = None  # chat.automation.Automation
+    crm: object = None  # chat.crm.CrmOutbox
+    http: object = None  # one aiohttp.ClientSession for scenario calls and CRM activities
     vendor_dir: Path = field(default_factory=lambda: Path(
         os.environ.get("DIDCHAT_VENDOR_DIR", REPO / "node_modules" / "socket.io-client" / "dist")))
 

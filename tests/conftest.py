@@ -89,7 +89,9 @@ def smpp_connector(port: int, **options) -> str:
     return head + f"    system_id: didchat\n    password: secret\n{lines}    numbers: [\"{SMPP_NUMBER}\"]\n"
 
 
-def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str = "", connectors: str = "") -> str:
+def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str = "", connectors: str = "",
+                alice: str = "") -> str:
+    """The test configuration; `alice` adds keys to Alice's number (e.g. its scenario)."""
     return textwrap.dedent(f"""\
         public_url: http://127.0.0.1:{port}
         port: {port}
@@ -100,8 +102,9 @@ def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str 
         users:
           - {{name: alice, display_name: Alice, password: {PASSWORD}, may_present: [main]}}
           - {{name: bob, display_name: Bob, password: {PASSWORD}}}
+          - {{name: ada, display_name: Ada Admin, role: admin, password: {PASSWORD}}}
         access_numbers:
-          - {{number: "{ALICE}", user: alice}}
+          - {{number: "{ALICE}", user: alice{alice}}}
           - {{number: "{BOB}", user: bob}}
           - {{number: "{MAIN}", voice: false}}
         {'  - {number: "' + SMPP_NUMBER + '", user: alice}' if connectors else ''}
@@ -218,9 +221,9 @@ async def make_server(tmp_path, twilio_api, database_url):
     servers: list[Server] = []
     port = free_port()
 
-    async def make(extra: str = "", start: bool = True, connectors: str = "") -> Server:
+    async def make(extra: str = "", start: bool = True, connectors: str = "", alice: str = "") -> Server:
         path = tmp_path / f"didchat-{len(servers)}.yaml"
-        path.write_text(config_text(port, database_url, twilio_api, extra, connectors))
+        path.write_text(config_text(port, database_url, twilio_api, extra, connectors, alice))
         server = Server(path, twilio_api)
         servers.append(server)
         return await server.start() if start else server

@@ -40,6 +40,7 @@ contacts = sa.Table(
     sa.Column("number", sa.String(32), nullable=False, unique=True),
     sa.Column("name", sa.String(200)),
     sa.Column("opted_out", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("fields", sa.JSON),  # kept from CRM lookups
     sa.Column("created_at", Time, nullable=False),
 )
 
@@ -54,6 +55,9 @@ conversations = sa.Table(
     sa.Column("presented_number", sa.String(32), nullable=False),
     sa.Column("last_seq", sa.Integer, nullable=False, server_default="0"),
     sa.Column("read_seq", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("team", sa.String(64)),  # routed to a team queue
+    sa.Column("tags", sa.JSON),
+    sa.Column("reply_due_at", Time, index=True),  # the scenario's no_agent_reply deadline
     sa.Column("created_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
     # Invariant 3: one active conversation per (contact number, access number).
@@ -86,6 +90,8 @@ messages = sa.Table(
     # SMPP has no message id on deliver_sm: a resend is recognised by its content within a window.
     sa.Column("fingerprint", sa.String(64)),
     sa.Column("incomplete", sa.Boolean, nullable=False, server_default=sa.false()),
+    # An opt-out/opt-in confirmation: the one message an opted-out contact still gets.
+    sa.Column("compliance", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
     sa.UniqueConstraint("conversation_id", "seq"),
@@ -141,6 +147,36 @@ outbox = sa.Table(
     sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False, unique=True),
     sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False, index=True),
     sa.Column("connector", sa.String(64), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", Time, nullable=False, index=True),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+scenario_runs = sa.Table(
+    "scenario_runs", metadata,
+    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), primary_key=True),
+    sa.Column("scenario", sa.String(200), nullable=False),
+    sa.Column("run", sa.JSON, nullable=False),
+    sa.Column("wake_at", Time, index=True),
+    sa.Column("updated_at", Time, nullable=False),
+)
+
+scenario_timers = sa.Table(
+    "scenario_timers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("at", Time, nullable=False, index=True),
+)
+
+crm_outbox = sa.Table(
+    "crm_outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(200), nullable=False, unique=True),  # the activity's idempotency key
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("headers", sa.JSON),
+    sa.Column("body", sa.JSON),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", Time, nullable=False, index=True),
     sa.Column("last_error", sa.Text),

@@ -110,3 +110,22 @@ async def test_bad_sends_are_refused_with_the_field(didchat_server):
     bob = await didchat_server.connect("bob")
     not_his = await bob.call("send", send(conv, "sneaky"))
     assert not_his["ok"] is False and not_his["field"] == "conversation_id"
+
+
+async def test_many_replies_across_many_conversations_are_each_sent_exactly_once(didchat_server):
+    alice = await didchat_server.connect("alice")
+    customers = [f"+1212555{2000 + i:04d}" for i in range(30)]
+    for number in customers:
+        await didchat_server.simulate_sms(number, ALICE, "hi")
+    await alice.wait_messages(30)
+    conversations = [m["conversation_id"] for m in alice.messages]
+    for round_ in range(5):
+        for conv in conversations:
+            assert (await alice.call("send", send(conv, f"reply {round_} to {conv}")))["ok"]
+    await didchat_server.twilio_api.wait_for_requests(150, timeout=30)
+    await until(lambda: len(didchat_server.twilio_api.messages) >= 150, timeout=10)
+    bodies = [m["body"] for m in didchat_server.twilio_api.messages.values()]
+    assert len(bodies) == len(set(bodies)) == 150
+    for conv in conversations:  # and in order within each conversation
+        mine = [b for b in bodies if b.endswith(f" to {conv}")]
+        assert mine == [f"reply {r} to {conv}" for r in range(5)]

@@ -1,0 +1,204 @@
+"""Scenarios at work: conversation events into the engine, its decisions out through effects.
+
+Rules: one execution per conversation, events for a conversation handled one at a time in the
+order they came; opt-out keywords pre-empt whatever runs; the run's state, wake-up time and the
+store's side of its effects are committed together; timers live in the store and fire after a
+restart.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from functools import partial
+
+import aiohttp
+import sqlalchemy as sa
+import structlog
+
+from chat.effects import After, apply_result
+from chat.ingest import Stored
+from chat.scenario_files import ScenarioFiles
+from chat.store import utcnow
+from chat.store.tables import contacts, conversations, scenario_runs, scenario_timers
+from scenarios import CallResult, Timeout, Trigger, classify
+
+log = structlog.get_logger()
+TICK = 0.25
+
+
+class Automation:
+    def __init__(self, svc, files: ScenarioFiles):
+        self.svc, self.files = svc, files
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._tasks: set[asyncio.Task] = set()
+        self._wake = asyncio.Event()
+
+    # -- events in -----------------------------------------------------------------------
+    def inbound(self, stored: Stored) -> None:
+        """A customer's message was stored and routed: run its scenario events."""
+        if not stored.duplicate:
+            self._spawn(self._inbound(stored))
+
+    def agent_replied(self, conversation_id: int) -> None:
+        self._spawn(self._clear_reply_due(conversation_id))
+
+    async def _inbound(self, stored: Stored) -> None:
+        cid, text = stored.conversation["id"], stored.message["text"]
+        message = {"text": text, "id": stored.message["id"]}
+        kind = classify(text)
+        if kind:
+            await self.handle(cid, Trigger(kind, message), optout=True)
+            return
+        events = [Trigger("conversation_started", message)] if stored.new_conversation else []
+        if stored.new_conversation and stored.waiting:
+            events.append(Trigger("agent_unavailable", message))
+        events.append(Trigger("message_received", message))
+        for event in events:
+            await self.handle(cid, event)
+        await self._set_reply_due(cid, stored.conversation["access_number"])
+
+    async def handle(self, cid: int, event, optout: bool = False) -> None:
+        """Feed one event to the conversation's scenario and carry out what it decides."""
+        async with self._locks[cid]:
+            after = await self._step(cid, event, optout)
+        if after is not None:
+            await self._after(cid, after)
+
+    async def _step(self, cid: int, event, optout: bool) -> After | None:
+        async with self.svc.db.read() as conn:
+            conv = (await conn.execute(sa.select(conversations).where(conversations.c.id == cid))).first()
+            contact = (await conn.execute(sa.select(contacts).where(contacts.c.id == conv.contact_id))).first()
+            row = (await conn.execute(sa.select(scenario_runs).where(scenario_runs.c.conversation_id == cid))).first()
+        bound = self.files.optout if optout else self.files.for_number(conv.access_number)
+        if bound is None:
+            return None
+        run = None if optout else (row.run if row else None)
+        result = bound.engine.handle(run, event, self._facts(conv, contact, event, bound), utcnow())
+        unit = partial(apply_result, conversation_id=cid, scenario=bound.scenario.name, result=result,
+                       directory=self.svc.directory, teams=self.svc.config.teams, compliance=optout)
+        if optout:  # pre-empts the running execution and every wait it had
+            unit = partial(_preempt_then, unit=unit, conversation_id=cid)
+        return await self.svc.commit.run(unit)
+
+    def _facts(self, conv, contact, event, bound) -> dict:
+        owner = self.svc.directory.agents.get(conv.owner_id) if conv.owner_id else None
+        data = event.data if isinstance(event, Trigger) else {}
+        return {
+            "contact": {"number": contact.number, "name": contact.name, "fields": dict(contact.fields or {})},
+            "conversation": {"id": conv.id, "access_number": conv.access_number, "tags": list(conv.tags or []),
+                             "new": conv.last_seq <= 1},
+            "message": {"text": data.get("text", ""), "id": data.get("id")},
+            "owner": {"name": owner.name if owner else "", "display_name": owner.display_name if owner else "",
+                      "presence": self.svc.presence.state(owner.id) if owner else "offline"},
+            "params": dict(bound.scenario.params),
+        }
+
+    async def _after(self, cid: int, after: After) -> None:
+        for user, event, payload in after.pushes:
+            await self.svc.hub.emit(user, event, payload)
+        for user in dict.fromkeys(after.offers):
+            if self.svc.presence.available(user):
+                await self.svc.router.assign_waiting(user)
+        if after.queued:
+            self.svc.outbox.wake()
+        if after.activities:
+            self.svc.crm.wake()
+        for call in after.calls:
+            self._spawn(self._call(cid, call))
+        if after.closed:
+            self._spawn(self.handle(cid, Trigger("conversation_closed")))
+        self._wake.set()
+
+    async def _call(self, cid: int, call) -> None:
+        status, body = await http_call(self.svc.http, call)
+        await self.handle(cid, CallResult(call.call_id, status, body))
+
+    # -- no agent reply ---------------------------------------------------------------------
+    async def _set_reply_due(self, cid: int, access_number: str) -> None:
+        bound = self.files.for_number(access_number)
+        after = bound.scenario.no_agent_reply_after if bound else None
+        if after:
+            await self.svc.commit.run(partial(_reply_due, cid=cid, at=utcnow() + after))
+            self._wake.set()
+
+    async def _clear_reply_due(self, cid: int) -> None:
+        await self.svc.commit.run(partial(_reply_due, cid=cid, at=None))
+
+    # -- timers -----------------------------------------------------------------------------
+    async def run_timers(self) -> None:
+        """Fire due waits, named timers and no-agent-reply deadlines; they live in the store."""
+        while True:
+            try:
+                await self._fire_due()
+            except Exception:  # noqa: BLE001 - tried again next tick
+                log.exception("scenario.timers_failed")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), TICK)
+            except TimeoutError:
+                pass
+
+    async def _fire_due(self) -> None:
+        now = utcnow()
+        async with self.svc.db.read() as conn:
+            waits = (await conn.scalars(sa.select(scenario_runs.c.conversation_id).where(scenario_runs.c.wake_at <= now))).all()
+            timers = (await conn.execute(sa.select(scenario_timers).where(scenario_timers.c.at <= now))).all()
+            silent = (await conn.scalars(sa.select(conversations.c.id).where(
+                conversations.c.reply_due_at <= now, conversations.c.state != "closed"))).all()
+        for cid in waits:
+            await self.handle(cid, Timeout())
+        for timer in timers:
+            await self.svc.commit.run(partial(_drop_timer, timer_id=timer.id))
+            await self.handle(timer.conversation_id, Trigger("timer", {"name": timer.name}))
+        for cid in silent:
+            await self._clear_reply_due(cid)
+            await self.handle(cid, Trigger("no_agent_reply"))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception():
+            log.error("scenario.failed", error=repr(task.exception()))
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def http_call(session: aiohttp.ClientSession, call) -> tuple[int, object]:
+    """Perform a scenario's HTTP call; status 0 for a network error or timeout."""
+    try:
+        timeout = aiohttp.ClientTimeout(total=call.timeout)
+        async with session.request(call.method, call.url, headers=dict(call.headers), json=call.body,
+                                   timeout=timeout) as answer:
+            text = await answer.text()
+            try:
+                return answer.status, await answer.json(content_type=None) if text else None
+            except ValueError:
+                return answer.status, text
+    except (aiohttp.ClientError, TimeoutError) as err:
+        log.warning("scenario.call_failed", url=call.url, error=repr(err))
+        return 0, None
+
+
+async def _preempt_then(conn, unit, conversation_id: int):
+    await conn.execute(scenario_runs.delete().where(scenario_runs.c.conversation_id == conversation_id))
+    await conn.execute(scenario_timers.delete().where(scenario_timers.c.conversation_id == conversation_id))
+    await conn.execute(conversations.update().where(conversations.c.id == conversation_id).values(reply_due_at=None))
+    return await unit(conn)
+
+
+async def _reply_due(conn, cid: int, at) -> None:
+    query = conversations.update().where(conversations.c.id == cid)
+    if at is not None:
+        query = query.where(conversations.c.reply_due_at.is_(None))
+    await conn.execute(query.values(reply_due_at=at))
+
+
+async def _drop_timer(conn, timer_id: int) -> None:
+    await conn.execute(scenario_timers.delete().where(scenario_timers.c.id == timer_id))

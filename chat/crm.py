@@ -1,0 +1,81 @@
+"""The CRM activity outbox: each activity a scenario saves reaches the CRM once it acknowledges.
+
+Rules: an activity is stored once per idempotency key (chat.effects) and posted as JSON with
+that key in `Idempotency-Key` until the CRM answers 2xx, with jittered backoff through outages;
+only then is it removed. A CRM that honours the key sees it exactly once.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import timedelta
+from functools import partial
+
+import aiohttp
+import sqlalchemy as sa
+import structlog
+
+from chat.store import Database, as_utc, utcnow
+from chat.store.tables import crm_outbox
+
+log = structlog.get_logger()
+BACKOFF_MAX = 300.0
+
+
+class CrmOutbox:
+    def __init__(self, db: Database, commit, http: aiohttp.ClientSession, backoff: float = 1.0):
+        self.db, self.commit, self.http, self.backoff = db, commit, http, backoff
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            for row in await self._due():
+                await self._deliver(row)
+            try:
+                await asyncio.wait_for(self._wake.wait(), await self._next_due())
+            except TimeoutError:
+                pass
+
+    async def _due(self):
+        async with self.db.read() as conn:
+            query = sa.select(crm_outbox).where(crm_outbox.c.next_attempt_at <= utcnow()).order_by(crm_outbox.c.id).limit(50)
+            return (await conn.execute(query)).all()
+
+    async def _next_due(self) -> float:
+        async with self.db.read() as conn:
+            when = await conn.scalar(sa.select(sa.func.min(crm_outbox.c.next_attempt_at)))
+        return 60.0 if when is None else max(0.05, (as_utc(when) - utcnow()).total_seconds())
+
+    async def _deliver(self, row) -> None:
+        error = await self._post(row)
+        if error is None:
+            await self.commit.run(partial(_done, row_id=row.id))
+            log.info("crm.activity_saved", key=row.key)
+            return
+        delay = min(BACKOFF_MAX, self.backoff * 2 ** row.attempts) * random.uniform(0.8, 1.2)
+        await self.commit.run(partial(_retry, row_id=row.id, error=error, delay=delay))
+        log.warning("crm.activity_retry", key=row.key, error=error, in_seconds=round(delay, 2))
+
+    async def _post(self, row) -> str | None:
+        headers = {**(row.headers or {}), "Idempotency-Key": row.key}
+        try:
+            async with self.http.post(row.url, json=row.body, headers=headers,
+                                      timeout=aiohttp.ClientTimeout(total=15)) as answer:
+                if 200 <= answer.status < 300:
+                    return None
+                return f"HTTP {answer.status}: {(await answer.text())[:200]}"
+        except (aiohttp.ClientError, TimeoutError) as err:
+            return f"{type(err).__name__}: {err}"
+
+
+async def _done(conn, row_id: int) -> None:
+    await conn.execute(crm_outbox.delete().where(crm_outbox.c.id == row_id))
+
+
+async def _retry(conn, row_id: int, error: str, delay: float) -> None:
+    await conn.execute(crm_outbox.update().where(crm_outbox.c.id == row_id).values(
+        attempts=crm_outbox.c.attempts + 1, last_error=error, next_attempt_at=utcnow() + timedelta(seconds=delay)))

@@ -1,0 +1,160 @@
+"""Scenarios in the running service: auto-replies through the real outbound path, routing to a
+backup user, opt-out compliance, waits that survive restarts, CRM activities exactly once."""
+from __future__ import annotations
+
+import textwrap
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+
+from chat.store import Database, utcnow
+from chat.store.tables import contacts, crm_outbox, scenario_runs
+from tests.conftest import ALICE, CUSTOMER, until
+
+AWAY = "Alice is away; Bob will take care of you."
+
+
+async def bodies(server, n: int) -> list[str]:
+    return [r["Body"] for r in await server.twilio_api.wait_for_requests(n, timeout=10)]
+
+
+async def test_owner_offline_gets_the_auto_reply_and_the_backup_user_gets_the_chat(make_server):
+    server = await make_server(alice=f', scenario: default, scenario_params: {{away_reply: "{AWAY}", backup_user: bob}}')
+    bob = await server.connect("bob")
+    status, _ = await server.simulate_sms(CUSTOMER, ALICE, "Hello Alice?")
+    assert status == 200
+    [request] = await server.twilio_api.wait_for_requests(1, timeout=10)
+    assert request["Body"] == AWAY and request["From"] == ALICE and request["To"] == CUSTOMER
+    await until(lambda: any(m["text"] == "Hello Alice?" for m in bob.messages), timeout=10)
+    [conv] = bob.pushed("conversation")[-1:]
+    assert conv["access_number"] == ALICE
+
+
+async def test_stop_opts_out_with_a_confirmation_and_nothing_else_is_sent(didchat_server):
+    alice = await didchat_server.connect("alice")
+    await didchat_server.simulate_sms(text="Hi")
+    [msg] = await alice.wait_messages(1)
+    await didchat_server.simulate_sms(text="  stop ")
+    [confirmation] = await bodies(didchat_server, 1)
+    assert "STOP" in confirmation.upper() or "unsubscribed" in confirmation.lower()
+    async with didchat_server.services.db.read() as conn:
+        assert await conn.scalar(sa.select(contacts.c.opted_out).where(contacts.c.number == CUSTOMER))
+    refused = await alice.call("send", {"conversation_id": msg["conversation_id"], "text": "are you there?", "client_id": "x1"})
+    assert refused["ok"] is False and "opted out" in refused["error"]
+    await didchat_server.simulate_sms(text="please stop by tomorrow")  # a message, not a keyword
+    await until(lambda: any(m["text"] == "please stop by tomorrow" for m in alice.messages))
+    await didchat_server.simulate_sms(text="START")
+    assert len(await bodies(didchat_server, 2)) == 2
+    ok = await alice.call("send", {"conversation_id": msg["conversation_id"], "text": "welcome back", "client_id": "x2"})
+    assert ok["ok"], ok
+
+
+def write(tmp_path, name: str, text: str) -> str:
+    folder = tmp_path / "scenarios"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.yaml").write_text(textwrap.dedent(text))
+    return f"\nscenarios: {{directory: \"{folder}\", reload_seconds: 0.2}}\n"
+
+
+SURVEY = """\
+    name: survey
+    on:
+      conversation_started:
+        - reply: "How did we do, 1 to 5?"
+        - wait_reply: score
+          timeout: 60s
+          on_timeout:
+            - reply: "No answer; thanks anyway."
+        - reply: "Thanks for your answer."
+"""
+
+
+async def test_opt_out_pre_empts_a_running_wait(make_server, tmp_path):
+    server = await make_server(extra=write(tmp_path, "survey", SURVEY), alice=", scenario: survey")
+    await server.simulate_sms(text="hi")
+    assert await bodies(server, 1) == ["How did we do, 1 to 5?"]
+    await server.simulate_sms(text="STOP")
+    await server.twilio_api.wait_for_requests(2, timeout=10)
+    async with server.services.db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(scenario_runs)) == 0
+    assert "Thanks for your answer." not in [r["Body"] for r in server.twilio_api.requests]
+
+
+async def test_a_restart_during_a_60s_wait_still_fires_the_timeout(make_server, tmp_path):
+    extra = write(tmp_path, "survey", SURVEY)
+    server = await make_server(extra=extra, alice=", scenario: survey")
+    await server.simulate_sms(text="hi")
+    assert await bodies(server, 1) == ["How did we do, 1 to 5?"]
+    await server.stop()
+    db = Database(server.config.database())
+    async with db.engine.begin() as conn:  # the 60 s pass while it is down
+        await conn.execute(scenario_runs.update().values(wake_at=utcnow() - timedelta(seconds=1)))
+    await db.dispose()
+    again = await make_server(extra=extra, alice=", scenario: survey")
+    assert (await bodies(again, 2))[1] == "No answer; thanks anyway."
+
+
+CRM = """\
+    name: crm
+    params:
+      crm_url: ""
+    on:
+      message_received:
+        - keywords: [bye]
+          then:
+            - save_activity: "{{ params.crm_url }}"
+              body: {phone: "{{ contact.number }}", outcome: "resolved"}
+            - close
+"""
+
+
+@pytest.fixture
+async def crm():
+    """A CRM that is down (503) for its first 3 requests, then takes activities."""
+    received: list[tuple[int, dict, str]] = []
+
+    async def activities(request: web.Request) -> web.Response:
+        status = 503 if len(received) < 3 else 201
+        received.append((status, await request.json(), request.headers.get("Idempotency-Key", "")))
+        return web.json_response({"ok": status == 201}, status=status)
+
+    app = web.Application()
+    app.router.add_post("/activities", activities)
+    runner = web.AppRunner(app, shutdown_timeout=1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}/activities", received
+    await runner.cleanup()
+
+
+async def test_a_crm_that_was_down_gets_the_activity_once_it_is_back_exactly_once(make_server, tmp_path, crm):
+    url, received = crm
+    server = await make_server(extra=write(tmp_path, "crm", CRM), alice=f', scenario: crm, scenario_params: {{crm_url: "{url}"}}')
+    server.services.crm.backoff = 0.05
+    await server.simulate_sms(text="thanks, bye")
+
+    async def drained() -> bool:
+        async with server.services.db.read() as conn:
+            return await conn.scalar(sa.select(sa.func.count()).select_from(crm_outbox)) == 0
+    await until(lambda: len(received) >= 4, timeout=20)
+    assert [status for status, _, _ in received] == [503, 503, 503, 201]
+    assert len({key for _, _, key in received}) == 1 and received[0][2]
+    body = received[-1][1]
+    assert body["phone"] == CUSTOMER and body["outcome"] == "resolved"
+    assert [m["text"] for m in body["transcript"]] == ["thanks, bye"]
+    assert await drained()
+
+
+async def test_a_broken_scenario_on_reload_keeps_the_last_good_one_and_tells_admins(make_server, tmp_path):
+    extra = write(tmp_path, "survey", SURVEY)
+    server = await make_server(extra=extra, alice=", scenario: survey")
+    ada = await server.connect("ada")
+    (tmp_path / "scenarios" / "survey.yaml").write_text("name: survey\non:\n  conversation_started:\n    - wait_reply: {}\n")
+    await until(lambda: ada.pushed("notice"), timeout=10)
+    assert "survey.yaml:4" in ada.pushed("notice")[0]["text"]
+    await server.simulate_sms(text="hi")
+    assert await bodies(server, 1) == ["How did we do, 1 to 5?"]  # the last good version still runs
