@@ -87,8 +87,8 @@ async def _services(app: web.Application, config: Config, sio, run_migrations: b
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await svc.automation.stop()
     await svc.outbox.stop()
+    await svc.automation.stop()
     for sender in senders.values():
         await sender.close()
     await svc.http.close()

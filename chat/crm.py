@@ -35,8 +35,9 @@ class CrmOutbox:
             self._wake.clear()
             for row in await self._due():
                 await self._deliver(row)
+            pause = await self._next_due()
             try:
-                await asyncio.wait_for(self._wake.wait(), await self._next_due())
+                await asyncio.wait_for(self._wake.wait(), pause)
             except TimeoutError:
                 pass
 

@@ -57,8 +57,11 @@ class Outbox:
                 task.add_done_callback(self._sending.discard)
             await self._sleep(await self._next_due() if not rows else 0.05)
 
-    async def stop(self) -> None:
-        """Cancel sends in flight; their rows stay and are sent after the restart."""
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let sends in flight settle (a provider that took one must not get it again after a
+        restart), then cancel what is left; their rows stay and go out after the restart."""
+        if self._sending:
+            await asyncio.wait(list(self._sending), timeout=grace)
         for task in list(self._sending):
             task.cancel()
         await asyncio.gather(*self._sending, return_exceptions=True)

@@ -141,11 +141,17 @@ class Server:
         return self
 
     async def stop(self) -> None:
-        for client in self.clients:
-            await client.disconnect()
-        if self.runner:
-            await self.runner.cleanup()
-            self.runner = None
+        try:
+            async with asyncio.timeout(15):
+                for client in self.clients:
+                    await client.disconnect()
+                if self.runner:
+                    await self.runner.cleanup()
+                    self.runner = None
+        except TimeoutError:
+            for task in asyncio.all_tasks():
+                task.print_stack(limit=6)
+            raise
 
     @property
     def services(self):

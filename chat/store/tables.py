@@ -74,7 +74,7 @@ messages = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False),
     sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("direction", sa.String(3), nullable=False),  # in | out
+    sa.Column("direction", sa.String(8), nullable=False),  # in | out | note
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text),

@@ -64,11 +64,13 @@ def upgrade() -> None:
 
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.add_column(sa.Column('compliance', sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.alter_column('direction', existing_type=sa.String(length=3), type_=sa.String(length=8), existing_nullable=False)
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.alter_column('direction', existing_type=sa.String(length=8), type_=sa.String(length=3), existing_nullable=False)
         batch_op.drop_column('compliance')
 
     with op.batch_alter_table('conversations', schema=None) as batch_op:
