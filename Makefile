@@ -21,4 +21,6 @@ chromium:
 
 test: $(STAMP) chromium
 	$(BIN)/lint-imports
+	$(BIN)/python -m scenarios.schema --check
+	$(BIN)/didchat scenario test scenarios/examples/*
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -357,6 +357,10 @@ function connectSocket() {
   socket.on("presence", (p) => {
     if (p && p.state) { state.presence = p.state; renderPresence(); }
   });
+
+  socket.on("notice", (n) => {  // admins: e.g. a scenario file that failed to reload
+    if (n && n.text) showError(n.text);
+  });
 }
 
 async function reauthenticate(streak = 1) {
@@ -849,7 +853,16 @@ function renderTranscript() {
   ol.dataset.conv = String(sel);
 }
 
+function renderNote(m) {
+  return el("li", { className: "message note", "data-testid": "message", "data-direction": "note", "data-id": m.id, "data-seq": m.seq },
+    el("div", { className: "bubble" },
+      el("div", { className: "note-label muted", text: "Note (only you see this)" }),
+      el("div", { className: "message-text", "data-testid": "message-text", text: m.text || "" }),
+      el("div", { className: "meta" }, el("time", { datetime: m.created_at || "", text: formatTime(m.created_at) }))));
+}
+
 function renderMessage(m) {
+  if (m.direction === "note") return renderNote(m);
   const out = m.direction === "out";
   const meta = el("div", { className: "meta" },
     el("time", { datetime: m.created_at || "", title: m.created_at || "", text: formatTime(m.created_at) }));
