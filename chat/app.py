@@ -73,6 +73,7 @@ async def _services(app: web.Application, config: Config, sio, run_migrations: b
     svc.crm = CrmOutbox(db, commit, svc.http)
     svc.automation = Automation(svc, files)
     svc.router.on_routed = svc.automation.inbound
+    await svc.automation.load()
     app[SERVICES] = svc
     for connection in smpp:
         connection.start()

@@ -32,6 +32,12 @@ class Automation:
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
+        self._running: set[int] = set()  # conversations with a run in the store
+
+    async def load(self) -> None:
+        """Learn which conversations have runs, so events for the others can skip the store."""
+        async with self.svc.db.read() as conn:
+            self._running = set((await conn.scalars(sa.select(scenario_runs.c.conversation_id))).all())
 
     # -- events in -----------------------------------------------------------------------
     def inbound(self, stored: Stored) -> None:
@@ -53,8 +59,10 @@ class Automation:
         if stored.new_conversation and stored.waiting:
             events.append(Trigger("agent_unavailable", message))
         events.append(Trigger("message_received", message))
+        bound = self.files.for_number(stored.conversation["access_number"])
         for event in events:
-            await self.handle(cid, event)
+            if cid in self._running or (bound and bound.scenario.block_for(event.name, event.data)):
+                await self.handle(cid, event)
         await self._set_reply_due(cid, stored.conversation["access_number"])
 
     async def handle(self, cid: int, event, optout: bool = False) -> None:
@@ -74,6 +82,12 @@ class Automation:
             return None
         run = None if optout else (row.run if row else None)
         result = bound.engine.handle(run, event, self._facts(conv, contact, event, bound), utcnow())
+        if result.run is None:
+            self._running.discard(cid)
+        else:
+            self._running.add(cid)
+        if not result.effects and result.run is None and row is None:
+            return None  # nothing ran and nothing to keep
         unit = partial(apply_result, conversation_id=cid, scenario=bound.scenario.name, result=result,
                        directory=self.svc.directory, teams=self.svc.config.teams, compliance=optout)
         if optout:  # pre-empts the running execution and every wait it had
