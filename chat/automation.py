@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import replace
+from types import SimpleNamespace
 from functools import partial
 
 import aiohttp
@@ -20,7 +22,7 @@ from chat.ingest import Stored
 from chat.scenario_files import ScenarioFiles
 from chat.store import utcnow
 from chat.store.tables import contacts, conversations, scenario_runs, scenario_timers
-from scenarios import CallResult, Timeout, Trigger, classify
+from scenarios import CallResult, Route, Timeout, Trigger, classify
 
 log = structlog.get_logger()
 TICK = 0.25
@@ -41,42 +43,59 @@ class Automation:
 
     # -- events in -----------------------------------------------------------------------
     def inbound(self, stored: Stored) -> None:
-        """A customer's message was stored and routed: run its scenario events."""
-        if not stored.duplicate:
-            self._spawn(self._inbound(stored))
-
-    def agent_replied(self, conversation_id: int) -> None:
-        self._spawn(self._clear_reply_due(conversation_id))
-
-    async def _inbound(self, stored: Stored) -> None:
+        """A customer's message was stored and routed: run its scenario events, if it has any."""
+        if stored.duplicate:
+            return
         cid, text = stored.conversation["id"], stored.message["text"]
         message = {"text": text, "id": stored.message["id"]}
         kind = classify(text)
         if kind:
-            await self.handle(cid, Trigger(kind, message), optout=True)
+            self._spawn(self.handle(cid, Trigger(kind, message), optout=True))
             return
+        bound = self.files.for_number(stored.conversation["access_number"])
         events = [Trigger("conversation_started", message)] if stored.new_conversation else []
         if stored.new_conversation and stored.waiting:
             events.append(Trigger("agent_unavailable", message))
         events.append(Trigger("message_received", message))
-        bound = self.files.for_number(stored.conversation["access_number"])
-        for event in events:
-            if cid in self._running or (bound and bound.scenario.block_for(event.name, event.data)):
-                await self.handle(cid, event)
-        await self._set_reply_due(cid, stored.conversation["access_number"])
+        if cid not in self._running:  # most messages: nothing to run, no task, no query
+            events = [e for e in events if bound and bound.scenario.block_for(e.name, e.data)]
+        due = bound.scenario.no_agent_reply_after if bound else None
+        if events or due:
+            self._spawn(self._inbound(cid, events, stored.row, due))
 
-    async def handle(self, cid: int, event, optout: bool = False) -> None:
-        """Feed one event to the conversation's scenario and carry out what it decides."""
+    def agent_replied(self, conversation_id: int) -> None:
+        self._spawn(self._clear_reply_due(conversation_id))
+
+    async def _inbound(self, cid: int, events: list, seed, due) -> None:
+        for event in events:  # `seed` is fresh until something is committed for this conversation
+            if await self.handle(cid, event, seed=seed if cid not in self._running else None):
+                seed = None
+        if due:
+            await self.svc.commit.run(partial(_reply_due, cid=cid, at=utcnow() + due))
+            self._wake.set()
+
+    async def handle(self, cid: int, event, optout: bool = False, seed=None) -> bool:
+        """Feed one event to the conversation's scenario and carry out what it decides;
+        whether anything was committed. `seed`: the conversation as just read, if no run is stored."""
         async with self._locks[cid]:
-            after = await self._step(cid, event, optout)
+            after = await self._step(cid, event, optout, seed)
         if after is not None:
             await self._after(cid, after)
+        return after is not None
 
-    async def _step(self, cid: int, event, optout: bool) -> After | None:
+    async def _read(self, cid: int):
         async with self.svc.db.read() as conn:
             conv = (await conn.execute(sa.select(conversations).where(conversations.c.id == cid))).first()
             contact = (await conn.execute(sa.select(contacts).where(contacts.c.id == conv.contact_id))).first()
             row = (await conn.execute(sa.select(scenario_runs).where(scenario_runs.c.conversation_id == cid))).first()
+        return conv, contact, row
+
+    async def _step(self, cid: int, event, optout: bool, seed=None) -> After | None:
+        if seed is not None and not optout:
+            conv, row = seed, None
+            contact = SimpleNamespace(number=seed.contact_number, name=seed.contact_name, fields=seed.contact_fields)
+        else:
+            conv, contact, row = await self._read(cid)
         bound = self.files.optout if optout else self.files.for_number(conv.access_number)
         if bound is None:
             return None
@@ -86,6 +105,7 @@ class Automation:
             self._running.discard(cid)
         else:
             self._running.add(cid)
+        result = replace(result, effects=tuple(e for e in result.effects if not self._routed_already(conv, e)))
         if not result.effects and result.run is None and row is None:
             return None  # nothing ran and nothing to keep
         unit = partial(apply_result, conversation_id=cid, scenario=bound.scenario.name, result=result,
@@ -93,6 +113,15 @@ class Automation:
         if optout:  # pre-empts the running execution and every wait it had
             unit = partial(_preempt_then, unit=unit, conversation_id=cid)
         return await self.svc.commit.run(unit)
+
+    def _routed_already(self, conv, effect) -> bool:
+        """A route to whoever has the conversation now changes nothing."""
+        if not isinstance(effect, Route) or conv.assigned_id is None or conv.state == "closed":
+            return False
+        directory = self.svc.directory
+        target = directory.owners.get(conv.access_number) if effect.target == "owner" else \
+            getattr(directory.by_name.get(effect.name or ""), "id", None) if effect.target == "user" else None
+        return target == conv.assigned_id
 
     def _facts(self, conv, contact, event, bound) -> dict:
         owner = self.svc.directory.agents.get(conv.owner_id) if conv.owner_id else None
@@ -128,13 +157,6 @@ class Automation:
         await self.handle(cid, CallResult(call.call_id, status, body))
 
     # -- no agent reply ---------------------------------------------------------------------
-    async def _set_reply_due(self, cid: int, access_number: str) -> None:
-        bound = self.files.for_number(access_number)
-        after = bound.scenario.no_agent_reply_after if bound else None
-        if after:
-            await self.svc.commit.run(partial(_reply_due, cid=cid, at=utcnow() + after))
-            self._wake.set()
-
     async def _clear_reply_due(self, cid: int) -> None:
         await self.svc.commit.run(partial(_reply_due, cid=cid, at=None))
 

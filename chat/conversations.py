@@ -20,6 +20,7 @@ CONVERSATION_COLUMNS = (
     conversations.c.last_seq, conversations.c.read_seq, conversations.c.updated_at,
     conversations.c.tags, conversations.c.team,
     contacts.c.number.label("contact_number"), contacts.c.name.label("contact_name"),
+    contacts.c.fields.label("contact_fields"),
 )
 MESSAGE_FIELDS = (
     "id", "conversation_id", "seq", "direction", "text", "status", "error", "client_id",

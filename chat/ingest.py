@@ -33,6 +33,7 @@ class Stored:
     owner_id: int | None = None
     assigned_id: int | None = None
     new_conversation: bool = False
+    row: object = None  # the conversation and contact as ingest read them (the scenario's first facts)
 
     @property
     def waiting(self) -> bool:
@@ -72,7 +73,7 @@ async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: P
         fingerprint=fingerprint.value if fingerprint else None,
     )
     payload = conversation_payload(conv) | {"last_seq": message["seq"], "updated_at": message["updated_at"]}
-    return Stored(False, message, payload, conv.owner_id, conv.assigned_id, new)
+    return Stored(False, message, payload, conv.owner_id, conv.assigned_id, new, conv)
 
 
 SEEN = sa.select(messages.c.id).where(
