@@ -98,49 +98,18 @@ def config_check(files: list[Path]) -> None:
 
 @scenario_app.command("validate")
 def scenario_validate(files: list[Path]) -> None:
-    """Check scenario files; print file:line errors and exit 2 on any."""
-    from scenarios import load_scenario
+    """Check scenario (and scenario test) files; print file:line errors and exit 2 on any."""
+    from scenarios import cli
 
-    bad = 0
-    for path in files:
-        try:
-            load_scenario(path)
-            typer.echo(f"{path}: ok")
-        except SourceError as err:
-            typer.echo(str(err), err=True)
-            bad += 1
-    raise typer.Exit(2 if bad else 0)
+    raise typer.Exit(2 if cli.validate([str(f) for f in files]) else 0)
 
 
 @scenario_app.command("test")
 def scenario_test(files: list[Path]) -> None:
-    """Run scenario test files (*.test.yaml); other scenario files are validated. Exit 1 on a failure."""
-    from scenarios import load_scenario
-    from scenarios.testing import run_test_file
+    """Run scenario tests (FILE.test.yaml, or the one beside FILE.yaml): PASS/FAIL per case; exit 1 on a failure."""
+    from scenarios import cli
 
-    failed = passed = 0
-    for path in files:
-        if path.is_dir():
-            typer.echo(f"{path}: a folder, skipped")
-            continue
-        try:
-            if not path.name.endswith((".test.yaml", ".test.yml")):
-                load_scenario(path)
-                typer.echo(f"{path}: valid")
-                continue
-            results = run_test_file(path)
-        except SourceError as err:
-            typer.echo(str(err), err=True)
-            failed += 1
-            continue
-        for case in results:
-            passed += case.passed
-            failed += not case.passed
-            typer.echo(f"{'PASS' if case.passed else 'FAIL'}  {path}: {case.name}")
-            if not case.passed:
-                typer.echo("      " + str(case.message).replace("\n", "\n      "))
-    typer.echo(f"{passed} passed, {failed} failed")
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(cli.test([str(f) for f in files]))
 
 
 @app.command()

@@ -44,8 +44,15 @@ def _problems(path: str) -> str:
 def test(paths: Sequence[str], out: TextIO = sys.stdout) -> int:
     """Run test files (a scenario FILE.yaml runs FILE.test.yaml next to it); PASS/FAIL per case."""
     passed = failed = 0
+    seen: set[str] = set()
     for path in paths:
+        if Path(path).is_dir():  # e.g. a shell glob over examples/ meets a folder
+            out.write(f"{path}: a folder, skipped\n")
+            continue
         target = path if is_test_file(path) else str(Path(path).with_suffix("")) + ".test.yaml"
+        if target in seen:  # FILE.yaml and FILE.test.yaml both given: run the tests once
+            continue
+        seen.add(target)
         if not Path(target).is_file():
             out.write(f"{path}: no test file {target}\n")
             failed += 1

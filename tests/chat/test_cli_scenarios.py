@@ -22,6 +22,6 @@ def test_a_broken_example_gives_file_and_line():
     broken = EXAMPLES / "broken" / "broken.yaml"
     result = didchat("validate", str(broken))
     assert result.returncode == 2
-    assert f"{broken}:6: on.message_received[1].timeout: required for a wait" in result.stderr
+    assert f"{broken}:6: on.message_received[1].timeout: required for a wait" in result.stdout + result.stderr
     tested = didchat("test", str(EXAMPLES / "broken" / "broken.test.yaml"))
     assert tested.returncode == 1 and "broken.yaml:6" in tested.stdout + tested.stderr
