@@ -6,7 +6,6 @@ that is not ours is 404 naming it; a store failure is 503 so the provider retrie
 """
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 

@@ -7,7 +7,7 @@ import time
 import sqlalchemy as sa
 
 from chat.store.tables import contacts, conversations, messages
-from tests.conftest import ALICE, BOB, CUSTOMER, until
+from tests.conftest import ALICE, BOB, CUSTOMER
 
 
 async def count(server, table) -> int:

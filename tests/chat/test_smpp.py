@@ -1,7 +1,6 @@
 """SMPP end to end: deliver_sm from a test SMSC to the agent's socket, replies as submit_sm, receipts."""
 from __future__ import annotations
 
-import random
 from collections import defaultdict
 
 import pytest
