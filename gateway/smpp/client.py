@@ -9,14 +9,14 @@ Rules:
   client after ESME_RTHROTTLED / ESME_RMSGQFUL / ESME_RSYSERR, a probe after each pause, the rate).
 - Every wait ends: submit waits at most submit_wait for a bound link, each request at most
   response_timeout for its answer; stop() is bounded by a few response_timeouts.
-- One link = one TCP connection = one bind: one for a transceiver, two for transmitter_receiver.
+- One link = one TCP connection = one bind: one for a transceiver, two for transmitter_receiver;
+  a link (link.py) carries its bind from connect to unbind, this module keeps the links up.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import random
-import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,45 +25,21 @@ from typing import Literal
 
 import structlog
 
+from gateway.smpp.link import _Link
 from gateway.smpp.pdu import (
-    ESME_RINVBNDSTS,
-    ESME_RINVCMDID,
     ESME_ROK,
     ESME_RSYSERR,
     ESME_RX_T_APPN,
     TEMPORARY_STATUSES,
-    BadPdu,
-    Framer,
     Pdu,
     PduError,
     encode,
-    generic_nack,
     request,
-    response,
     status_name,
 )
-from gateway.smpp.session import (
-    BIND_FAILED,
-    BIND_OK,
-    BIND_SENT,
-    CONNECTED,
-    DONE,
-    LINK_LOST,
-    RETRY,
-    UNBIND_RECEIVED,
-    UNBIND_SENT,
-    UNBINDING,
-    UNBOUND,
-    Pending,
-    Queued,
-    Session,
-    SubmitQueue,
-)
+from gateway.smpp.session import DONE, RETRY, Queued, SubmitQueue
 
 log = structlog.get_logger("gateway.smpp")
-
-DEAD_AFTER_TIMEOUTS = 3  # responses missed in a row before the link counts as dead
-
 
 @dataclass(frozen=True)
 class SmppSettings:
@@ -157,14 +133,6 @@ def _local(name: str, detail: str, temporary: bool = True) -> SmppError:
     return SmppError(0, detail, temporary=temporary, name=name)
 
 
-Callback = Callable[[Pdu | None, SmppError | None], None]
-
-
-def _resolve(future: asyncio.Future, pdu: Pdu | None, error: SmppError | None) -> None:
-    if not future.done():
-        future.set_exception(error) if error else future.set_result(pdu)
-
-
 def _submit_fields(part: SubmitPart) -> dict[str, object]:
     return {
         "source_addr": part.source_addr, "source_addr_ton": part.source_ton,
@@ -199,198 +167,6 @@ class _Job:
     fields: dict[str, object]
     tlvs: dict[str, object]
     future: asyncio.Future
-
-
-class _Link:
-    """One TCP connection carrying one bind."""
-
-    def __init__(self, client: SmppClient, bind: str):
-        self.client = client
-        self.settings = client.settings
-        self.session = Session(bind, client.settings.window)
-        self.framer = Framer()
-        self.writer: asyncio.StreamWriter | None = None
-        self.closed = asyncio.Event()
-        self.answering: set[asyncio.Task] = set()
-        self.missed = 0
-        self.log = log.bind(connector=client.name, bind=bind)
-
-    @property
-    def transmits(self) -> bool:
-        return self.session.bind != "receiver"
-
-    async def run(self) -> bool:
-        """Connect, bind and serve until the link ends; True if it got bound."""
-        s = self.settings
-        reader, self.writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port), s.response_timeout)
-        sock = self.writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.session.handle(CONNECTED)
-        workers = [asyncio.create_task(self._read(reader))]
-        try:
-            if not await self._bind():
-                return False
-            workers.append(asyncio.create_task(self._tick()))
-            if self.transmits:
-                workers.append(asyncio.create_task(self.client._send_loop(self)))
-            self.client._link_bound(self)
-            await self.closed.wait()
-            return True
-        finally:
-            self.close("link ended")
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            self.client._link_lost(self)
-
-    async def _bind(self) -> bool:
-        s = self.settings
-        answer = asyncio.get_running_loop().create_future()
-        self.request(f"bind_{self.session.bind}", partial(_resolve, answer), system_id=s.system_id,
-                     password=s.password, system_type=s.system_type, address_range=s.address_range)
-        self.session.handle(BIND_SENT)
-        try:
-            pdu = await answer
-        except SmppError as err:
-            self.client._bind_failed(self, err.name)
-            return False
-        if pdu.status != ESME_ROK:
-            self.session.handle(BIND_FAILED)
-            self.client._bind_failed(self, status_name(pdu.status))
-            return False
-        self.session.handle(BIND_OK)
-        return True
-
-    def request(self, command: str, callback: Callback, tlvs: Mapping[str, object] | None = None,
-                **fields: object) -> Pending:
-        """Send a request; `callback(pdu, error)` runs once, on its answer, timeout or link loss."""
-        loop = asyncio.get_running_loop()
-        pending = self.session.start(command, loop.time(), self.settings.response_timeout, callback)
-        self.send(request(command, pending.sequence, tlvs, **fields))
-        return pending
-
-    def send(self, pdu: Pdu) -> None:
-        if self.writer is not None and not self.closed.is_set():
-            self.writer.write(encode(pdu))
-
-    def close(self, reason: str) -> None:
-        """End the link now; everything in flight fails with LINK_LOST."""
-        if self.closed.is_set():
-            return
-        self.closed.set()
-        self.session.handle(LINK_LOST)
-        if self.writer is not None:
-            self.writer.close()
-        self.log.info("smpp.link_closed", reason=reason)
-        for pending in self.session.abandon():
-            pending.token(None, _local("LINK_LOST", f"{pending.command} unanswered: {reason}"))
-
-    # -- reading -------------------------------------------------------------------------------
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while data := await reader.read(65536):
-                for item in self.framer.feed(data):
-                    self._dispatch(item)
-                if self.framer.broken or self.closed.is_set():
-                    break
-        except OSError as err:
-            self.log.warning("smpp.read_failed", error=repr(err))
-        except Exception:
-            self.log.exception("smpp.dispatch_failed")
-        finally:
-            self.close("connection closed")
-
-    def _dispatch(self, item: Pdu | BadPdu) -> None:
-        if isinstance(item, BadPdu):
-            return self._bad(item)
-        if item.is_response:
-            return self._answered(item)
-        handler = {"enquire_link": self._on_enquire_link, "unbind": self._on_unbind,
-                   "deliver_sm": self._on_message, "data_sm": self._on_message}.get(item.command)
-        if handler is None:
-            self.log.warning("smpp.unsupported_request", command=item.command, sequence=item.sequence)
-            self.send(generic_nack(item.sequence, ESME_RINVCMDID))
-        elif not self.session.may_receive(item.command):
-            self.log.warning("smpp.request_refused", command=item.command, state=self.session.state)
-            self.send(response(item, ESME_RINVBNDSTS))
-        else:
-            handler(item)
-
-    def _bad(self, bad: BadPdu) -> None:
-        self.log.warning("smpp.bad_pdu", reason=bad.reason, sequence=bad.sequence, status=status_name(bad.status))
-        if not bad.is_response:
-            self.send(generic_nack(bad.sequence, bad.status))
-        if bad.fatal:
-            self.close("framing lost")
-
-    def _answered(self, pdu: Pdu) -> None:
-        pending = self.session.settle(pdu)
-        if pending is None:
-            self.log.warning("smpp.unknown_response", command=pdu.command, sequence=pdu.sequence,
-                             status=status_name(pdu.status))
-            return
-        self.missed = 0
-        pending.token(pdu, None)
-
-    def _on_enquire_link(self, pdu: Pdu) -> None:
-        self.send(response(pdu))
-
-    def _on_unbind(self, pdu: Pdu) -> None:
-        self.session.handle(UNBIND_RECEIVED)
-        self.send(response(pdu))
-        self.session.handle(UNBOUND)
-        self.close("unbound by the SMSC")
-
-    def _on_message(self, pdu: Pdu) -> None:
-        task = asyncio.create_task(self._answer(pdu))
-        self.answering.add(task)
-        task.add_done_callback(self.answering.discard)
-
-    async def _answer(self, pdu: Pdu) -> None:
-        status = await self.client._hand_over(_incoming(pdu))
-        if self.closed.is_set():
-            self.log.warning("smpp.resp_not_sent", command=pdu.command, sequence=pdu.sequence)
-            return
-        self.send(response(pdu, status))
-
-    # -- time ----------------------------------------------------------------------------------
-    async def _tick(self) -> None:
-        s = self.settings
-        loop = asyncio.get_running_loop()
-        step = min(0.25, s.response_timeout / 4, s.enquire_link_seconds / 4)
-        enquire_at = loop.time() + s.enquire_link_seconds
-        while not self.closed.is_set():
-            await asyncio.sleep(step)
-            now = loop.time()
-            for pending in self.session.expired(now):
-                self._expired(pending)
-            if now >= enquire_at and self.session.may_send("enquire_link"):
-                self.request("enquire_link", self._enquire_answered)
-                enquire_at = now + s.enquire_link_seconds
-
-    def _enquire_answered(self, pdu: Pdu | None, error: SmppError | None) -> None:
-        if pdu is not None and pdu.status != ESME_ROK:
-            self.log.warning("smpp.enquire_link_refused", status=status_name(pdu.status))
-
-    def _expired(self, pending: Pending) -> None:
-        self.log.warning("smpp.response_timeout", command=pending.command, sequence=pending.sequence)
-        pending.token(None, _local("TIMEOUT", f"no {pending.command}_resp in {self.settings.response_timeout}s"))
-        self.missed += 1
-        if pending.command in ("enquire_link", "unbind") or self.missed >= DEAD_AFTER_TIMEOUTS:
-            self.close(f"{pending.command} unanswered")
-
-    async def unbind(self) -> None:
-        """Unbind politely (bounded by response_timeout), then close."""
-        if self.session.may_send("unbind"):
-            answer = asyncio.get_running_loop().create_future()
-            self.request("unbind", partial(_resolve, answer))
-            self.session.handle(UNBIND_SENT)
-            with contextlib.suppress(SmppError, TimeoutError):
-                await asyncio.wait_for(answer, self.settings.response_timeout)
-            if self.session.state == UNBINDING:
-                self.session.handle(UNBOUND)
-        self.close("unbound")
 
 
 class SmppClient:
@@ -450,7 +226,7 @@ class SmppClient:
         s = self.settings
         attempt = 0
         while not self._stopping:
-            link = self._current[bind] = _Link(self, bind)
+            link = self._current[bind] = _Link(self, bind, _local)
             try:
                 bound = await link.run()
             except (OSError, TimeoutError) as err:
@@ -503,8 +279,9 @@ class SmppClient:
                 queued.token.future.set_exception(error)
 
     # -- incoming ------------------------------------------------------------------------------
-    async def _hand_over(self, incoming: Incoming) -> int:
-        """The callback's status for `incoming`; ESME_RX_T_APPN if it raised or answered nonsense."""
+    async def _hand_over(self, pdu: Pdu) -> int:
+        """The callback's status for deliver_sm/data_sm `pdu`; ESME_RX_T_APPN if it raised or answered nonsense."""
+        incoming = _incoming(pdu)
         try:
             status = await self._on_incoming(incoming)
         except Exception:
