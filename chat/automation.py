@@ -20,12 +20,12 @@ import structlog
 from chat.effects import After, apply_result
 from chat.ingest import Stored
 from chat.scenario_files import ScenarioFiles
-from chat.store import utcnow
+from chat.store import as_utc, utcnow
 from chat.store.tables import contacts, conversations, scenario_runs, scenario_timers
 from scenarios import CallResult, Route, Timeout, Trigger, classify
 
 log = structlog.get_logger()
-TICK = 0.25
+MIN_PAUSE, MAX_PAUSE = 0.05, 30.0  # seconds between looks at stored timers
 
 
 class Automation:
@@ -162,17 +162,29 @@ class Automation:
 
     # -- timers -----------------------------------------------------------------------------
     async def run_timers(self) -> None:
-        """Fire due waits, named timers and no-agent-reply deadlines; they live in the store."""
+        """Fire due waits, named timers and no-agent-reply deadlines; they live in the store.
+        Sleeps until the earliest of them (or until something new is stored), not on a tick."""
         while True:
+            pause = MAX_PAUSE
             try:
                 await self._fire_due()
-            except Exception:  # noqa: BLE001 - tried again next tick
+                self._wake.clear()
+                pause = await self._next_due()
+            except Exception:  # noqa: BLE001 - tried again after the pause
                 log.exception("scenario.timers_failed")
-            self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), TICK)
+                await asyncio.wait_for(self._wake.wait(), pause)
             except TimeoutError:
                 pass
+
+    async def _next_due(self) -> float:
+        async with self.svc.db.read() as conn:
+            times = [await conn.scalar(sa.select(sa.func.min(column))) for column in (
+                scenario_runs.c.wake_at, scenario_timers.c.at, conversations.c.reply_due_at)]
+        pending = [as_utc(t) for t in times if t is not None]
+        if not pending:
+            return MAX_PAUSE
+        return min(MAX_PAUSE, max(MIN_PAUSE, (min(pending) - utcnow()).total_seconds()))
 
     async def _fire_due(self) -> None:
         now = utcnow()

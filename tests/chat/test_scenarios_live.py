@@ -162,3 +162,34 @@ async def test_a_broken_scenario_on_reload_keeps_the_last_good_one_and_tells_adm
     assert "survey.yaml:4" in ada.pushed("notice")[0]["text"]
     await server.simulate_sms(text="hi")
     assert await bodies(server, 1) == ["How did we do, 1 to 5?"]  # the last good version still runs
+
+
+CLOCKS = """\
+    name: clocks
+    on:
+      conversation_started:
+        - set_timer: follow_up
+          after: 2s
+      no_agent_reply:
+        after: 1s
+        steps:
+          - reply: "Sorry for the wait."
+      timer:
+        follow_up:
+          - reply: "Did that answer your question?"
+"""
+
+
+async def test_no_agent_reply_and_named_timers_fire_from_the_store(make_server, tmp_path):
+    server = await make_server(extra=write(tmp_path, "clocks", CLOCKS), alice=", scenario: clocks")
+    await server.simulate_sms(text="hello?")
+    assert await bodies(server, 2) == ["Sorry for the wait.", "Did that answer your question?"]
+
+
+async def test_an_agent_reply_stops_the_no_agent_reply_clock(make_server, tmp_path):
+    server = await make_server(extra=write(tmp_path, "clocks", CLOCKS), alice=", scenario: clocks")
+    alice = await server.connect("alice")
+    await server.simulate_sms(text="hello?")
+    [msg] = await alice.wait_messages(1)
+    assert (await alice.call("send", {"conversation_id": msg["conversation_id"], "text": "Here!", "client_id": "c"}))["ok"]
+    assert await bodies(server, 2) == ["Here!", "Did that answer your question?"]
