@@ -167,6 +167,17 @@ def params_of(args) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
 
 
+def phase_rows(header: tuple[str, str, str], spec: list[tuple[str, tuple[str, ...]]],
+               a: dict, b: dict) -> list[tuple[str, str, str]]:
+    """The summary rows of a two-phase benchmark: each label with its value in phase a and b."""
+    def value(d, path):
+        for p in path:
+            d = d.get(p) if isinstance(d, dict) else None
+        return "-" if d is None else (json.dumps(d) if isinstance(d, dict) else str(d))
+
+    return [header] + [(label, value(a, path), value(b, path)) for label, path in spec]
+
+
 def text_table(rows: list[tuple[str, ...]]) -> str:
     """Rows of strings as aligned columns; the first row is the header, underlined."""
     widths = [max(len(r[i]) if i < len(r) else 0 for r in rows) for i in range(max(len(r) for r in rows))]

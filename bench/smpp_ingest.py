@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    phase_rows,
     REPO, RESULTS_DIR, SMPP_DEST, Agent, CpuMeter, ServerProcess, code_line, hold, latency_summary, machine,
     machine_line, ms, params_of, percentile, smpp_config_text, smpp_customers, text_table, use_uvloop,
     write_results,
@@ -242,14 +243,7 @@ async def run_phase(name: str, args, senders: list[str]) -> dict:
 
 def table(results: dict, info: dict, args) -> str:
     a, b = results.get("max", {}), results.get("rate", {})
-
-    def g(d, *path):
-        for p in path:
-            d = d.get(p) if isinstance(d, dict) else None
-        return "-" if d is None else (json.dumps(d) if isinstance(d, dict) else str(d))
-
-    rows = [("", f"max ({args.messages} deliver_sm)", f"fixed {args.rate:g} msg/s")]
-    for label, path in [
+    rows = phase_rows(("", f"max ({args.messages} deliver_sm)", f"fixed {args.rate:g} msg/s"), [
         ("deliver_sm sent", ("sent",)), ("ROK", ("rok",)), ("not ROK", ("not_rok",)),
         ("durable msgs/s (ROK/s)", ("durable_msgs_per_s",)), ("delivered msgs/s (pushes/s)", ("delivered_msgs_per_s",)),
         ("missing pushes", ("missing_pushes",)),
@@ -257,11 +251,10 @@ def table(results: dict, info: dict, args) -> str:
         ("deliver_sm->agent p99 ms", ("latency_ms", "p99")), ("deliver_sm->agent max ms", ("latency_ms", "max")),
         ("deliver_sm->ROK p50 ms", ("rok_ms", "p50")), ("deliver_sm->ROK p99 ms", ("rok_ms", "p99")),
         ("server CPU %", ("server_cpu_pct",)), ("bench process (SMSC) CPU %", ("bench_process_cpu_pct",)),
-    ]:
-        rows.append((label, g(a, *path), g(b, *path)))
+    ], a, b)
     if b:
-        rows.append(("p99 from planned send ms", "", g(b, "latency_from_planned_ms", "p99")))
-        rows.append(("sends waiting for a window slot", "", g(b, "sends_waiting_for_a_window_slot")))
+        rows += phase_rows(("", "", ""), [("p99 from planned send ms", ("latency_from_planned_ms", "p99")),
+                                          ("sends waiting for a window slot", ("sends_waiting_for_a_window_slot",))], {}, b)[1:]
     head = (machine_line(info) + "\n" + code_line() + "\n"
             f"SMPP window {args.window}, driver {args.driver}, {args.senders} customer numbers, "
             f"fresh SQLite per phase\n")

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aiohttp  # noqa: E402
 
 from common import (  # noqa: E402
+    phase_rows, text_table,
     PASSWORD, RESULTS_DIR, SECRET_KEY, Agent, CpuMeter, ServerProcess, customer_numbers, free_port, hold,
     machine, machine_line, ms, params_of, percentile, use_uvloop, write_results,
 )
@@ -228,15 +229,8 @@ async def run_phase(name: str, args, senders: list[str]) -> dict:
 # ---------------------------------------------------------------- report
 
 def table(results: dict, info: dict, args) -> str:
-    rows = [("", "max throughput", f"fixed {args.rate:g} msg/s")]
     a, b = results.get("max", {}), results.get("rate", {})
-
-    def g(d, *path):
-        for p in path:
-            d = d.get(p) if isinstance(d, dict) else None
-        return "-" if d is None else (json.dumps(d) if isinstance(d, dict) else str(d))
-
-    for label, path in [
+    rows = phase_rows(("", "max throughput", f"fixed {args.rate:g} msg/s"), [
         ("requests sent", ("sent",)), ("HTTP 200", ("http_200",)), ("errors", ("errors",)),
         ("stored msgs/s (200s/s)", ("stored_msgs_per_s",)), ("delivered msgs/s (pushes/s)", ("delivered_msgs_per_s",)),
         ("missing pushes", ("missing_pushes",)),
@@ -244,15 +238,10 @@ def table(results: dict, info: dict, args) -> str:
         ("latency p99 ms", ("latency_ms", "p99")), ("latency max ms", ("latency_ms", "max")),
         ("HTTP answer p50 ms", ("http_ms", "p50")), ("HTTP answer p99 ms", ("http_ms", "p99")),
         ("server CPU %", ("server_cpu_pct",)), ("bench process CPU %", ("bench_process_cpu_pct",)),
-    ]:
-        rows.append((label, g(a, *path), g(b, *path)))
+    ], a, b)
     if b:
-        rows.append(("p99 from planned start ms", "", g(b, "latency_from_planned_ms", "p99")))
-        rows.append(("starts waiting for a slot", "", g(b, "starts_waiting_for_a_slot")))
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    lines = [f"{r[0]:<{w0}}  {r[1]:>{w1}}  {r[2]}" for r in rows]
-    lines.insert(1, "-" * (w0 + w1 + 24))
+        rows += phase_rows(("", "", ""), [("p99 from planned start ms", ("latency_from_planned_ms", "p99")),
+                                          ("starts waiting for a slot", ("starts_waiting_for_a_slot",))], {}, b)[1:]
     head = (machine_line(info) + "\n"
             f"phases: {args.seconds:g}s each, concurrency {args.concurrency}, "
             f"{args.senders} customer numbers, fresh SQLite per phase\n")
@@ -264,7 +253,7 @@ def table(results: dict, info: dict, args) -> str:
         p99 = b["latency_ms"]["p99"]
         verdict.append(f"target p99 <= {TARGETS['p99_ms_at_500']} ms at {args.rate:g} msg/s: "
                        f"{'MET' if p99 is not None and p99 <= TARGETS['p99_ms_at_500'] and not b['missing_pushes'] and not b['errors'] else 'NOT MET'}")
-    return head + "\n" + "\n".join(lines) + "\n\n" + "\n".join(verdict)
+    return head + "\n" + text_table(rows) + "\n\n" + "\n".join(verdict)
 
 
 def main() -> None:
