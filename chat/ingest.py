@@ -48,9 +48,9 @@ class Fingerprint:
     window: float
 
 
-def inbound_unit(sms: InboundSms, directory: Directory, presence: Presence, **extra):
+def inbound_unit(sms: InboundSms, directory: Directory, presence: Presence):
     """A group-commit unit that stores `sms`."""
-    return partial(store_inbound, sms=sms, directory=directory, presence=presence, **extra)
+    return partial(store_inbound, sms=sms, directory=directory, presence=presence)
 
 
 async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: Presence,

@@ -12,6 +12,7 @@ from chat.commit import GroupCommit
 from chat.config import Config, GenericConnector, LoopbackConnector, TwilioConnector
 from chat.directory import Directory
 from chat.hub import Hub
+from chat.loopback import LoopbackSender
 from chat.presence import Presence
 from chat.routing import Router
 from chat.store import Database
@@ -69,8 +70,6 @@ def status_callbacks(config: Config) -> dict[str, str | None]:
 
 def build_senders(config: Config, report) -> dict[str, Sender]:
     """One outbound sender per connector; `report` takes the loopback's statuses."""
-    from chat.loopback import LoopbackSender
-
     senders: dict[str, Sender] = {}
     for conn in config.connectors:
         if isinstance(conn, TwilioConnector):
