@@ -19,6 +19,7 @@ from chat.conversations import (
 from chat.directory import Directory
 from chat.presence import Presence
 from chat.store import utcnow
+from chat.store.fast import hot
 from chat.store.tables import messages
 from gateway import InboundSms, count_segments
 
@@ -58,10 +59,10 @@ async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: P
     """Store one inbound message in its conversation."""
     if await _seen(conn, sms, fingerprint):
         return Stored(duplicate=True)
-    contact = await contact_id(conn, sms.sender)
-    conv = await active_conversation(conn, contact, sms.recipient)
+    conv = await active_conversation(conn, sms.sender, sms.recipient)
     new = conv is None
     if new:
+        contact = await contact_id(conn, sms.sender)
         owner = directory.owners.get(sms.recipient) or await last_presenter(conn, contact, sms.recipient)
         conv = await open_conversation(conn, contact, sms.recipient, owner, owner if presence.available(owner) else None)
     encoding, segments = count_segments(sms.text)
@@ -76,13 +77,13 @@ async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: P
     return Stored(False, message, payload, conv.owner_id, conv.assigned_id, new, conv)
 
 
-SEEN = sa.select(messages.c.id).where(
+SEEN = hot(sa.select(messages.c.id).where(
     messages.c.connector == sa.bindparam("connector"), messages.c.provider_id == sa.bindparam("provider_id")
-)
-SEEN_RECENTLY = sa.select(messages.c.id).where(
+))
+SEEN_RECENTLY = hot(sa.select(messages.c.id).where(
     messages.c.connector == sa.bindparam("connector"), messages.c.fingerprint == sa.bindparam("fingerprint"),
     messages.c.created_at >= sa.bindparam("since"),
-).limit(1)
+).limit(1))
 
 
 async def _seen(conn, sms: InboundSms, fingerprint: Fingerprint | None) -> bool:

@@ -107,9 +107,9 @@ async def _conversation_for(conn, agent: Agent, req: SendRequest, directory: Dir
     except InvalidNumber as err:
         raise Refused(str(err), "to") from None
     sender = _allowed(agent, req.from_ or agent.default_number, "from")
-    contact = await contact_id(conn, number)
-    conv = await active_conversation(conn, contact, sender)
+    conv = await active_conversation(conn, number, sender)
     if conv is None:
+        contact = await contact_id(conn, number)
         return await open_conversation(conn, contact, sender, directory.owners.get(sender, agent.id), agent.id), True
     if conv.assigned_id not in (None, agent.id):
         raise Refused(f"{number} is in a conversation with another agent on {sender}", "to")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -16,7 +18,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from chat.store.fast import is_hot, plan_for, run
+
+log = structlog.get_logger()
 
 
 def utcnow() -> datetime:
@@ -40,6 +47,8 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer") if self.is_sqlite else None
         self._sync_engine = self._create_sync_engine() if self.is_sqlite else None
+        file = self.url.database if self.is_sqlite and self.url.database not in (None, "", ":memory:") else None
+        self._checkpointer = Checkpointer(file) if file else None
 
     def _create_engine(self) -> AsyncEngine:
         if not self.is_sqlite:
@@ -55,6 +64,7 @@ class Database:
         url = self.url.set(drivername="sqlite+pysqlite")
         engine = sa.create_engine(url, connect_args={"isolation_level": None, "timeout": 30, "check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_on_connect)
+        sa.event.listen(engine, "connect", _sqlite_writer_on_connect)
         sa.event.listen(engine, "begin", _sqlite_on_begin)
         return engine
 
@@ -75,7 +85,10 @@ class Database:
             conn.info["immediate"] = True
             with conn.begin():
                 inline = InlineConnection(conn)
-                return [drive(unit(inline)) for unit in units]
+                results = [drive(unit(inline)) for unit in units]
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
+        return results
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -100,18 +113,32 @@ class Database:
         if self._sync_engine is not None:
             self._writer.shutdown(wait=True)
             self._sync_engine.dispose()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
 
 
 class InlineConnection:
-    """A sync connection behind the awaitable surface of AsyncConnection that units use."""
+    """A sync connection behind the awaitable surface of AsyncConnection that units use.
+
+    Hot statements (chat.store.fast) run on the sqlite3 connection itself; the rest through
+    SQLAlchemy, in the same transaction.
+    """
 
     def __init__(self, conn: sa.Connection):
         self.sync_connection = conn
+        self._dbapi = conn.connection.dbapi_connection
+        self._dialect = conn.dialect
 
     async def execute(self, statement, parameters=None):
+        if is_hot(statement) and (parameters is None or isinstance(parameters, dict)):
+            plan = plan_for(statement, parameters or {}, self._dialect)
+            if plan is not None:
+                return run(self._dbapi, plan, parameters or {})
         return self.sync_connection.execute(statement, parameters)
 
     async def scalar(self, statement, parameters=None):
+        if is_hot(statement):
+            return (await self.execute(statement, parameters)).scalar()
         return self.sync_connection.scalar(statement, parameters)
 
     async def scalars(self, statement, parameters=None):
@@ -133,6 +160,51 @@ def _sqlite_on_connect(dbapi_conn, _record) -> None:
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
         cur.execute(f"PRAGMA {pragma}")
     cur.close()
+
+
+def _sqlite_writer_on_connect(dbapi_conn, _record) -> None:
+    """The writer leaves checkpoints to the Checkpointer (and keeps the WAL file from growing for good)."""
+    dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
+    dbapi_conn.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
+
+
+class Checkpointer:
+    """Copies the WAL back into the database file in its own thread, off the commit path.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses 1,000 WAL pages; with
+    random index pages that was most of the commit cost (bench/README.md). A PASSIVE checkpoint
+    from another connection runs beside the writer (SQLite releases the GIL while it works), never
+    blocks it, and never loses anything: until a frame is checkpointed, the WAL has it.
+    """
+
+    def __init__(self, path: str, interval: float = 0.25):
+        self.path, self.interval = path, interval
+        self._commits = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpointer", daemon=True)
+        self._thread.start()
+
+    def committed(self) -> None:
+        self._commits += 1
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        seen = 0
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopping.wait(self.interval):
+                if self._commits == seen:
+                    continue
+                seen = self._commits
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as err:  # commits are unaffected; the next round tries again
+                    log.warning("sqlite.checkpoint_failed", error=repr(err))
+        finally:
+            conn.close()
 
 
 def _sqlite_on_begin(conn) -> None:

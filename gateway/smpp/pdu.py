@@ -138,10 +138,19 @@ def _params(command_name: str) -> tuple[dict, tuple[str, ...]]:
 
 
 _SHAPES = {name: _params(name) for name in COMMANDS}
+# One pristine smpplib command object per command: `_fresh` copies it, which is what
+# smpp.make_pdu would build, without its constructor's cost (23 µs of a 60 µs deliver_sm decode).
+_PRISTINE = {name: smpp.make_pdu(name, client=_Throwaway()) for name in COMMANDS}
 
 
-def defaults(command_name: str) -> dict[str, object]:
-    """The mandatory fields of `command_name` with their empty values, as decode returns them."""
+def _fresh(command_name: str) -> command.Command:
+    pristine = _PRISTINE[command_name]
+    made = object.__new__(type(pristine))
+    made.__dict__.update(pristine.__dict__)
+    return made
+
+
+def _defaults(command_name: str) -> dict[str, object]:
     params, mandatory = _SHAPES[command_name]
     values: dict[str, object] = {}
     for name in mandatory:
@@ -150,6 +159,14 @@ def defaults(command_name: str) -> dict[str, object]:
     if "interface_version" in values:
         values["interface_version"] = consts.SMPP_VERSION_34
     return values
+
+
+_DEFAULTS = {name: _defaults(name) for name in COMMANDS}
+
+
+def defaults(command_name: str) -> dict[str, object]:
+    """The mandatory fields of `command_name` with their empty values, as decode returns them."""
+    return dict(_DEFAULTS[command_name])
 
 
 def request(command_name: str, sequence: int, tlvs: Mapping[str, object] | None = None,
@@ -180,7 +197,7 @@ def encode(pdu: Pdu) -> bytes:
     if not 0 <= pdu.sequence <= 0xFFFFFFFF:
         raise PduError(f"{pdu.command}: sequence {pdu.sequence} out of range")
     _check_fields(pdu)
-    built = smpp.make_pdu(pdu.command, client=_Throwaway())
+    built = _fresh(pdu.command)
     for name, value in pdu.fields.items():
         setattr(built, name, value)
     built.sequence = pdu.sequence
@@ -257,7 +274,7 @@ def decode(frame: bytes) -> Pdu | BadPdu:
 
 
 def _parse_body(name: str, frame: bytes) -> tuple[dict[str, object], dict[str, object]]:
-    parsed = smpp.make_pdu(name, client=_Throwaway())
+    parsed = _fresh(name)
     tlvs: dict[str, object] = {}
     parsed.parse_optional_params = lambda data: tlvs.update(parse_tlvs(data))
     parsed._parse_string = _strict_string(parsed)

@@ -1,0 +1,188 @@
+"""Hot statements on SQLite: compiled by SQLAlchemy once, then run on the sqlite3 connection.
+
+Why: in the writer thread, SQLAlchemy's per-execution machinery (execution context, events,
+result metadata) costs 50-60 µs a statement where SQLite itself needs 4-15 µs; an inbound
+message runs five statements (bench/README.md, "Where the time goes"). A statement wrapped in
+`hot()` keeps its SQLAlchemy definition, compiler, bind and result processors; only the
+per-call machinery is skipped. Anything else — statements built per call, expanding IN lists,
+PostgreSQL — goes through SQLAlchemy as before.
+
+Rules: only module-level statements are made hot (they live for the process, so their `id`
+names them); a plan is built per (statement, parameter names), which for an INSERT are the
+columns it sets; rows come back as named tuples with `_mapping`, like SQLAlchemy's.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+_HOT: dict[int, sa.Executable] = {}
+
+
+def hot(statement):
+    """Mark a module-level statement for the fast path; returns it unchanged."""
+    _HOT[id(statement)] = statement
+    return statement
+
+
+def is_hot(statement) -> bool:
+    return _HOT.get(id(statement)) is statement
+
+
+class _Row(tuple):
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return dict(zip(self._fields, self))
+
+    def _asdict(self) -> dict[str, Any]:
+        return self._mapping
+
+
+def _row_class(names: Sequence[str]) -> type:
+    base = namedtuple("Row", names)  # noqa: PYI024 - attribute access like SQLAlchemy's Row
+    return type("Row", (base, _Row), {"__slots__": ()})
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One statement compiled for SQLite, with what it takes to run it on the driver."""
+
+    sql: str
+    names: tuple[str, ...]  # the bind parameter of each `?`
+    fixed: dict[str, Any]  # values of binds the statement carries itself (literals, limits)
+    binds: tuple[Callable | None, ...]  # bind processors, by position
+    row: type | None  # rows' class when the statement returns rows
+    results: tuple[Callable | None, ...]  # result processors, by column
+    autoincrement: str | None  # an INSERT's integer primary key, when SQLite assigns it
+    primary_key: tuple[str, ...]
+
+    def values(self, params: dict) -> tuple:
+        out = []
+        for name, proc in zip(self.names, self.binds):
+            if name in params:
+                value = params[name]
+            elif name in self.fixed:
+                value = self.fixed[name]
+            else:
+                raise sa.exc.InvalidRequestError(f"A value is required for bind parameter {name!r}")
+            out.append(proc(value) if proc is not None else value)
+        return tuple(out)
+
+
+_PLANS: dict[tuple, Plan | None] = {}
+
+
+def plan_for(statement, params: dict, dialect) -> Plan | None:
+    """The statement's plan for these parameter names; None when it must go through SQLAlchemy."""
+    key = (id(statement), tuple(params))
+    try:
+        return _PLANS[key]
+    except KeyError:
+        pass
+    plan = _build(statement, list(params), dialect)
+    _PLANS[key] = plan
+    return plan
+
+
+def _build(statement, keys: list[str], dialect) -> Plan | None:
+    compiled = statement.compile(dialect=dialect, column_keys=keys)
+    names = tuple(compiled.positiontup or ())
+    if any(compiled.binds[n].expanding for n in names):
+        return None
+    fixed = {}
+    for name in names:
+        bind = compiled.binds[name]
+        if name not in keys and not bind.required:
+            fixed[name] = bind.effective_value
+    procs = compiled._bind_processors  # noqa: SLF001 - the compiled form's own processors
+    binds = tuple(procs.get(n) for n in names)
+    row, results = None, ()
+    columns = compiled._result_columns  # noqa: SLF001
+    if columns:
+        labels = [c.keyname for c in columns]
+        if len(set(labels)) != len(labels) or not all(label.isidentifier() for label in labels):
+            return None
+        row = _row_class(labels)
+        results = tuple(c.type._cached_result_processor(dialect, None) for c in columns)  # noqa: SLF001
+    autoincrement, primary_key = None, ()
+    if compiled.isinsert:
+        table = statement.table
+        primary_key = tuple(c.key for c in table.primary_key.columns)
+        auto = table.autoincrement_column
+        if auto is not None and auto.key not in keys:
+            autoincrement = auto.key
+    return Plan(compiled.string, names, fixed, binds, row, results, autoincrement, primary_key)
+
+
+class FastResult:
+    """The part of SQLAlchemy's Result that write units use, over rows already fetched."""
+
+    def __init__(self, rows: list, rowcount: int = -1, inserted_primary_key: tuple | None = None):
+        self._rows = rows
+        self.rowcount = rowcount
+        self._pk = inserted_primary_key
+
+    @property
+    def inserted_primary_key(self) -> tuple:
+        if self._pk is None:
+            raise sa.exc.InvalidRequestError("not an INSERT")
+        return self._pk
+
+    def __iter__(self):
+        return iter(self._rows)
+
+    def all(self) -> list:
+        return list(self._rows)
+
+    def first(self):
+        return self._rows[0] if self._rows else None
+
+    def one(self):
+        if len(self._rows) != 1:
+            raise sa.exc.NoResultFound("no row") if not self._rows else sa.exc.MultipleResultsFound("many rows")
+        return self._rows[0]
+
+    def one_or_none(self):
+        if len(self._rows) > 1:
+            raise sa.exc.MultipleResultsFound("many rows")
+        return self.first()
+
+    def scalar(self):
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self):
+        return self.one()[0]
+
+    def scalar_one_or_none(self):
+        row = self.one_or_none()
+        return None if row is None else row[0]
+
+    def scalars(self) -> FastResult:
+        return FastResult([r[0] for r in self._rows], self.rowcount)
+
+
+def run(dbapi: sqlite3.Connection, plan: Plan, params: dict) -> FastResult:
+    """Execute a plan on the sqlite3 connection (inside the caller's transaction)."""
+    values = plan.values(params)
+    try:
+        cursor = dbapi.execute(plan.sql, values)
+        raw = cursor.fetchall() if plan.row is not None else ()
+    except sqlite3.Error as err:
+        raise sa.exc.DBAPIError.instance(plan.sql, values, err, sqlite3.Error) from err
+    rows = [plan.row(*_processed(r, plan.results)) for r in raw] if raw else []
+    pk = None
+    if plan.primary_key:
+        pk = tuple(cursor.lastrowid if k == plan.autoincrement else params.get(k) for k in plan.primary_key)
+    return FastResult(rows, cursor.rowcount, pk)
+
+
+def _processed(row: Iterable, procs: tuple) -> list:
+    return [p(v) if p is not None else v for p, v in zip(procs, row)]
