@@ -304,11 +304,13 @@ class Agent:
     statuses: list[tuple[float, dict]] = field(default_factory=list)
     conversations: int = 0
     other: int = 0
+    bursts: int = 0  # `messages` events (several messages in one push)
 
     async def connect(self) -> None:
         token = await login(self.url, self.username, self.password)
         self.sio = socketio.AsyncClient(reconnection=False)
         self.sio.on("message", self._message, namespace="/agent")
+        self.sio.on("messages", self._messages, namespace="/agent")
         self.sio.on("conversation", self._conversation, namespace="/agent")
         self.sio.on("status", self._status, namespace="/agent")
         await self.sio.connect(self.url, namespaces=["/agent"], auth={"token": token},
@@ -320,6 +322,11 @@ class Agent:
 
     async def call(self, event: str, data: dict, timeout: float = 10) -> dict:
         return await self.sio.call(event, data, namespace="/agent", timeout=timeout)
+
+    async def _messages(self, data=None) -> None:
+        self.bursts += 1
+        for item in data or []:
+            await self._message(item)
 
     async def _message(self, data=None) -> None:
         now = time.perf_counter()

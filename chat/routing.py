@@ -14,7 +14,7 @@ import structlog
 
 from chat.commit import GroupCommit
 from chat.conversations import conversation_payload, conversation_query, message_payload
-from chat.hub import Hub
+from chat.hub import Hub, Pushes
 from chat.ingest import Stored
 from chat.presence import Presence
 from chat.store import utcnow
@@ -38,33 +38,44 @@ class Router:
 
     async def run(self) -> None:
         while True:
-            stored = await self._queue.get()
+            burst = [await self._queue.get()]
+            while not self._queue.empty():
+                burst.append(self._queue.get_nowait())
+            pushes = Pushes()
+            for stored in burst:
+                try:
+                    await self.route(stored, pushes)
+                    if self.on_routed:
+                        self.on_routed(stored)
+                except Exception:  # noqa: BLE001 - the store is the truth; clients sync
+                    log.exception("routing.failed")
             try:
-                await self.route(stored)
-                if self.on_routed:
-                    self.on_routed(stored)
-            except Exception:  # noqa: BLE001 - the store is the truth; clients sync
-                log.exception("routing.failed")
+                await pushes.flush(self.hub)
+            except Exception:  # noqa: BLE001
+                log.exception("routing.push_failed")
 
-    async def route(self, stored: Stored) -> None:
+    async def route(self, stored: Stored, pushes: Pushes) -> None:
         """Push a freshly stored inbound message, or wake its owner's waiting conversations."""
         if stored.duplicate:
             return
         if stored.waiting:
             if self.presence.available(stored.owner_id):
+                await pushes.flush(self.hub)  # what was routed before goes first
                 await self.assign_waiting(stored.owner_id)
             return
         if stored.new_conversation:
-            await self.hub.emit(stored.assigned_id, "conversation", stored.conversation)
-        await self.hub.emit(stored.assigned_id, "message", stored.message)
+            pushes.add(stored.assigned_id, "conversation", stored.conversation)
+        pushes.add(stored.assigned_id, "message", stored.message)
 
     async def assign_waiting(self, user_id: int) -> int:
         """Open every conversation waiting for this agent and push them; how many there were."""
         claimed = await self.commit.run(partial(claim_waiting, user_id=user_id, teams=self.teams_of.get(user_id, ())))
+        pushes = Pushes()
         for conv, msgs in claimed:
-            await self.hub.emit(user_id, "conversation", conv)
+            pushes.add(user_id, "conversation", conv)
             for msg in msgs:
-                await self.hub.emit(user_id, "message", msg)
+                pushes.add(user_id, "message", msg)
+        await pushes.flush(self.hub)
         return len(claimed)
 
     async def push_status(self, payload: dict | None) -> None:

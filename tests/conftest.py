@@ -192,11 +192,16 @@ class AgentClient:
     def __init__(self, url: str, token: str):
         self.url, self.token = url, token
         self.events: list[tuple[str, dict]] = []
+        self.bursts: list[int] = []  # sizes of the `messages` events received
         self.sio = socketio.AsyncClient(reconnection=False)
         self.sio.on("*", self._record, namespace="/agent")
 
     async def _record(self, event, data=None):
-        self.events.append((event, data))
+        if event == "messages":  # a burst: the same as one `message` event each, in order
+            self.bursts.append(len(data))
+            self.events.extend(("message", m) for m in data)
+        else:
+            self.events.append((event, data))
 
     async def connect(self) -> None:
         await self.sio.connect(self.url, namespaces=["/agent"], auth={"token": self.token},

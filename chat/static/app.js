@@ -339,14 +339,8 @@ function connectSocket() {
     if (Number(conv.last_seq) > have) scheduleSync();
   });
 
-  socket.on("message", (msg) => {
-    const known = state.conversations.has(msg.conversation_id);
-    const have = lastSeq(msg.conversation_id);
-    addMessage(msg);
-    // A gap (or an unknown conversation) means we missed something: catch up through sync.
-    if (!known || Number(msg.seq) > have + 1) scheduleSync();
-    afterMessagesChanged([msg.conversation_id]);
-  });
+  socket.on("message", (msg) => receiveMessages([msg]));
+  socket.on("messages", (list) => receiveMessages(list));
 
   socket.on("status", (st) => {
     applyStatus(st);
@@ -513,6 +507,24 @@ function unreadCount(conv) {
   for (const m of list) if (m.direction === "in" && Number(m.seq) > readSeq) local += 1;
   const serverCurrent = (Number(conv.read_seq) || 0) >= (state.localRead.get(conv.id) || 0);
   return serverCurrent ? Math.max(Number(conv.unread) || 0, local) : local;
+}
+
+// Pushed messages: one (`message`) or a burst (`messages`, in order), rendered once.
+function receiveMessages(list) {
+  if (!Array.isArray(list)) return;
+  const changed = new Set();
+  let missed = false;
+  for (const msg of list) {
+    if (!msg) continue;
+    const known = state.conversations.has(msg.conversation_id);
+    const have = lastSeq(msg.conversation_id);
+    addMessage(msg);
+    // A gap (or an unknown conversation) means we missed something: catch up through sync.
+    if (!known || Number(msg.seq) > have + 1) missed = true;
+    changed.add(msg.conversation_id);
+  }
+  if (missed) scheduleSync();
+  if (changed.size) afterMessagesChanged([...changed]);
 }
 
 function afterMessagesChanged(convIds) {

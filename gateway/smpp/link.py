@@ -77,6 +77,7 @@ class _Link:
         self.session = Session(bind, client.settings.window)
         self.framer = Framer()
         self.writer: asyncio.StreamWriter | None = None
+        self._out: list[bytes] = []  # encoded PDUs waiting for the end of this loop turn
         self.closed = asyncio.Event()
         self.answering: set[asyncio.Task] = set()
         self.missed = 0
@@ -137,13 +138,23 @@ class _Link:
         return pending
 
     def send(self, pdu: Pdu) -> None:
-        if self.writer is not None and not self.closed.is_set():
-            self.writer.write(encode(pdu))
+        """Queue a PDU; everything queued in one turn of the event loop leaves in one write."""
+        if self.writer is None or self.closed.is_set():
+            return
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(encode(pdu))
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if out and self.writer is not None and not self.writer.is_closing():
+            self.writer.write(b"".join(out))
 
     def close(self, reason: str) -> None:
         """End the link now; everything in flight fails with LINK_LOST."""
         if self.closed.is_set():
             return
+        self._flush()  # e.g. the unbind_resp before the close
         self.closed.set()
         self.session.handle(LINK_LOST)
         if self.writer is not None:
