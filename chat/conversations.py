@@ -100,12 +100,17 @@ async def last_presenter(conn, contact: int, number: str) -> int | None:
 
 async def append_message(conn, conversation_id: int, **values) -> dict:
     """Store a message as the conversation's next in sequence; returns its payload."""
+    return message_payload(await insert_message(conn, conversation_id, **values))
+
+
+async def insert_message(conn, conversation_id: int, **values) -> dict:
+    """Store a message as the conversation's next in sequence; returns the row as stored."""
     now = utcnow()
     seq = (await conn.execute(BUMP_SEQ, {"cid": conversation_id, "now": now})).scalar_one()
     row = {"conversation_id": conversation_id, "seq": seq, "created_at": now, "updated_at": now, **values}
     result = await conn.execute(ADD_MESSAGE, row)
     row["id"] = result.inserted_primary_key[0]
-    return message_payload(row)
+    return row
 
 
 def message_payload(row) -> dict:

@@ -8,13 +8,15 @@ that agent is available and waits for them otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import timedelta
 from functools import partial
 
 import sqlalchemy as sa
 
 from chat.conversations import (
-    active_conversation, append_message, contact_id, conversation_payload, last_presenter, open_conversation,
+    active_conversation, contact_id, conversation_payload, insert_message, last_presenter, message_payload,
+    open_conversation,
 )
 from chat.directory import Directory
 from chat.presence import Presence
@@ -26,11 +28,14 @@ from gateway import InboundSms, count_segments
 
 @dataclass(frozen=True)
 class Stored:
-    """What ingest did with one inbound message."""
+    """What ingest did with one inbound message.
+
+    The payloads are built from the stored rows when first asked for, after the commit, outside
+    the writer (SQLite's writer is the one serial stage of ingest).
+    """
 
     duplicate: bool
-    message: dict | None = None
-    conversation: dict | None = None
+    message_row: dict | None = None
     owner_id: int | None = None
     assigned_id: int | None = None
     new_conversation: bool = False
@@ -39,6 +44,16 @@ class Stored:
     @property
     def waiting(self) -> bool:
         return not self.duplicate and self.assigned_id is None
+
+    @cached_property
+    def message(self) -> dict | None:
+        return message_payload(self.message_row) if self.message_row else None
+
+    @cached_property
+    def conversation(self) -> dict | None:
+        if self.row is None:
+            return None
+        return conversation_payload(self.row) | {"last_seq": self.message["seq"], "updated_at": self.message["updated_at"]}
 
 
 @dataclass(frozen=True)
@@ -50,13 +65,14 @@ class Fingerprint:
 
 
 def inbound_unit(sms: InboundSms, directory: Directory, presence: Presence):
-    """A group-commit unit that stores `sms`."""
-    return partial(store_inbound, sms=sms, directory=directory, presence=presence)
+    """A group-commit unit that stores `sms` (its segments counted here, outside the writer)."""
+    return partial(store_inbound, sms=sms, directory=directory, presence=presence, counted=count_segments(sms.text))
 
 
 async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: Presence,
-                        fingerprint: Fingerprint | None = None, incomplete: bool = False) -> Stored:
-    """Store one inbound message in its conversation."""
+                        fingerprint: Fingerprint | None = None, incomplete: bool = False,
+                        counted: tuple[str, int] | None = None) -> Stored:
+    """Store one inbound message in its conversation; `counted` is count_segments(sms.text) if known."""
     if await _seen(conn, sms, fingerprint):
         return Stored(duplicate=True)
     conv = await active_conversation(conn, sms.sender, sms.recipient)
@@ -65,16 +81,15 @@ async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: P
         contact = await contact_id(conn, sms.sender)
         owner = directory.owners.get(sms.recipient) or await last_presenter(conn, contact, sms.recipient)
         conv = await open_conversation(conn, contact, sms.recipient, owner, owner if presence.available(owner) else None)
-    encoding, segments = count_segments(sms.text)
+    encoding, segments = counted or count_segments(sms.text)
     media = [{"url": m.url, "content_type": m.content_type} for m in sms.media] or None
-    message = await append_message(
+    message = await insert_message(
         conn, conv.id, direction="in", text=sms.text, status="received", sender=sms.sender,
         recipient=sms.recipient, connector=sms.connector, provider_id=sms.provider_id or None,
         segments=segments, encoding=encoding, media=media, incomplete=incomplete,
         fingerprint=fingerprint.value if fingerprint else None,
     )
-    payload = conversation_payload(conv) | {"last_seq": message["seq"], "updated_at": message["updated_at"]}
-    return Stored(False, message, payload, conv.owner_id, conv.assigned_id, new, conv)
+    return Stored(False, message, conv.owner_id, conv.assigned_id, new, conv)
 
 
 SEEN = hot(sa.select(messages.c.id).where(

@@ -21,7 +21,7 @@ from chat.ingest import Fingerprint, Stored, store_inbound
 from chat.receipts import report_unit
 from chat.store import utcnow
 from chat.store.tables import smpp_parts
-from gateway import InboundSms, StatusReport
+from gateway import InboundSms, StatusReport, count_segments
 from gateway.messages import FAILED, UNDELIVERED
 from gateway.smpp.address import AddressError, normalize_address
 from gateway.smpp.client import Incoming, SmppClient, SmppSettings
@@ -74,7 +74,11 @@ class SmppConnection:
             log.warning("smpp.not_our_number", connector=self.cfg.name, dest=recipient)
             return ESME_RINVDSTADR
         fragment = fragment_of(inc.esm_class, inc.data_coding, inc.short_message, inc.tlvs)
-        stored = await self.svc.commit.run(partial(self._store, fragment=fragment, sender=sender, recipient=recipient))
+        if fragment.total <= 1:  # decoded and fingerprinted here: the writer is the serial stage
+            unit = partial(self._store_whole, whole=self._whole(fragment, sender, recipient))
+        else:
+            unit = partial(self._store_part, fragment=fragment, sender=sender, recipient=recipient)
+        stored = await self.svc.commit.run(unit)
         if stored is not None:
             self.svc.router.dispatch(stored)
         return ROK
@@ -87,11 +91,16 @@ class SmppConnection:
         report = StatusReport(self.cfg.name, canonical_id(receipt.message_id, self.cfg.receipt_id_base), status, error)
         await self.svc.router.push_status(await self.svc.commit.run(report_unit(report)))
 
-    async def _store(self, conn, fragment: Fragment, sender: str, recipient: str) -> Stored | None:
-        if fragment.total <= 1:
-            text, _ = assemble([fragment], self.cfg.default_alphabet)
-            digest = fingerprint(sender, recipient, fragment.data_coding.to_bytes(2, "big"), fragment.payload)
-            return await self._inbound(conn, sender, recipient, text, digest, incomplete=False)
+    def _whole(self, fragment: Fragment, sender: str, recipient: str) -> tuple:
+        """A one-part message as _inbound takes it."""
+        text, _ = assemble([fragment], self.cfg.default_alphabet)
+        digest = fingerprint(sender, recipient, fragment.data_coding.to_bytes(2, "big"), fragment.payload)
+        return sender, recipient, text, digest, False, count_segments(text)
+
+    async def _store_whole(self, conn, whole: tuple) -> Stored:
+        return await self._inbound(conn, *whole)
+
+    async def _store_part(self, conn, fragment: Fragment, sender: str, recipient: str) -> Stored | None:
         key = concat_key(sender, recipient, fragment)
         if not await self._keep_part(conn, key, fragment, sender, recipient):
             return None
@@ -128,10 +137,11 @@ class SmppConnection:
         digest = fingerprint(key.encode(), *(r.payload for r in rows))
         return await self._inbound(conn, rows[0].sender, rows[0].recipient, text, digest, incomplete=not complete)
 
-    async def _inbound(self, conn, sender, recipient, text, digest, incomplete) -> Stored:
+    async def _inbound(self, conn, sender, recipient, text, digest, incomplete, counted=None) -> Stored:
         sms = InboundSms(self.cfg.name, "", sender, recipient, text)
         return await store_inbound(conn, sms, self.svc.directory, self.svc.presence,
-                                   Fingerprint(digest, self.cfg.dedupe_window), incomplete=incomplete)
+                                   Fingerprint(digest, self.cfg.dedupe_window), incomplete=incomplete,
+                                   counted=counted)
 
     async def _expire_parts(self) -> None:
         """Deliver long messages whose missing parts never came, marked incomplete."""

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,30 +53,28 @@ def _row_class(names: Sequence[str]) -> type:
     return type("Row", (base, _Row), {"__slots__": ()})
 
 
+_REQUIRED = object()
+
+
 @dataclass(frozen=True)
 class Plan:
     """One statement compiled for SQLite, with what it takes to run it on the driver."""
 
     sql: str
-    names: tuple[str, ...]  # the bind parameter of each `?`
-    fixed: dict[str, Any]  # values of binds the statement carries itself (literals, limits)
-    binds: tuple[Callable | None, ...]  # bind processors, by position
+    binds: tuple[tuple[str, object, Callable | None], ...]  # per `?`: name, own value or _REQUIRED, processor
     row: type | None  # rows' class when the statement returns rows
-    results: tuple[Callable | None, ...]  # result processors, by column
+    results: tuple[Callable | None, ...]  # result processors, by column (empty when none has one)
     autoincrement: str | None  # an INSERT's integer primary key, when SQLite assigns it
     primary_key: tuple[str, ...]
 
-    def values(self, params: dict) -> tuple:
+    def values(self, params: dict) -> list:
         out = []
-        for name, proc in zip(self.names, self.binds):
-            if name in params:
-                value = params[name]
-            elif name in self.fixed:
-                value = self.fixed[name]
-            else:
+        for name, own, proc in self.binds:
+            value = params.get(name, own)
+            if value is _REQUIRED:
                 raise sa.exc.InvalidRequestError(f"A value is required for bind parameter {name!r}")
-            out.append(proc(value) if proc is not None else value)
-        return tuple(out)
+            out.append(value if proc is None else proc(value))
+        return out
 
 
 _PLANS: dict[tuple, Plan | None] = {}
@@ -97,13 +97,12 @@ def _build(statement, keys: list[str], dialect) -> Plan | None:
     names = tuple(compiled.positiontup or ())
     if any(compiled.binds[n].expanding for n in names):
         return None
-    fixed = {}
+    procs = compiled._bind_processors  # noqa: SLF001 - the compiled form's own processors
+    binds = []
     for name in names:
         bind = compiled.binds[name]
-        if name not in keys and not bind.required:
-            fixed[name] = bind.effective_value
-    procs = compiled._bind_processors  # noqa: SLF001 - the compiled form's own processors
-    binds = tuple(procs.get(n) for n in names)
+        own = _REQUIRED if bind.required or name in keys else bind.effective_value
+        binds.append((name, own, _faster(bind.type, dialect, procs.get(name))))
     row, results = None, ()
     columns = compiled._result_columns  # noqa: SLF001
     if columns:
@@ -112,6 +111,8 @@ def _build(statement, keys: list[str], dialect) -> Plan | None:
             return None
         row = _row_class(labels)
         results = tuple(c.type._cached_result_processor(dialect, None) for c in columns)  # noqa: SLF001
+        if all(p is None for p in results):
+            results = ()
     autoincrement, primary_key = None, ()
     if compiled.isinsert:
         table = statement.table
@@ -119,7 +120,34 @@ def _build(statement, keys: list[str], dialect) -> Plan | None:
         auto = table.autoincrement_column
         if auto is not None and auto.key not in keys:
             autoincrement = auto.key
-    return Plan(compiled.string, names, fixed, binds, row, results, autoincrement, primary_key)
+    return Plan(compiled.string, tuple(binds), row, results, autoincrement, primary_key)
+
+
+_SQLITE_DATETIME = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+
+
+def _faster(type_, dialect, proc: Callable | None) -> Callable | None:
+    """The same conversion as SQLAlchemy's processor, where a quicker one gives the same text."""
+    impl = type_.dialect_impl(dialect)
+    if proc is not None and getattr(impl, "_storage_format", None) == _SQLITE_DATETIME and isinstance(type_, sa.DateTime):
+        return partial(_datetime_text, proc)
+    return proc
+
+
+_last_datetime: tuple = (None, None)  # (value, text): a message's created_at, updated_at and "now" are one value
+
+
+def _datetime_text(fallback: Callable, value):
+    """A datetime as SQLite's DATETIME stores it: 'YYYY-MM-DD HH:MM:SS.ffffff', wall time, no zone."""
+    global _last_datetime  # noqa: PLW0603 - a one-entry memo, replaced whole (no torn reads)
+    last = _last_datetime
+    if last[0] is value:
+        return last[1]
+    if type(value) is not datetime:
+        return fallback(value)
+    text = value.isoformat(" ", "microseconds")[:26]
+    _last_datetime = (value, text)
+    return text
 
 
 class FastResult:
@@ -177,12 +205,15 @@ def run(dbapi: sqlite3.Connection, plan: Plan, params: dict) -> FastResult:
         raw = cursor.fetchall() if plan.row is not None else ()
     except sqlite3.Error as err:
         raise sa.exc.DBAPIError.instance(plan.sql, values, err, sqlite3.Error) from err
-    rows = [plan.row(*_processed(r, plan.results)) for r in raw] if raw else []
+    if not raw:
+        rows = []
+    elif plan.results:
+        rows = [tuple.__new__(plan.row, [v if p is None else p(v) for p, v in zip(plan.results, r)]) for r in raw]
+    else:
+        rows = [tuple.__new__(plan.row, r) for r in raw]
     pk = None
     if plan.primary_key:
         pk = tuple(cursor.lastrowid if k == plan.autoincrement else params.get(k) for k in plan.primary_key)
     return FastResult(rows, cursor.rowcount, pk)
 
 
-def _processed(row: Iterable, procs: tuple) -> list:
-    return [p(v) if p is not None else v for p, v in zip(procs, row)]
