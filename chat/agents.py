@@ -103,7 +103,8 @@ class AgentNamespace(socketio.AsyncNamespace):
         req = SendRequest.model_validate(data)
         queued = await self.svc.commit.run(partial(store_send, agent=agent, req=req, directory=self.svc.directory))
         if not queued.repeated:
-            self.svc.outbox.wake()
+            if queued.head is not None:
+                self.svc.outbox.offer(queued.head)
             self.svc.automation.agent_replied(queued.message["conversation_id"])
             if queued.new_conversation:
                 await self.svc.hub.emit(agent.id, "conversation", queued.conversation)

@@ -69,7 +69,8 @@ async def _services(app: web.Application, config: Config, sio, run_migrations: b
     senders = build_senders(config, report)
     smpp = smpp_connections(svc, config)
     senders.update({c.cfg.name: c.sender for c in smpp})
-    svc.outbox = Outbox(db, commit, svc.router, senders, config.outbox, status_callbacks(config))
+    svc.outbox = Outbox(db, commit, svc.router, senders, config.outbox, status_callbacks(config),
+                        windows={c.cfg.name: c.cfg.window for c in smpp})
     svc.crm = CrmOutbox(db, commit, svc.http)
     svc.automation = Automation(svc, files)
     svc.router.on_routed = svc.automation.inbound

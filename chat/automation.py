@@ -21,6 +21,7 @@ from chat.effects import After, apply_result
 from chat.ingest import Stored
 from chat.scenario_files import ScenarioFiles
 from chat.store import as_utc, utcnow
+from chat.store.fast import hot
 from chat.store.tables import contacts, conversations, scenario_runs, scenario_timers
 from scenarios import CallResult, Route, Timeout, Trigger, classify
 
@@ -241,11 +242,15 @@ async def _preempt_then(conn, unit, conversation_id: int):
     return await unit(conn)
 
 
+SET_REPLY_DUE = hot(conversations.update().where(
+    conversations.c.id == sa.bindparam("cid"), conversations.c.reply_due_at.is_(None),
+).values(reply_due_at=sa.bindparam("at")))
+CLEAR_REPLY_DUE = hot(conversations.update().where(conversations.c.id == sa.bindparam("cid")).values(reply_due_at=None))
+
+
 async def _reply_due(conn, cid: int, at) -> None:
-    query = conversations.update().where(conversations.c.id == cid)
-    if at is not None:
-        query = query.where(conversations.c.reply_due_at.is_(None))
-    await conn.execute(query.values(reply_due_at=at))
+    """Set the no_agent_reply deadline (if none is set), or clear it (at=None)."""
+    await conn.execute(CLEAR_REPLY_DUE if at is None else SET_REPLY_DUE, {"cid": cid, "at": at})
 
 
 async def _drop_timer(conn, timer_id: int) -> None:

@@ -16,7 +16,9 @@ from chat.conversations import (
     open_conversation,
 )
 from chat.directory import Agent, Directory
+from chat.outbox import head_of
 from chat.store import utcnow
+from chat.store.fast import hot
 from chat.store.tables import contacts, conversations, messages, outbox
 from gateway import InvalidNumber, count_segments, normalize_number
 
@@ -46,6 +48,16 @@ class Queued:
     conversation: dict
     new_conversation: bool
     repeated: bool = False
+    head: object = None  # its outbox row, when nothing of its conversation is queued before it
+
+
+# Statements on the hot path, built once (chat.store.fast).
+BY_CLIENT_ID = hot(sa.select(messages).where(messages.c.user_id == sa.bindparam("uid"),
+                                             messages.c.client_id == sa.bindparam("client_id")))
+SET_PRESENTED = hot(conversations.update().where(conversations.c.id == sa.bindparam("cid"))
+                    .values(presented_number=sa.bindparam("number")))
+OPTED_OUT = hot(sa.select(contacts.c.opted_out).where(contacts.c.id == sa.bindparam("contact")))
+ADD_OUTBOX = hot(outbox.insert())
 
 
 async def store_send(conn, agent: Agent, req: SendRequest, directory: Directory) -> Queued:
@@ -56,7 +68,7 @@ async def store_send(conn, agent: Agent, req: SendRequest, directory: Directory)
     conv, new = await _conversation_for(conn, agent, req, directory)
     sender = _sender(agent, req, conv)
     if sender != conv.presented_number:
-        await conn.execute(conversations.update().where(conversations.c.id == conv.id).values(presented_number=sender))
+        await conn.execute(SET_PRESENTED, {"cid": conv.id, "number": sender})
     await _check_reachable(conn, conv.contact_id)
     encoding, segments = count_segments(req.text)
     if segments > MAX_SEGMENTS:
@@ -69,18 +81,19 @@ async def store_send(conn, agent: Agent, req: SendRequest, directory: Directory)
         recipient=conv.contact_number, connector=connector, user_id=agent.id, client_id=req.client_id,
         segments=segments, encoding=encoding,
     )
-    await conn.execute(outbox.insert().values(
-        message_id=msg["id"], conversation_id=conv.id, connector=connector, next_attempt_at=utcnow(), created_at=utcnow(),
-    ))
+    now = utcnow()
+    added = await conn.execute(ADD_OUTBOX, {"message_id": msg["id"], "conversation_id": conv.id, "connector": connector,
+                                            "next_attempt_at": now, "created_at": now})
+    head = await head_of(conn, conv.id)
     conv_payload = conversation_payload(await get_conversation(conn, conv.id))
-    return Queued(msg, conv_payload, new)
+    return Queued(msg, conv_payload, new, head=head if head.id == added.inserted_primary_key[0] else None)
 
 
 async def set_presented(conn, agent: Agent, conversation_id: int, number: str) -> dict:
     """Choose the number this conversation's replies go out from."""
     conv = await _own_conversation(conn, agent, conversation_id)
     number = _allowed(agent, number, "number")
-    await conn.execute(conversations.update().where(conversations.c.id == conv.id).values(presented_number=number))
+    await conn.execute(SET_PRESENTED, {"cid": conv.id, "number": number})
     return conversation_payload(await get_conversation(conn, conv.id))
 
 
@@ -93,8 +106,7 @@ async def close_conversation(conn, agent: Agent, conversation_id: int) -> dict:
 
 
 async def _by_client_id(conn, user_id: int, client_id: str):
-    query = sa.select(messages).where(messages.c.user_id == user_id, messages.c.client_id == client_id)
-    return (await conn.execute(query)).first()
+    return (await conn.execute(BY_CLIENT_ID, {"uid": user_id, "client_id": client_id})).first()
 
 
 async def _conversation_for(conn, agent: Agent, req: SendRequest, directory: Directory):
@@ -144,6 +156,6 @@ def _allowed(agent: Agent, number: str | None, field: str) -> str:
 
 
 async def _check_reachable(conn, contact: int) -> None:
-    opted_out = await conn.scalar(sa.select(contacts.c.opted_out).where(contacts.c.id == contact))
+    opted_out = await conn.scalar(OPTED_OUT, {"contact": contact})
     if opted_out:
         raise Refused("this customer has opted out of SMS (they texted STOP); nothing is sent", "to")

@@ -17,45 +17,81 @@ import structlog
 
 from chat.commit import GroupCommit
 from chat.config import OutboxConfig
-from chat.receipts import apply_pending, settle_message, status_payload
+from chat.receipts import ADD_REF, apply_pending, settle_message, status_payload
 from chat.routing import Router
 from chat.store import Database, as_utc, utcnow
-from chat.store.tables import contacts, conversations, messages, outbox, provider_refs
+from chat.store.fast import hot
+from chat.store.tables import contacts, conversations, messages, outbox
 from gateway import OutboundSms, SendError, Sender, SendResult
 from gateway.messages import FAILED
 
 log = structlog.get_logger()
 
 
+# The row a send needs: the outbox entry, its message's text and addresses, the contact's opt-out.
+DUE_COLUMNS = (outbox, messages.c.text, messages.c.sender, messages.c.recipient, messages.c.compliance,
+               contacts.c.opted_out)
+
+
+def _due_query():
+    return (sa.select(*DUE_COLUMNS)
+            .join(messages, messages.c.id == outbox.c.message_id)
+            .join(conversations, conversations.c.id == outbox.c.conversation_id)
+            .join(contacts, contacts.c.id == conversations.c.contact_id))
+
+
+# A conversation's first outbox row (the only one that may leave now).
+HEAD_OF = hot(_due_query().where(outbox.c.conversation_id == sa.bindparam("cid")).order_by(outbox.c.id).limit(1))
+
+
+async def head_of(conn, conversation_id: int):
+    return (await conn.execute(HEAD_OF, {"cid": conversation_id})).first()
+
+
 class Outbox:
+    """Sends outbox rows: one chain per conversation (its rows one after another), many chains at once.
+
+    A chain starts when an agent's message is the head of its conversation's outbox, or when the
+    scan finds a due head (at start-up, when woken, and when a retry falls due); each send's
+    commit also reads the conversation's next head, so a busy conversation needs no extra query.
+    Chains in flight are capped per connector: an SMPP connector's window x 2 (the client keeps
+    the window), `outbox.concurrency` for HTTP connectors.
+    """
+
     def __init__(self, db: Database, commit: GroupCommit, router: Router, senders: dict[str, Sender],
-                 config: OutboxConfig, callbacks: dict[str, str | None]):
+                 config: OutboxConfig, callbacks: dict[str, str | None], windows: dict[str, int] | None = None):
         self.db, self.commit, self.router = db, commit, router
         self.senders, self.config, self.callbacks = senders, config, callbacks
         self._wake = asyncio.Event()
-        self._busy: set[int] = set()  # conversations with a send in flight
-        # Rows whose send just ended, with the tick it ended at: a query that started before
+        self._busy: set[int] = set()  # conversations with a chain running
+        self._again: set[int] = set()  # busy conversations offered a new head meanwhile
+        # Rows whose send just ended, with the tick it ended at: a scan that started before
         # that may still return them (its snapshot predates the delete), so they are skipped.
         self._ended: dict[int, int] = {}
         self._tick = 0
-        self._slots = asyncio.Semaphore(config.concurrency)
+        windows = windows or {}
+        self._slots = {name: asyncio.Semaphore(max(config.concurrency, 2 * windows.get(name, 0))) for name in senders}
+        self._default_slots = asyncio.Semaphore(config.concurrency)
         self._sending: set[asyncio.Task] = set()
 
     def wake(self) -> None:
-        """Something was queued: look now rather than at the next due time."""
+        """Something was queued: scan now rather than at the next due time."""
         self._wake.set()
+
+    def offer(self, head) -> None:
+        """A conversation's head row, just committed: send it now unless its chain is running."""
+        if head.conversation_id in self._busy:
+            self._again.add(head.conversation_id)
+        else:
+            self._start(head.conversation_id, head)
 
     async def run(self) -> None:
         while True:
             self._wake.clear()
-            rows = await self._due()
-            for row in rows:
-                self._busy.add(row.conversation_id)
-                await self._slots.acquire()
-                task = asyncio.create_task(self._deliver(row))
-                self._sending.add(task)
-                task.add_done_callback(self._sending.discard)
-            await self._sleep(await self._next_due() if not rows else 0.05)
+            for row in await self._due():
+                if row.conversation_id not in self._busy:
+                    self._start(row.conversation_id, row)
+            await self._sleep(await self._next_due())
 
     async def stop(self, grace: float = 10.0) -> None:
         """Let sends in flight settle (a provider that took one must not get it again after a
@@ -66,6 +102,34 @@ class Outbox:
             task.cancel()
         await asyncio.gather(*self._sending, return_exceptions=True)
 
+    def _start(self, conversation_id: int, row) -> None:
+        self._busy.add(conversation_id)
+        task = asyncio.create_task(self._chain(conversation_id, row))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _chain(self, conversation_id: int, row) -> None:
+        """Send the conversation's rows in order while the head is due."""
+        try:
+            while True:
+                if row is None:
+                    self._again.discard(conversation_id)
+                    row = await self.commit.run(partial(head_of, conversation_id=conversation_id))
+                if row is None or as_utc(row.next_attempt_at) > utcnow():
+                    if conversation_id in self._again:
+                        row = None
+                        continue
+                    if row is not None:
+                        self.wake()  # a retry later: the scan sleeps until it is due
+                    return
+                row = await self._deliver(row)
+        except Exception:  # noqa: BLE001 - the rows stay; the scan finds them
+            log.exception("outbox.chain_failed", conversation_id=conversation_id)
+            self.wake()
+        finally:
+            self._busy.discard(conversation_id)
+            self._again.discard(conversation_id)
+
     async def _sleep(self, seconds: float | None) -> None:
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds if seconds is not None else 60)
@@ -75,15 +139,7 @@ class Outbox:
     async def _due(self):
         earlier = outbox.alias("earlier")
         blocked = sa.exists().where(earlier.c.conversation_id == outbox.c.conversation_id, earlier.c.id < outbox.c.id)
-        query = (
-            sa.select(outbox, messages.c.text, messages.c.sender, messages.c.recipient, messages.c.compliance,
-                      contacts.c.opted_out)
-            .join(messages, messages.c.id == outbox.c.message_id)
-            .join(conversations, conversations.c.id == outbox.c.conversation_id)
-            .join(contacts, contacts.c.id == conversations.c.contact_id)
-            .where(outbox.c.next_attempt_at <= utcnow(), ~blocked)
-            .order_by(outbox.c.id).limit(200)
-        )
+        query = _due_query().where(outbox.c.next_attempt_at <= utcnow(), ~blocked).order_by(outbox.c.id).limit(200)
         started = self._tick
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
@@ -98,20 +154,20 @@ class Outbox:
             return None
         return max(0.05, (as_utc(when) - utcnow()).total_seconds())
 
-    async def _deliver(self, row) -> None:
+    async def _deliver(self, row):
+        """Send one row and record the outcome; the conversation's next head (None if none)."""
+        slots = self._slots.get(row.connector, self._default_slots)
         try:
-            result = await self._send(row)
+            async with slots:
+                result = await self._send(row)
             unit = partial(record_sent, row=row, result=result) if isinstance(result, SendResult) else \
                 partial(record_failure, row=row, error=result, config=self.config)
-            await self.router.push_status(await self.commit.run(unit))
-        except Exception:  # noqa: BLE001 - the row stays; it is tried again
-            log.exception("outbox.deliver_failed", message_id=row.message_id)
+            status, head = await self.commit.run(unit)
+            await self.router.push_status(status)
+            return head
         finally:
             self._ended[row.id] = self._tick
             self._tick += 1
-            self._busy.discard(row.conversation_id)
-            self._slots.release()
-            self.wake()
 
     async def _send(self, row) -> SendResult | SendError:
         if row.opted_out and not row.compliance:  # opt-out is enforced here, whoever queued the message
@@ -128,27 +184,31 @@ class Outbox:
             return err
 
 
-async def record_sent(conn, row, result: SendResult) -> dict | None:
-    """The provider took the message: keep its ids, drop the outbox row."""
-    refs = [{"connector": row.connector, "provider_id": pid, "message_id": row.message_id, "part": i + 1,
-             "status": result.status} for i, pid in enumerate(result.provider_ids)]
-    if refs:
-        await conn.execute(provider_refs.insert(), refs)
+DROP = hot(outbox.delete().where(outbox.c.id == sa.bindparam("oid")))
+
+
+async def record_sent(conn, row, result: SendResult) -> tuple[dict | None, object]:
+    """The provider took the message: keep its ids, drop the outbox row; the status push and the next head."""
+    for i, pid in enumerate(result.provider_ids):
+        await conn.execute(ADD_REF, {"connector": row.connector, "provider_id": pid, "message_id": row.message_id,
+                                     "part": i + 1, "status": result.status})
+    if result.provider_ids:
         await apply_pending(conn, row.connector, result.provider_ids)
-    await conn.execute(outbox.delete().where(outbox.c.id == row.id))
-    return await settle_message(conn, row.message_id)
+    await conn.execute(DROP, {"oid": row.id})
+    return await settle_message(conn, row.message_id), await head_of(conn, row.conversation_id)
 
 
-async def record_failure(conn, row, error: SendError, config: OutboxConfig) -> dict | None:
-    """Back off a temporary failure, or fail the message for good."""
+async def record_failure(conn, row, error: SendError, config: OutboxConfig) -> tuple[dict | None, object]:
+    """Back off a temporary failure, or fail the message for good; the status push and the next head."""
     attempts = row.attempts + 1
     if error.temporary and attempts < config.max_attempts:
         delay = min(config.backoff_max_seconds, config.backoff_seconds * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
         await conn.execute(outbox.update().where(outbox.c.id == row.id).values(
             attempts=attempts, last_error=str(error), next_attempt_at=utcnow() + timedelta(seconds=delay)))
-        return None
+        return None, await head_of(conn, row.conversation_id)
     now = utcnow()
-    await conn.execute(outbox.delete().where(outbox.c.id == row.id))
+    await conn.execute(DROP, {"oid": row.id})
     await conn.execute(messages.update().where(messages.c.id == row.message_id).values(status=FAILED, error=str(error), updated_at=now))
     assigned = await conn.scalar(sa.select(conversations.c.assigned_id).where(conversations.c.id == row.conversation_id))
-    return status_payload(row.message_id, row.conversation_id, FAILED, str(error), now, assigned)
+    status = status_payload(row.message_id, row.conversation_id, FAILED, str(error), now, assigned)
+    return status, await head_of(conn, row.conversation_id)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from chat.conversations import iso
 from chat.store import utcnow
+from chat.store.fast import hot
 from chat.store.tables import conversations, messages, pending_reports, provider_refs
 from gateway import StatusReport
 from gateway.messages import DELIVERED, FAILED, QUEUED, SENT, UNDELIVERED
@@ -24,47 +25,60 @@ def report_unit(report: StatusReport):
     return partial(store_report, report=report)
 
 
+# Statements on the hot path, built once (chat.store.fast).
+# (bind names differ from column names: an UPDATE reserves those)
+REF = sa.and_(provider_refs.c.connector == sa.bindparam("ref_connector"),
+              provider_refs.c.provider_id == sa.bindparam("ref_id"))
+MESSAGE_OF_REF = hot(sa.select(provider_refs.c.message_id).where(REF))
+SET_REF = hot(provider_refs.update().where(REF).values(status=sa.bindparam("new_status"), error=sa.bindparam("new_error")))
+ADD_REF = hot(provider_refs.insert())
+PARK_REPORT = hot(pending_reports.insert())
+PARTS = hot(sa.select(provider_refs.c.status, provider_refs.c.error)
+            .where(provider_refs.c.message_id == sa.bindparam("mid")))
+MESSAGE_STATUS = hot(sa.select(messages.c.status, messages.c.conversation_id).where(messages.c.id == sa.bindparam("mid")))
+SET_MESSAGE_STATUS = hot(messages.update().where(messages.c.id == sa.bindparam("mid")).values(
+    status=sa.bindparam("new_status"), error=sa.bindparam("new_error"), updated_at=sa.bindparam("now")))
+ASSIGNEE = hot(sa.select(conversations.c.assigned_id).where(conversations.c.id == sa.bindparam("cid")))
+PARKED = sa.and_(pending_reports.c.connector == sa.bindparam("ref_connector"),
+                 pending_reports.c.provider_id == sa.bindparam("ref_id"))
+PARKED_REPORTS = hot(sa.select(pending_reports).where(PARKED).order_by(pending_reports.c.id))
+UNPARK = hot(pending_reports.delete().where(PARKED))
+
+
 async def store_report(conn, report: StatusReport) -> dict | None:
     """Apply a status report; returns the status push for the agent, or None if parked or unchanged."""
-    ref = sa.and_(provider_refs.c.connector == report.connector, provider_refs.c.provider_id == report.provider_id)
-    message_id = await conn.scalar(sa.select(provider_refs.c.message_id).where(ref))
+    ref = {"ref_connector": report.connector, "ref_id": report.provider_id}
+    message_id = await conn.scalar(MESSAGE_OF_REF, ref)
     if message_id is None:
-        await conn.execute(pending_reports.insert().values(
-            connector=report.connector, provider_id=report.provider_id, status=report.status,
-            error=report.error, received_at=utcnow(),
-        ))
+        await conn.execute(PARK_REPORT, {"connector": report.connector, "provider_id": report.provider_id,
+                                         "status": report.status, "error": report.error, "received_at": utcnow()})
         return None
-    await conn.execute(provider_refs.update().where(ref).values(status=report.status, error=report.error))
+    await conn.execute(SET_REF, {**ref, "new_status": report.status, "new_error": report.error})
     return await settle_message(conn, message_id)
 
 
 async def settle_message(conn, message_id: int) -> dict | None:
     """Recompute a message's status from its parts; the push payload if it moved forward."""
-    parts = (await conn.execute(
-        sa.select(provider_refs.c.status, provider_refs.c.error).where(provider_refs.c.message_id == message_id)
-    )).all()
+    parts = (await conn.execute(PARTS, {"mid": message_id})).all()
     status, error = combine(parts)
-    row = (await conn.execute(
-        sa.select(messages.c.status, messages.c.conversation_id).where(messages.c.id == message_id)
-    )).one()
+    row = (await conn.execute(MESSAGE_STATUS, {"mid": message_id})).one()
     if RANK.get(status, 0) <= RANK.get(row.status, 0):
         return None
     now = utcnow()
-    await conn.execute(messages.update().where(messages.c.id == message_id).values(status=status, error=error, updated_at=now))
-    assigned = await conn.scalar(sa.select(conversations.c.assigned_id).where(conversations.c.id == row.conversation_id))
+    await conn.execute(SET_MESSAGE_STATUS, {"mid": message_id, "new_status": status, "new_error": error, "now": now})
+    assigned = await conn.scalar(ASSIGNEE, {"cid": row.conversation_id})
     return status_payload(message_id, row.conversation_id, status, error, now, assigned)
 
 
 async def apply_pending(conn, connector: str, provider_ids: tuple[str, ...]) -> None:
     """Apply reports that arrived before the send's answer named these ids."""
-    where = sa.and_(pending_reports.c.connector == connector, pending_reports.c.provider_id.in_(provider_ids))
-    rows = (await conn.execute(sa.select(pending_reports).where(where).order_by(pending_reports.c.id))).all()
-    for row in rows:
-        await conn.execute(provider_refs.update().where(
-            provider_refs.c.connector == connector, provider_refs.c.provider_id == row.provider_id,
-        ).values(status=row.status, error=row.error))
-    if rows:
-        await conn.execute(pending_reports.delete().where(where))
+    for provider_id in provider_ids:
+        ref = {"ref_connector": connector, "ref_id": provider_id}
+        rows = (await conn.execute(PARKED_REPORTS, ref)).all()
+        for row in rows:
+            await conn.execute(SET_REF, {**ref, "new_status": row.status, "new_error": row.error})
+        if rows:
+            await conn.execute(UNPARK, ref)
 
 
 def combine(parts) -> tuple[str, str | None]:
