@@ -311,6 +311,7 @@ class Agent:
         self.sio = socketio.AsyncClient(reconnection=False)
         self.sio.on("message", self._message, namespace="/agent")
         self.sio.on("messages", self._messages, namespace="/agent")
+        self.sio.on("statuses", self._statuses, namespace="/agent")
         self.sio.on("conversation", self._conversation, namespace="/agent")
         self.sio.on("status", self._status, namespace="/agent")
         await self.sio.connect(self.url, namespaces=["/agent"], auth={"token": token},
@@ -322,6 +323,10 @@ class Agent:
 
     async def call(self, event: str, data: dict, timeout: float = 10) -> dict:
         return await self.sio.call(event, data, namespace="/agent", timeout=timeout)
+
+    async def _statuses(self, data=None) -> None:
+        for item in data or []:
+            await self._status(item)
 
     async def _messages(self, data=None) -> None:
         self.bursts += 1

@@ -1,16 +1,18 @@
 """The one seam through which the app pushes events to agents (one Socket.IO room each).
 
 Pushes are a fast path, not the record: a client that misses one catches up with `sync`.
-A burst of messages for one agent goes out as one `messages` event (a list, in order) instead
-of one `message` event each: per event, python-socketio and the websocket cost ~100 µs of the
-one core we have (bench/README.md).
+A burst of messages (statuses) for one agent goes out as one `messages` (`statuses`) event, a
+list in order, instead of one event each: per event, python-socketio and the websocket cost
+~100 µs of the one core we have (bench/README.md).
 """
 from __future__ import annotations
+
+import asyncio
 
 import socketio
 
 NAMESPACE = "/agent"
-MAX_BATCH = 100  # messages in one `messages` event
+MAX_BATCH = 100  # items in one `messages` or `statuses` event
 
 
 def room(user_id: int) -> str:
@@ -20,11 +22,27 @@ def room(user_id: int) -> str:
 class Hub:
     def __init__(self, sio: socketio.AsyncServer):
         self.sio = sio
+        self._soon = Pushes()  # pushes for the end of this turn of the event loop
+        self._flushing: set[asyncio.Task] = set()
 
     async def emit(self, user_id: int | None, event: str, payload, skip_sid: str | None = None) -> None:
         """Push `event` to every tab of this agent."""
         if user_id is not None:
             await self.sio.emit(event, payload, room=room(user_id), namespace=NAMESPACE, skip_sid=skip_sid)
+
+    def soon(self, user_id: int | None, event: str, payload: dict) -> None:
+        """Push at the end of this turn of the event loop, together with the others pushed so."""
+        if user_id is None:
+            return
+        if not self._soon:
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+        self._soon.add(user_id, event, payload)
+
+    def _flush_soon(self) -> None:
+        pushes, self._soon = self._soon, Pushes()
+        task = asyncio.ensure_future(pushes.flush(self))
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
 
 
 class Pushes:
@@ -32,6 +50,9 @@ class Pushes:
 
     def __init__(self) -> None:
         self._by_user: dict[int, list[tuple[str, dict]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_user)
 
     def add(self, user_id: int | None, event: str, payload: dict) -> None:
         if user_id is not None:
@@ -44,22 +65,28 @@ class Pushes:
                 await hub.emit(user_id, event, payload)
 
 
+BATCHES = {"message": "messages", "status": "statuses"}  # event -> the event carrying a list of them
+
+
 def coalesce(events: list[tuple[str, dict]]) -> list[tuple[str, object]]:
-    """Runs of `message` events as `messages` lists (a run of one stays a `message`)."""
+    """Runs of `message` (`status`) events as `messages` (`statuses`) lists; a run of one stays as it is."""
     out: list[tuple[str, object]] = []
     run: list[dict] = []
+    kind = None
 
     def end_run() -> None:
         for start in range(0, len(run), MAX_BATCH):
             chunk = run[start:start + MAX_BATCH]
-            out.append(("message", chunk[0]) if len(chunk) == 1 else ("messages", chunk))
+            out.append((kind, chunk[0]) if len(chunk) == 1 else (BATCHES[kind], chunk))
         run.clear()
 
     for event, payload in events:
-        if event == "message":
+        if event != kind:
+            end_run()
+            kind = event
+        if event in BATCHES:
             run.append(payload)
-            continue
-        end_run()
-        out.append((event, payload))
+        else:
+            out.append((event, payload))
     end_run()
     return out

@@ -79,9 +79,10 @@ class Router:
         return len(claimed)
 
     async def push_status(self, payload: dict | None) -> None:
+        """Push a status change to its agent (with the others of this loop turn)."""
         if payload:
             payload = dict(payload)
-            await self.hub.emit(payload.pop("_to"), "status", payload)
+            self.hub.soon(payload.pop("_to"), "status", payload)
 
 
 async def claim_waiting(conn, user_id: int, teams: tuple[str, ...] = ()) -> list[tuple[dict, list[dict]]]:

@@ -192,14 +192,14 @@ class AgentClient:
     def __init__(self, url: str, token: str):
         self.url, self.token = url, token
         self.events: list[tuple[str, dict]] = []
-        self.bursts: list[int] = []  # sizes of the `messages` events received
+        self.bursts: list[int] = []  # sizes of the `messages` and `statuses` events received
         self.sio = socketio.AsyncClient(reconnection=False)
         self.sio.on("*", self._record, namespace="/agent")
 
     async def _record(self, event, data=None):
-        if event == "messages":  # a burst: the same as one `message` event each, in order
+        if event in ("messages", "statuses"):  # a burst: the same as one `message` (`status`) event each, in order
             self.bursts.append(len(data))
-            self.events.extend(("message", m) for m in data)
+            self.events.extend((event[:-1] if event == "messages" else "status", item) for item in data)
         else:
             self.events.append((event, data))
 

@@ -342,11 +342,8 @@ function connectSocket() {
   socket.on("message", (msg) => receiveMessages([msg]));
   socket.on("messages", (list) => receiveMessages(list));
 
-  socket.on("status", (st) => {
-    applyStatus(st);
-    const m = state.messageById.get(st.id);
-    if (m) afterMessagesChanged([m.conversation_id]);
-  });
+  socket.on("status", (st) => receiveStatuses([st]));
+  socket.on("statuses", (list) => receiveStatuses(list));
 
   socket.on("presence", (p) => {
     if (p && p.state) { state.presence = p.state; renderPresence(); }
@@ -507,6 +504,18 @@ function unreadCount(conv) {
   for (const m of list) if (m.direction === "in" && Number(m.seq) > readSeq) local += 1;
   const serverCurrent = (Number(conv.read_seq) || 0) >= (state.localRead.get(conv.id) || 0);
   return serverCurrent ? Math.max(Number(conv.unread) || 0, local) : local;
+}
+
+// Pushed status changes: one (`status`) or a burst (`statuses`, in order), rendered once.
+function receiveStatuses(list) {
+  if (!Array.isArray(list)) return;
+  const changed = new Set();
+  for (const st of list) {
+    applyStatus(st);
+    const m = st && state.messageById.get(st.id);
+    if (m) changed.add(m.conversation_id);
+  }
+  if (changed.size) afterMessagesChanged([...changed]);
 }
 
 // Pushed messages: one (`message`) or a burst (`messages`, in order), rendered once.

@@ -33,9 +33,9 @@ from gateway.smpp.pdu import (
     TEMPORARY_STATUSES,
     Pdu,
     PduError,
-    encode,
     request,
     status_name,
+    validate,
 )
 from gateway.smpp.session import DONE, RETRY, Queued, SubmitQueue
 
@@ -68,7 +68,7 @@ class SmppSettings:
                 raise ValueError(f"{name}: must be positive, got {getattr(self, name)!r}")
         if self.reconnect_max < self.reconnect_min or self.rate_limit < 0 or self.submit_retries < 0:
             raise ValueError("reconnect_max >= reconnect_min, rate_limit >= 0 and submit_retries >= 0")
-        encode(request("bind_transceiver", 1, system_id=self.system_id, password=self.password,
+        validate(request("bind_transceiver", 1, system_id=self.system_id, password=self.password,
                        system_type=self.system_type, address_range=self.address_range))
 
     @property
@@ -299,7 +299,7 @@ class SmppClient:
             raise _local("STOPPING", "the client is stopping")
         fields, tlvs = _submit_fields(part), dict(part.tlvs)
         try:
-            encode(request("submit_sm", 1, tlvs, **fields))
+            validate(request("submit_sm", 1, tlvs, **fields))
         except PduError as err:
             raise _local("INVALID_PDU", str(err), temporary=False) from err
         wait = self.settings.submit_wait

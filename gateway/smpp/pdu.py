@@ -192,19 +192,30 @@ def generic_nack(sequence: int, status: int) -> Pdu:
 
 def encode(pdu: Pdu) -> bytes:
     """The wire bytes of `pdu`; PduError names a field that does not fit."""
-    if pdu.command not in COMMANDS:
-        raise PduError(f"{pdu.command}: not an SMPP 3.4 command smpplib can build")
-    if not 0 <= pdu.sequence <= 0xFFFFFFFF:
-        raise PduError(f"{pdu.command}: sequence {pdu.sequence} out of range")
-    _check_fields(pdu)
+    tlvs = _validated(pdu)
     built = _fresh(pdu.command)
     for name, value in pdu.fields.items():
         setattr(built, name, value)
     built.sequence = pdu.sequence
     built.status = pdu.status
-    body = built.generate_params() + b"".join(_encode_tlv(pdu.command, n, v) for n, v in pdu.tlvs.items())
+    body = built.generate_params() + tlvs
     code = command_codes.get_command_code(pdu.command)
     return struct.pack(">LLLL", HEADER_LENGTH + len(body), code, pdu.status, pdu.sequence) + body
+
+
+def validate(pdu: Pdu) -> None:
+    """Raise PduError if `pdu` could not be encoded (what encode checks, without building it)."""
+    _validated(pdu)
+
+
+def _validated(pdu: Pdu) -> bytes:
+    """Check every field; the encoded TLVs."""
+    if pdu.command not in COMMANDS:
+        raise PduError(f"{pdu.command}: not an SMPP 3.4 command smpplib can build")
+    if not 0 <= pdu.sequence <= 0xFFFFFFFF:
+        raise PduError(f"{pdu.command}: sequence {pdu.sequence} out of range")
+    _check_fields(pdu)
+    return b"".join(_encode_tlv(pdu.command, n, v) for n, v in pdu.tlvs.items())
 
 
 def _check_fields(pdu: Pdu) -> None:
