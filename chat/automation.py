@@ -47,13 +47,13 @@ class Automation:
         """A customer's message was stored and routed: run its scenario events, if it has any."""
         if stored.duplicate:
             return
-        cid, text = stored.conversation["id"], stored.message["text"]
-        message = {"text": text, "id": stored.message["id"]}
+        cid, text = stored.row.id, stored.message_row["text"]
+        message = {"text": text, "id": stored.message_row["id"]}
         kind = classify(text)
         if kind:
             self._spawn(self.handle(cid, Trigger(kind, message), optout=True))
             return
-        bound = self.files.for_number(stored.conversation["access_number"])
+        bound = self.files.for_number(stored.row.access_number)
         events = [Trigger("conversation_started", message)] if stored.new_conversation else []
         if stored.new_conversation and stored.waiting:
             events.append(Trigger("agent_unavailable", message))

@@ -93,7 +93,7 @@ class SmppConnection:
 
     def _whole(self, fragment: Fragment, sender: str, recipient: str) -> tuple:
         """A one-part message as _inbound takes it."""
-        text, _ = assemble([fragment], self.cfg.default_alphabet)
+        text = decode_short_message(fragment.data_coding, fragment.payload, self.cfg.default_alphabet)
         digest = fingerprint(sender, recipient, fragment.data_coding.to_bytes(2, "big"), fragment.payload)
         return sender, recipient, text, digest, False, count_segments(text)
 
