@@ -12,7 +12,7 @@ import asyncio
 import socketio
 
 NAMESPACE = "/agent"
-MAX_BATCH = 100  # items in one `messages` or `statuses` event
+MAX_BATCH = 1000  # items in one `messages` or `statuses` event
 
 
 def room(user_id: int) -> str:
@@ -59,8 +59,14 @@ class Pushes:
             self._by_user.setdefault(user_id, []).append((event, payload))
 
     async def flush(self, hub: Hub) -> None:
+        """Send what was gathered: for each agent new conversations first, then the rest in order.
+
+        (A conversation event only ever precedes its own messages; hoisting it keeps that and
+        lets a burst's messages go out as one event: each emit costs python-socketio a task and a
+        turn of the event loop, and a slow router falls behind.)"""
         by_user, self._by_user = self._by_user, {}
         for user_id, events in by_user.items():
+            events.sort(key=lambda item: item[0] != "conversation")  # stable
             for event, payload in coalesce(events):
                 await hub.emit(user_id, event, payload)
 

@@ -21,6 +21,7 @@ from chat.store import utcnow
 from chat.store.tables import conversations, messages
 
 log = structlog.get_logger()
+BACKLOG = 100  # stored messages waiting to be routed before ingest holds its acknowledgements
 
 
 class Router:
@@ -29,6 +30,7 @@ class Router:
         self.hub = hub
         self.presence = presence
         self._queue: asyncio.Queue[Stored] = asyncio.Queue()
+        self._drained = asyncio.Event()  # set whenever the router took what was queued
         self.teams_of: dict[int, tuple[str, ...]] = {}
         self.on_routed = None  # called with each routed message (the scenarios' inbound events)
 
@@ -36,11 +38,22 @@ class Router:
         """Route after the commit, in commit order: pushes never overtake one another."""
         self._queue.put_nowait(stored)
 
+    async def caught_up(self) -> None:
+        """Wait while more than BACKLOG stored messages wait to be routed.
+
+        Ingest awaits this before it acknowledges, so an SMSC or provider that sends faster
+        than agents can be pushed to is slowed down by its own window (or retries) instead of
+        the pushes falling ever further behind."""
+        while self._queue.qsize() > BACKLOG:
+            self._drained.clear()
+            await self._drained.wait()
+
     async def run(self) -> None:
         while True:
             burst = [await self._queue.get()]
             while not self._queue.empty():
                 burst.append(self._queue.get_nowait())
+            self._drained.set()
             pushes = Pushes()
             for stored in burst:
                 try:

@@ -81,6 +81,7 @@ class SmppConnection:
         stored = await self.svc.commit.run(unit)
         if stored is not None:
             self.svc.router.dispatch(stored)
+            await self.svc.router.caught_up()
         return ROK
 
     async def _receipt(self, inc: Incoming) -> None:

@@ -75,6 +75,7 @@ async def _commit_and_route(svc: Services, item: InboundSms | StatusReport) -> N
     if isinstance(item, InboundSms):
         stored = await svc.commit.run(inbound_unit(item, svc.directory, svc.presence))
         svc.router.dispatch(stored)
+        await svc.router.caught_up()
     else:
         await svc.router.push_status(await svc.commit.run(report_unit(item)))
 
