@@ -46,6 +46,7 @@ class GroupCommit:
     async def _loop(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            await asyncio.sleep(0)  # one turn of the loop: what the ready tasks queue joins this batch
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             await self._commit(batch)

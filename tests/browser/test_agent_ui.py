@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 CUSTOMER = "+12125550199"  # a valid number: didchat checks E.164 numbers with phonenumbers
+OTHER_CUSTOMER = "+12125550198"
 XSS = "<img src=x onerror=alert(1)>"
 SCREENSHOT = "/tmp/didchat-ui.png"
 LIVE = 10_000  # ms: how long a pushed event may take to show up
@@ -202,6 +203,23 @@ async def test_agent_receives_replies_and_sees_delivery(browser, didchat_server)
         # Still one bubble per message after everything above.
         await expect(inbound).to_have_count(2)
         await expect(outbound).to_have_count(1)
+
+        # --- three SMS wait while alice is not ready, then come as one burst (`messages`) -------
+        await presence.click()
+        await expect(presence).to_have_attribute("data-state", "not_ready", timeout=LIVE)
+        for text in ("one", "two", "three"):
+            answer = await server.simulate_sms(sender=OTHER_CUSTOMER, to=alice_number, text=f"burst {text}")
+            if isinstance(answer, tuple):
+                assert answer[0] < 300, f"the webhook was refused: {answer!r}"
+        other = page.locator(f'[data-testid="conversation-item"][data-contact="{OTHER_CUSTOMER}"]')
+        await expect(other).to_have_count(0)  # waiting for alice, not pushed
+        await presence.click()
+        await expect(presence).to_have_attribute("data-state", "ready", timeout=LIVE)
+        await expect(other.get_by_test_id("unread-badge")).to_have_text("3", timeout=LIVE)
+        await other.click()
+        await expect(inbound.get_by_test_id("message-text")).to_have_text(
+            ["burst one", "burst two", "burst three"], timeout=LIVE)
+        await item.click()
 
         # --- a reload restores the session from the refresh cookie and re-syncs ----------------
         await page.reload()
