@@ -95,6 +95,7 @@ class Session:
         self.state = CLOSED
         self._last_sequence = 0
         self._pending: dict[int, Pending] = {}
+        self._windowed = 0  # how many of _pending count against the window
 
     # -- bind state ------------------------------------------------------------------------------
     def handle(self, event: str) -> str:
@@ -127,7 +128,7 @@ class Session:
     @property
     def in_flight(self) -> int:
         """Windowed requests awaiting a response."""
-        return sum(1 for p in self._pending.values() if p.windowed)
+        return self._windowed
 
     @property
     def has_room(self) -> bool:
@@ -141,6 +142,7 @@ class Session:
             raise ProtocolError(f"window full ({self.window} in flight)")
         pending = Pending(self.next_sequence(), command, now + timeout, token, now)
         self._pending[pending.sequence] = pending
+        self._windowed += pending.windowed
         return pending
 
     def settle(self, response: Pdu) -> Pending | None:
@@ -150,6 +152,7 @@ class Session:
             return None
         if response.command not in (f"{pending.command}_resp", "generic_nack"):
             return None
+        self._windowed -= pending.windowed
         return self._pending.pop(response.sequence)
 
     def expired(self, now: float) -> list[Pending]:
@@ -157,11 +160,13 @@ class Session:
         late = sorted((p for p in self._pending.values() if p.deadline <= now), key=lambda p: p.deadline)
         for pending in late:
             del self._pending[pending.sequence]
+            self._windowed -= pending.windowed
         return late
 
     def abandon(self) -> list[Pending]:
         """Everything in flight, removed: the link is gone."""
         pending, self._pending = list(self._pending.values()), {}
+        self._windowed = 0
         return pending
 
     def pending(self) -> list[Pending]:
