@@ -49,7 +49,7 @@ def create_app(config: Config, *, run_migrations: bool = True) -> web.Applicatio
     sio.attach(app)
     sio.register_namespace(AgentNamespace(lambda: app[SERVICES]))
     app.cleanup_ctx.append(lambda a: _services(a, config, sio, run_migrations))
-    add_routes(app)
+    add_routes(app, config)
     return app
 
 
@@ -71,7 +71,7 @@ async def _services(app: web.Application, config: Config, sio, run_migrations: b
     directory = await sync_directory(db, config)
     commit = GroupCommit(db)
     hub, presence = Hub(sio), Presence(config.presence_grace_seconds)
-    tokens = Tokens(secret_key(config.secret_key, config.data_dir), config.token_minutes * 60)
+    tokens = Tokens(secret_key(config.secret_key.get_secret_value() if config.secret_key else None, config.data_dir), config.token_minutes * 60)
     svc = Services(config, db, directory, tokens, presence, commit, hub, Router(commit, hub, presence), webhook_parsers(config))
     svc.router.teams_of = directory.teams_of
     svc.http = aiohttp.ClientSession()

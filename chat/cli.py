@@ -183,13 +183,13 @@ def signed_sms(cfg: Config, conn, sender: str, to: str, text: str, message_id: s
         url = f"{base}/webhooks/twilio/{conn.name}"
         params = {"MessageSid": message_id or "SM" + uuid.uuid4().hex, "AccountSid": conn.account_sid,
                   "From": sender, "To": to, "Body": text, "NumMedia": "0"}
-        headers = {"X-Twilio-Signature": twilio_signature(conn.auth_token, url, params),
+        headers = {"X-Twilio-Signature": twilio_signature(conn.auth_token.get_secret_value(), url, params),
                    "Content-Type": "application/x-www-form-urlencoded"}
         return url, urlencode(params).encode(), headers
     assert isinstance(conn, (GenericConnector, LoopbackConnector))
     url = f"{base}/webhooks/generic/{conn.name}"
     body = json.dumps({"id": message_id or uuid.uuid4().hex, "from": sender, "to": to, "text": text}).encode()
-    return url, body, {"X-Didchat-Signature": didchat_signature(conn.secret, body), "Content-Type": "application/json"}
+    return url, body, {"X-Didchat-Signature": didchat_signature(conn.secret.get_secret_value(), body), "Content-Type": "application/json"}
 
 
 def main() -> None:

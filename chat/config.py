@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from gateway.numbers import InvalidNumber, normalize_number
 from scenarios import Document, Problem, SourceError, load
@@ -36,8 +36,8 @@ class UserConfig(Strict):
     name: Name
     display_name: str | None = None
     role: Literal["agent", "admin"] = "agent"
-    password: str | None = Field(default=None, min_length=8, description="initial password")
-    password_hash: str | None = None
+    password: SecretStr | None = Field(default=None, min_length=8, description="initial password")
+    password_hash: SecretStr | None = None
     may_present: tuple[str, ...] = Field(default=(), description="callback number names or numbers")
     default_number: str | None = Field(default=None, description="callback name or number")
 
@@ -67,7 +67,7 @@ class TwilioConnector(Strict):
     type: Literal["twilio"]
     name: Name
     account_sid: str
-    auth_token: str
+    auth_token: SecretStr
     api_base: str = "https://api.twilio.com"
     numbers: tuple[E164, ...] = ()
 
@@ -75,7 +75,7 @@ class TwilioConnector(Strict):
 class GenericConnector(Strict):
     type: Literal["generic"]
     name: Name
-    secret: str = Field(min_length=16)
+    secret: SecretStr = Field(min_length=16)
     send_url: str
     numbers: tuple[E164, ...] = ()
 
@@ -85,7 +85,7 @@ class LoopbackConnector(Strict):
 
     type: Literal["loopback"]
     name: Name
-    secret: str = Field(min_length=16)
+    secret: SecretStr = Field(min_length=16)
     numbers: tuple[E164, ...] = ()
 
 
@@ -97,7 +97,7 @@ class SmppConnector(Strict):
     host: str
     port: int = Field(ge=1, le=65535)
     system_id: str = Field(max_length=15)
-    password: str = Field(max_length=8)
+    password: SecretStr = Field(max_length=8)
     system_type: str = Field(default="", max_length=12)
     address_range: str = ""
     bind: Literal["transceiver", "transmitter_receiver"] = "transceiver"
@@ -108,6 +108,7 @@ class SmppConnector(Strict):
     reconnect_max: float = Field(default=60, gt=0)
     rate_limit: float = Field(default=0, ge=0, description="submit_sm per second (segments); 0 = no limit")
     throttle_pause: float = Field(default=1, gt=0)
+    throttle_max_pause: float = Field(default=5, gt=0, description="cap of the growing pause after ESME_RTHROTTLED")
     submit_retries: int = Field(default=5, ge=0)
     default_alphabet: Literal["gsm", "latin1", "ascii"] = Field(default="gsm", description="what data_coding 0 means")
     country: str | None = Field(default=None, description="ISO region for national (TON 2) numbers, e.g. US")
@@ -138,13 +139,24 @@ class OutboxConfig(Strict):
     concurrency: int = Field(default=16, ge=1)
 
 
+class LoginConfig(Strict):
+    """Throttling of wrong passwords, and the bound on password-hashing work."""
+
+    user_failures: int = Field(default=5, ge=1, description="wrong passwords for one user before logins are delayed")
+    address_failures: int = Field(default=20, ge=1, description="wrong passwords from one address before it is delayed")
+    window_seconds: float = Field(default=900, gt=0, description="how long a wrong password counts")
+    delay_seconds: float = Field(default=1, gt=0, description="the first delay; it doubles with each further failure")
+    max_delay_seconds: float = Field(default=300, gt=0)
+    hash_concurrency: int = Field(default=1, ge=1, description="password hashes computed at once (argon2 takes a core)")
+
+
 class Config(Strict):
     public_url: str = "http://127.0.0.1:8080"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     data_dir: str = "data"
     database_url: str | None = None
-    secret_key: str | None = Field(default=None, min_length=32)
+    secret_key: SecretStr | None = Field(default=None, min_length=32)
     token_minutes: float = Field(default=15, gt=0)
     presence_grace_seconds: float = Field(default=10, ge=0)
     users: tuple[UserConfig, ...] = ()
@@ -154,6 +166,11 @@ class Config(Strict):
     teams: dict[Name, tuple[Name, ...]] = Field(default_factory=dict, description="team queues: name -> users")
     scenarios: ScenariosConfig = ScenariosConfig()
     outbox: OutboxConfig = OutboxConfig()
+    login: LoginConfig = LoginConfig()
+    log_format: Literal["console", "json"] = Field(default="console", description="console for people, json for collectors")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    unknown_status_hours: float = Field(default=24, gt=0, description="how long a status callback for an unknown message id is kept")
+    shutdown_seconds: float = Field(default=8, gt=0, description="how long in-flight work may take to settle on shutdown")
 
     def connector_of(self, number: str) -> Connector | None:
         """The connector that owns `number`."""

@@ -63,11 +63,12 @@ async def _upsert_user(conn, user: UserConfig) -> int:
     row = (await conn.execute(sa.select(users.c.id).where(users.c.name == user.name))).first()
     values = {"display_name": user.display_name or user.name, "role": user.role}
     if user.password_hash:
-        values["password_hash"] = user.password_hash
+        values["password_hash"] = user.password_hash.get_secret_value()
     if row:
         await conn.execute(users.update().where(users.c.id == row.id).values(**values))
         return row.id
-    values.setdefault("password_hash", hasher.hash(user.password or ""))
+    if "password_hash" not in values:  # hash only what must be hashed (argon2 costs ~0.1 s a user)
+        values["password_hash"] = hasher.hash(user.password.get_secret_value() if user.password else "")
     result = await conn.execute(users.insert().values(name=user.name, created_at=utcnow(), **values))
     return result.inserted_primary_key[0]
 

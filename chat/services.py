@@ -52,9 +52,9 @@ def webhook_parsers(config: Config) -> dict[str, TwilioWebhook | GenericWebhook]
     parsers: dict[str, TwilioWebhook | GenericWebhook] = {}
     for conn in config.connectors:
         if isinstance(conn, TwilioConnector):
-            parsers[conn.name] = TwilioWebhook(conn.name, conn.auth_token, account_sid=conn.account_sid)
+            parsers[conn.name] = TwilioWebhook(conn.name, conn.auth_token.get_secret_value(), account_sid=conn.account_sid)
         elif isinstance(conn, (GenericConnector, LoopbackConnector)):
-            parsers[conn.name] = GenericWebhook(conn.name, conn.secret)
+            parsers[conn.name] = GenericWebhook(conn.name, conn.secret.get_secret_value())
     return parsers
 
 
@@ -73,9 +73,9 @@ def build_senders(config: Config, report) -> dict[str, Sender]:
     senders: dict[str, Sender] = {}
     for conn in config.connectors:
         if isinstance(conn, TwilioConnector):
-            senders[conn.name] = TwilioSender(conn.account_sid, conn.auth_token, api_base=conn.api_base)
+            senders[conn.name] = TwilioSender(conn.account_sid, conn.auth_token.get_secret_value(), api_base=conn.api_base)
         elif isinstance(conn, GenericConnector):
-            senders[conn.name] = GenericSender(conn.send_url, conn.secret)
+            senders[conn.name] = GenericSender(conn.send_url, conn.secret.get_secret_value())
         elif isinstance(conn, LoopbackConnector):
             senders[conn.name] = LoopbackSender(conn.name, report)
     return senders

@@ -179,7 +179,7 @@ def fingerprint(*parts: bytes | str) -> str:
 def settings(cfg: SmppConnector) -> SmppSettings:
     """Client settings from a connector's configuration."""
     return SmppSettings(
-        host=cfg.host, port=cfg.port, system_id=cfg.system_id, password=cfg.password,
+        host=cfg.host, port=cfg.port, system_id=cfg.system_id, password=cfg.password.get_secret_value(),
         system_type=cfg.system_type, address_range=cfg.address_range, bind=cfg.bind, window=cfg.window,
         enquire_link_seconds=cfg.enquire_link_seconds, response_timeout=cfg.response_timeout,
         reconnect_min=cfg.reconnect_min, reconnect_max=cfg.reconnect_max, rate_limit=cfg.rate_limit,

@@ -21,7 +21,7 @@ from gateway.messages import (
 )
 from gateway.numbers import InvalidNumber, normalize_number, normalize_sender
 from gateway.senders import GenericSender, Sender, TwilioSender
-from gateway.text import GSM7, UCS2, count_segments, count_units, encoding_for
+from gateway.text import GSM7, UCS2, count_segments, count_units, encoding_for, storable
 from gateway.webhooks import (
     GenericWebhook,
     MalformedWebhook,
@@ -66,6 +66,7 @@ __all__ = [
     "count_units",
     "didchat_signature",
     "encoding_for",
+    "storable",
     "normalize_number",
     "normalize_sender",
     "twilio_routing",

@@ -31,6 +31,9 @@ class InboundSms:
     text: str
     received_at: datetime | None = None
     media: tuple[Media, ...] = field(default=())
+    # The payload as received (JSON text, form body or PDU short_message bytes), kept when the text
+    # had to be changed to be storable (gateway.text.storable), so nothing the sender sent is lost.
+    original: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,13 @@ Rules:
   character is the escape 0x1B followed by its code. Decoding never raises: an escape before a
   code the extension table lacks reads as that code's basic character (3GPP TS 23.038), and a
   byte above 0x7F or a dangling escape reads as U+FFFD.
+- Every decodable message is storable: `storable` replaces what no database can hold (U+0000,
+  lone surrogates) with U+FFFD and says whether it had to, so the edge can keep the original.
 - Pure functions: no I/O, no state.
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from gsm0338 import Codec
@@ -117,3 +120,13 @@ def _gsm_char(byte: int, escaped: bool) -> str:
     if escaped and byte == _ESCAPE:
         return " "  # 0x1B 0x1B is reserved for a further table; TS 23.038 shows a space
     return _GSM_DECODE.get(byte, _REPLACEMENT)
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> tuple[str, bool]:
+    """`text` with U+0000 and lone surrogates (PostgreSQL and SQLite refuse them) as U+FFFD; whether any was."""
+    if _UNSTORABLE.search(text) is None:
+        return text, False
+    return _UNSTORABLE.sub(_REPLACEMENT, text), True

@@ -72,4 +72,4 @@ def test_secrets_come_from_the_environment(tmp_path, monkeypatch):
     with pytest.raises(SourceError, match="GEN_SECRET is not set"):
         load_config(path)
     monkeypatch.setenv("GEN_SECRET", "s" * 20)
-    assert load_config(path).connectors[0].secret == "s" * 20
+    assert load_config(path).connectors[0].secret.get_secret_value() == "s" * 20

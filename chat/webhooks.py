@@ -1,0 +1,81 @@
+"""Provider webhooks: inbound messages and status callbacks, answered after the commit.
+
+Rules: a webhook is answered 2xx only after what it carried is committed (invariant 1); a
+bad signature is 403 and stores nothing; a malformed body is 400 naming the field; a number
+that is not ours is 404 naming it; a store failure is 503 so the provider retries.
+"""
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from chat.config import Config
+from chat.ingest import inbound_unit
+from chat.receipts import report_unit
+from chat.replies import error
+from chat.services import SERVICES, Services
+from gateway import GenericWebhook, InboundSms, StatusReport, TwilioWebhook, WebhookError, WebhookReply
+
+log = structlog.get_logger()
+TWIML_EMPTY = WebhookReply(200, b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>', "text/xml")
+JSON_OK = WebhookReply(200, b'{"ok":true}', "application/json")
+
+
+async def twilio_message(request: web.Request) -> web.Response:
+    return await _webhook(request, TwilioWebhook, "message", TWIML_EMPTY)
+
+
+async def twilio_status(request: web.Request) -> web.Response:
+    return await _webhook(request, TwilioWebhook, "status", TWIML_EMPTY)
+
+
+async def generic_message(request: web.Request) -> web.Response:
+    return await _webhook(request, GenericWebhook, "message", JSON_OK)
+
+
+async def generic_status(request: web.Request) -> web.Response:
+    return await _webhook(request, GenericWebhook, "status", JSON_OK)
+
+
+async def _webhook(request: web.Request, kind: type, what: str, reply: WebhookReply) -> web.Response:
+    svc = request.app[SERVICES]
+    name = request.match_info["connector"]
+    parser = svc.webhooks.get(name)
+    if not isinstance(parser, kind):
+        return error(404, f"no {kind.__name__.removesuffix('Webhook').lower()} connector named {name!r}")
+    body = await request.read()
+    try:
+        item = _parse(parser, what, svc.public_url(request.path_qs), body, request.headers)
+    except WebhookError as err:
+        log.warning("webhook.refused", connector=name, status=err.status, error=err.message)
+        return error(err.status, err.message, err.field)
+    if isinstance(item, InboundSms) and item.recipient not in svc.directory.sms_numbers:
+        return error(404, f"{item.recipient} is not one of our SMS numbers", "to")
+    try:
+        await _commit_and_route(svc, item)
+    except Exception as err:  # noqa: BLE001 - the provider will retry
+        log.exception("webhook.store_failed", connector=name)
+        return error(503, f"could not store the {what} ({type(err).__name__}); retry later")
+    return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
+
+
+def _parse(parser, what: str, url: str, body: bytes, headers) -> InboundSms | StatusReport:
+    args = (url, body, headers) if isinstance(parser, TwilioWebhook) else (body, headers)
+    return parser.parse_message(*args) if what == "message" else parser.parse_status(*args)
+
+
+async def _commit_and_route(svc: Services, item: InboundSms | StatusReport) -> None:
+    if isinstance(item, InboundSms):
+        stored = await svc.commit.run(inbound_unit(item, svc.directory, svc.presence))
+        svc.router.dispatch(stored)
+        await svc.router.caught_up()
+    else:
+        await svc.router.push_status(await svc.commit.run(report_unit(item)))
+
+
+def setup(app: web.Application, config: Config) -> None:
+    """The webhook routes (and, for a long-lived part, its cleanup context)."""
+    app.router.add_post("/webhooks/twilio/{connector}", twilio_message)
+    app.router.add_post("/webhooks/twilio/{connector}/status", twilio_status)
+    app.router.add_post("/webhooks/generic/{connector}", generic_message)
+    app.router.add_post("/webhooks/generic/{connector}/status", generic_status)
