@@ -20,7 +20,9 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: $(STAMP) chromium
+	$(BIN)/ruff check .
+	$(BIN)/mypy gateway chat
 	$(BIN)/lint-imports
 	$(BIN)/python -m scenarios.schema --check
 	$(BIN)/didchat scenario test scenarios/examples/*
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

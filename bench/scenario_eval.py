@@ -21,7 +21,7 @@ import os
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ def measure(mix: str, messages: int) -> float:
         "facts_ready": facts("Hi", "ready", dict(default.params)),
         "facts_away": facts("Hi", "offline", dict(default.params)),
     }
-    now = datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
     for text in TEXTS * 200:  # warm up
         one_message(engines, text, mix, now)
     start = time.perf_counter()

@@ -32,9 +32,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    REPO,
+    RESULTS_DIR,
+    SMPP_DEST,
+    Agent,
+    CpuMeter,
+    ServerProcess,
+    code_line,
+    hold,
+    latency_summary,
+    machine,
+    machine_line,
+    ms,
+    params_of,
+    percentile,
     phase_rows,
-    REPO, RESULTS_DIR, SMPP_DEST, Agent, CpuMeter, ServerProcess, code_line, hold, latency_summary, machine,
-    machine_line, ms, params_of, percentile, smpp_config_text, smpp_customers, text_table, use_uvloop,
+    smpp_config_text,
+    smpp_customers,
+    text_table,
+    use_uvloop,
     write_results,
 )
 

@@ -33,8 +33,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    REPO, RESULTS_DIR, SMPP_DEST, Agent, CpuMeter, ServerProcess, code_line, hold, latency_summary, machine,
-    machine_line, params_of, smpp_config_text, smpp_customers, text_table, use_uvloop, write_results,
+    REPO,
+    RESULTS_DIR,
+    SMPP_DEST,
+    Agent,
+    CpuMeter,
+    ServerProcess,
+    code_line,
+    hold,
+    latency_summary,
+    machine,
+    machine_line,
+    params_of,
+    smpp_config_text,
+    smpp_customers,
+    text_table,
+    use_uvloop,
+    write_results,
 )
 
 sys.path.insert(0, str(REPO))

@@ -31,11 +31,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp  # noqa: E402
-
 from common import (  # noqa: E402
-    phase_rows, text_table,
-    PASSWORD, RESULTS_DIR, SECRET_KEY, Agent, CpuMeter, ServerProcess, customer_numbers, free_port, hold,
-    machine, machine_line, ms, params_of, percentile, use_uvloop, write_results,
+    PASSWORD,
+    RESULTS_DIR,
+    SECRET_KEY,
+    Agent,
+    CpuMeter,
+    ServerProcess,
+    customer_numbers,
+    free_port,
+    hold,
+    machine,
+    machine_line,
+    ms,
+    params_of,
+    percentile,
+    phase_rows,
+    text_table,
+    use_uvloop,
+    write_results,
 )
 
 from chat.cli import signed_sms  # noqa: E402
@@ -107,7 +121,7 @@ async def send(http: aiohttp.ClientSession, req: Request, timeout: float) -> Non
             req.status = answer.status
             if answer.status != 200:
                 req.error = f"HTTP {answer.status}"
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+    except (TimeoutError, aiohttp.ClientError, OSError) as err:
         req.error = type(err).__name__
     req.end = time.perf_counter()
 
@@ -248,11 +262,12 @@ def table(results: dict, info: dict, args) -> str:
     verdict = []
     if a:
         verdict.append(f"target >= {TARGETS['sustained_msgs_per_s']} msg/s: "
-                       f"{'MET' if a['stored_msgs_per_s'] >= TARGETS['sustained_msgs_per_s'] and a['delivered_msgs_per_s'] >= TARGETS['sustained_msgs_per_s'] else 'NOT MET'}")
+                       f"{'MET' if min(a['stored_msgs_per_s'], a['delivered_msgs_per_s']) >= TARGETS['sustained_msgs_per_s'] else 'NOT MET'}")
     if b:
         p99 = b["latency_ms"]["p99"]
+        met_p99 = p99 is not None and p99 <= TARGETS['p99_ms_at_500'] and not b['missing_pushes'] and not b['errors']
         verdict.append(f"target p99 <= {TARGETS['p99_ms_at_500']} ms at {args.rate:g} msg/s: "
-                       f"{'MET' if p99 is not None and p99 <= TARGETS['p99_ms_at_500'] and not b['missing_pushes'] and not b['errors'] else 'NOT MET'}")
+                       f"{'MET' if met_p99 else 'NOT MET'}")
     return head + "\n" + text_table(rows) + "\n\n" + "\n".join(verdict)
 
 

@@ -1,106 +1,232 @@
-"""The agents' Socket.IO namespace: connect with a token, sync, send, presence, read, present.
+"""The agents' Socket.IO namespace: connect with a token, then the calls of docs/agent-protocol.md.
 
-Rules: a connection without a valid token is refused; each agent's tabs share one room and
-receive only that agent's conversations; every client call is answered through its ack with
-`{"ok": true, ...}` or `{"ok": false, "error", "field"}` and never raises into the transport.
+Rules: a connection without a valid token of a live session is refused; each agent's tabs
+share one room and receive only that agent's conversations, and each socket is also in its
+session's room (so logging out disconnects every tab of it). Every client call is answered
+through its ack, within CALL_SECONDS, whatever its name or payload: `{"ok": true, ...}` or
+`{"ok": false, "error", "field"?, "retry"?, "reauth"?}`; nothing raises into the transport.
+Payloads are validated by one pydantic model per event, here at the edge. A call after the
+socket's token expired is refused with `reauth` (the client refreshes and sends `auth`).
 """
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
+from dataclasses import dataclass
 from functools import partial
+from typing import Annotated, Literal
 
 import socketio
 import sqlalchemy as sa
 import structlog
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chat.auth import Unauthorized
-from chat.hub import NAMESPACE, room
-from chat.outbound import Refused, SendRequest, close_conversation, set_presented, store_send
-from chat.presence import CHOICES
+from chat.auth import Claims, Unauthorized
+from chat.hub import NAMESPACE, room, session_room
+from chat.outbound import STORE_INT_MAX, Id, Refused, SendRequest, close_conversation, set_presented, store_send
+from chat.routing import queued_for
+from chat.sessions import session_alive
 from chat.store.tables import conversations, users
 from chat.sync import sync_for
 from scenarios import Trigger
 
 log = structlog.get_logger()
+CALL_SECONDS = 10.0  # the longest a call waits for the store before it is answered "retry"
+# How long a socket's calls trust that its session lives. This node disconnects the sockets of a
+# session that ends here at once; one that ends on another node is noticed within this time.
+SESSION_CHECK_SECONDS = 5.0
+Seq = Annotated[int, Field(strict=True, ge=0, le=STORE_INT_MAX)]
+Cursor = Annotated[int, Field(ge=0, le=STORE_INT_MAX)]  # lax: JSON object keys are strings
+UNAVAILABLE = {"ok": False, "error": "temporarily unavailable, retry", "retry": True}
+EXPIRED = {"ok": False, "error": "token expired", "field": "token", "reauth": True}
+ENDED = {"ok": False, "error": "session ended", "field": "token", "reauth": True}
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyncPayload(Payload):
+    cursors: dict[Annotated[int, Field(ge=1, le=STORE_INT_MAX)], Cursor] = Field(default_factory=dict, max_length=10_000)
+    since: float | None = Field(default=None, ge=0, le=2**33, allow_inf_nan=False)  # unix seconds
+
+
+class PresencePayload(Payload):
+    state: Literal["ready", "not_ready"]
+
+
+class ReadPayload(Payload):
+    conversation_id: Id
+    seq: Seq
+
+
+class PresentPayload(Payload):
+    conversation_id: Id
+    number: str = Field(strict=True, min_length=1, max_length=32)
+
+
+class ClosePayload(Payload):
+    conversation_id: Id
+
+
+class ClaimPayload(Payload):
+    conversation_id: Id
+
+
+class AuthPayload(Payload):
+    token: str = Field(strict=True, max_length=4096)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """Who a socket speaks for, and until when."""
+
+    user_id: int
+    session_id: str
+    expires_at: float  # unix seconds: the token's expiry
+    checked_at: float  # monotonic seconds: when the session was last seen alive in the store
+
+    @classmethod
+    def of(cls, claims: Claims) -> Seat:
+        return cls(claims.user_id, claims.session_id, claims.expires_at, time.monotonic())
+
+
+# Data the store refused although it passed validation: retrying cannot help.
+STORE_REFUSALS = (sa.exc.DataError, sa.exc.ProgrammingError, sqlite3.DataError, sqlite3.ProgrammingError,
+                  OverflowError, UnicodeError)
+# Failures of the store, or of waiting for it, that may pass: the client retries the same call
+# (GroupCommit fails its waiting callers with RuntimeError while didchat shuts down).
+STORE_ERRORS = (sa.exc.SQLAlchemyError, sqlite3.Error, OSError, TimeoutError, RuntimeError)
 
 
 class AgentNamespace(socketio.AsyncNamespace):
     def __init__(self, services):
         super().__init__(NAMESPACE)
         self._services = services
-        self._uid: dict[str, int] = {}
+        self._seats: dict[str, Seat] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._events = {
+            "sync": (SyncPayload, self._sync), "send": (SendRequest, self._send),
+            "presence": (PresencePayload, self._presence), "read": (ReadPayload, self._read),
+            "present": (PresentPayload, self._present), "close": (ClosePayload, self._close),
+            "auth": (AuthPayload, self._auth), "claim": (ClaimPayload, self._claim),
+        }
 
     @property
     def svc(self):
         return self._services()
 
+    async def trigger_event(self, event, *args):
+        """Every event: connect and disconnect from python-socketio, the rest answered by `_answer`."""
+        sid = args[0]
+        if event in ("connect", "disconnect"):
+            if self.server.manager.is_connected(sid, self.namespace):  # sent by a client, not the transport
+                return {"ok": False, "error": f"{event} is not an event a client may send", "field": "event"}
+            return await super().trigger_event(event, *args)
+        return await self._answer(sid, event, args[1] if len(args) > 1 else None)
+
     async def on_connect(self, sid, environ, auth=None):
+        token = auth.get("token") if isinstance(auth, dict) else None
         try:
-            uid = self.svc.tokens.verify((auth or {}).get("token") if isinstance(auth, dict) else None)
+            claims = self.svc.tokens.verify(token)
+            if claims.user_id not in self.svc.directory.agents:
+                raise Unauthorized("unknown user")
+            async with self.svc.db.read() as conn:
+                if not await session_alive(conn, claims.session_id, claims.user_id):
+                    raise Unauthorized("session ended")
+                choice = await conn.scalar(sa.select(users.c.presence).where(users.c.id == claims.user_id))
         except Unauthorized:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
-        if uid not in self.svc.directory.agents:
-            raise socketio.exceptions.ConnectionRefusedError("unauthorized")
-        async with self.svc.db.read() as conn:
-            choice = await conn.scalar(sa.select(users.c.presence).where(users.c.id == uid))
-        self._uid[sid] = uid
-        await self.enter_room(sid, room(uid))
-        self.svc.presence.connect(uid, sid, choice or "ready")
-        self._spawn(self._offer_waiting(uid))
-        log.info("agent.connected", user=self.svc.directory.agents[uid].name, sid=sid)
+        except STORE_ERRORS as err:
+            log.warning("agent.connect_failed", error=type(err).__name__)
+            raise socketio.exceptions.ConnectionRefusedError("temporarily unavailable") from None
+        await self._seat(sid, Seat.of(claims))
+        self.svc.presence.connect(claims.user_id, sid, choice or "ready")
+        self._spawn(self._offer_waiting(claims.user_id))
+        log.info("agent.connected", user=self.svc.directory.agents[claims.user_id].name, sid=sid)
 
     async def on_disconnect(self, sid, reason=None):
-        uid = self._uid.pop(sid, None)
-        if uid is not None:
-            self.svc.presence.disconnect(uid, sid)
+        seat = self._seats.pop(sid, None)
+        if seat is not None:
+            self.svc.presence.disconnect(seat.user_id, sid)
 
-    async def on_sync(self, sid, data=None):
-        return await self._call(sid, self._sync, data or {})
+    async def _seat(self, sid: str, seat: Seat) -> None:
+        """Seat the socket in its agent's room and its session's room."""
+        old = self._seats.get(sid)
+        if old is not None and old.session_id != seat.session_id:
+            await self.leave_room(sid, session_room(old.session_id))
+        self._seats[sid] = seat
+        await self.enter_room(sid, room(seat.user_id))
+        await self.enter_room(sid, session_room(seat.session_id))
 
-    async def on_send(self, sid, data=None):
-        return await self._call(sid, self._send, data or {})
-
-    async def on_presence(self, sid, data=None):
-        return await self._call(sid, self._presence, data or {})
-
-    async def on_read(self, sid, data=None):
-        return await self._call(sid, self._read, data or {})
-
-    async def on_present(self, sid, data=None):
-        return await self._call(sid, self._present, data or {})
-
-    async def on_close(self, sid, data=None):
-        return await self._call(sid, self._close, data or {})
-
-    async def _call(self, sid, handler, data) -> dict:
-        uid = self._uid.get(sid)
-        if uid is None:
-            return {"ok": False, "error": "not connected"}
+    async def _answer(self, sid, event, data) -> dict:
+        """The ack for one client call, whatever it holds; never raises."""
+        name = event if isinstance(event, str) else None
         try:
-            return await handler(sid, self.svc.directory.agents[uid], data)
+            async with asyncio.timeout(CALL_SECONDS):
+                return await self._dispatch(sid, name, data)
         except Refused as err:
             return {"ok": False, "error": str(err), "field": err.field}
         except ValidationError as err:
-            first = err.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or None
-            return {"ok": False, "error": f"{field}: {first['msg']}" if field else first["msg"], "field": field}
-        except (TypeError, ValueError, KeyError) as err:
-            return {"ok": False, "error": f"bad request: {err}"}
+            return _invalid(err)
+        except Unauthorized:
+            return {"ok": False, "error": "unauthorized", "field": "token", "reauth": True}
+        except STORE_REFUSALS as err:
+            log.warning("agent.store_refused", call=name, error=type(err).__name__)
+            return {"ok": False, "error": "the store cannot hold this request; change it"}
+        except STORE_ERRORS as err:
+            log.warning("agent.store_unavailable", call=name, error=type(err).__name__)
+            return UNAVAILABLE
+        except Exception as err:  # noqa: BLE001 - a bug must not cost the client its answer
+            log.error("agent.call_failed", call=name, error=type(err).__name__)
+            return {"ok": False, "error": "internal error"}
 
-    async def _sync(self, sid, agent, data) -> dict:
-        cursors = {int(k): int(v) for k, v in (data.get("cursors") or {}).items()}
-        since = data.get("since")
+    async def _dispatch(self, sid: str, event: str | None, data) -> dict:
+        seat = self._seats.get(sid)
+        if seat is None:
+            return {"ok": False, "error": "not connected"}
+        model, handler = self._events.get(event, (None, None))
+        if handler is None:
+            shown = event[:40] if event else repr(event)[:40]
+            raise Refused(f"unknown event {shown!r}; see docs/agent-protocol.md", "event")
+        if event != "auth" and time.time() >= seat.expires_at:
+            return EXPIRED
+        if time.monotonic() - seat.checked_at > SESSION_CHECK_SECONDS and not await self._still_alive(sid, seat):
+            self._spawn(self.disconnect(sid))
+            return ENDED
+        payload = model.model_validate({} if data is None else data)
+        return await handler(sid, self.svc.directory.agents[seat.user_id], payload)
+
+    async def _still_alive(self, sid: str, seat: Seat) -> bool:
+        """Look the socket's session up again (it may have ended on another node)."""
         async with self.svc.db.read() as conn:
-            answer = await sync_for(conn, agent.id, cursors, float(since) if since is not None else None)
+            alive = await session_alive(conn, seat.session_id, seat.user_id)
+        if alive and self._seats.get(sid) == seat:
+            self._seats[sid] = Seat(seat.user_id, seat.session_id, seat.expires_at, time.monotonic())
+        return alive
+
+    async def _auth(self, sid, agent, data: AuthPayload) -> dict:
+        """A fresh access token for this socket (after a refresh), so its calls go on being answered."""
+        claims = self.svc.tokens.verify(data.token)
+        if claims.user_id != agent.id:
+            raise Refused("this token is for another user; reconnect instead", "token")
+        async with self.svc.db.read() as conn:
+            if not await session_alive(conn, claims.session_id, claims.user_id):
+                raise Unauthorized("session ended")
+        await self._seat(sid, Seat.of(claims))
+        return {"ok": True, "expires_at": claims.expires_at}
+
+    async def _sync(self, sid, agent, data: SyncPayload) -> dict:
+        async with self.svc.db.read() as conn:
+            answer = await sync_for(conn, agent.id, dict(data.cursors), data.since)
+            answer["queue"] = await queued_for(conn, self.svc.directory.queues_of.get(agent.id, ()))
         answer["user"] = {"name": agent.name, "display_name": agent.display_name, "role": agent.role}
         answer["presence"] = self.svc.presence.state(agent.id)
         answer["numbers"] = self.svc.directory.numbers_payload(agent)
         return answer
 
-    async def _send(self, sid, agent, data) -> dict:
-        req = SendRequest.model_validate(data)
+    async def _send(self, sid, agent, req: SendRequest) -> dict:
         queued = await self.svc.commit.run(partial(store_send, agent=agent, req=req, directory=self.svc.directory))
         if not queued.repeated:
             if queued.head is not None:
@@ -111,42 +237,56 @@ class AgentNamespace(socketio.AsyncNamespace):
             await self.svc.hub.emit(agent.id, "message", queued.message, skip_sid=sid)
         return {"ok": True, "message": queued.message, "conversation": queued.conversation}
 
-    async def _presence(self, sid, agent, data) -> dict:
-        state = data.get("state")
-        if state not in CHOICES:
-            raise Refused(f"state must be one of {', '.join(CHOICES)}", "state")
-        await self.svc.commit.run(partial(_save_presence, user_id=agent.id, state=state))
-        self.svc.presence.choose(agent.id, state)
-        await self.svc.hub.emit(agent.id, "presence", {"state": state}, skip_sid=sid)
+    async def _presence(self, sid, agent, data: PresencePayload) -> dict:
+        await self.svc.commit.run(partial(_save_presence, user_id=agent.id, state=data.state))
+        self.svc.presence.choose(agent.id, data.state)
+        await self.svc.hub.emit(agent.id, "presence", {"state": data.state}, skip_sid=sid)
         self._spawn(self._offer_waiting(agent.id))
-        return {"ok": True, "state": state}
+        return {"ok": True, "state": data.state}
 
-    async def _read(self, sid, agent, data) -> dict:
-        cid, seq = int(data["conversation_id"]), int(data["seq"])
-        await self.svc.commit.run(partial(_mark_read, user_id=agent.id, conversation_id=cid, seq=seq))
+    async def _read(self, sid, agent, data: ReadPayload) -> dict:
+        await self.svc.commit.run(partial(_mark_read, user_id=agent.id, conversation_id=data.conversation_id, seq=data.seq))
         return {"ok": True}
 
-    async def _present(self, sid, agent, data) -> dict:
-        unit = partial(set_presented, agent=agent, conversation_id=int(data["conversation_id"]), number=str(data["number"]))
+    async def _present(self, sid, agent, data: PresentPayload) -> dict:
+        unit = partial(set_presented, agent=agent, conversation_id=data.conversation_id, number=data.number)
         conv = await self.svc.commit.run(unit)
         await self.svc.hub.emit(agent.id, "conversation", conv, skip_sid=sid)
         return {"ok": True, "conversation": conv}
 
-    async def _close(self, sid, agent, data) -> dict:
-        cid = int(data["conversation_id"])
+    async def _close(self, sid, agent, data: ClosePayload) -> dict:
+        cid = data.conversation_id
         conv = await self.svc.commit.run(partial(close_conversation, agent=agent, conversation_id=cid))
         await self.svc.hub.emit(agent.id, "conversation", conv)
         self._spawn(self.svc.automation.handle(cid, Trigger("conversation_closed")))
         return {"ok": True, "conversation": conv}
 
+    async def _claim(self, sid, agent, data: ClaimPayload) -> dict:
+        """Take a conversation waiting in a queue of this agent's (the admins' queue: any admin's)."""
+        conv = await self.svc.router.claim(agent.id, data.conversation_id)
+        if conv is None:
+            raise Refused(f"conversation {data.conversation_id} is not waiting in a queue of yours", "conversation_id")
+        return {"ok": True, "conversation": conv}
+
     async def _offer_waiting(self, uid: int) -> None:
-        if self.svc.presence.available(uid):
-            await self.svc.router.assign_waiting(uid)
+        try:
+            if self.svc.presence.available(uid):
+                await self.svc.router.assign_waiting(uid)
+        except Exception as err:  # noqa: BLE001 - the conversations wait in the store; the next offer takes them
+            log.warning("agent.offer_failed", user=uid, error=type(err).__name__)
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _invalid(err: ValidationError) -> dict:
+    """The first problem of a payload, naming its field (never echoing the value)."""
+    first = err.errors(include_input=False, include_url=False)[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    message = first["msg"] if field else f"the payload must be a JSON object: {first['msg']}"
+    return {"ok": False, "error": f"{field}: {first['msg']}" if field else message, "field": field}
 
 
 async def _save_presence(conn, user_id: int, state: str) -> None:

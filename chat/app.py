@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from functools import partial
 
 import aiohttp
 import socketio
@@ -18,6 +18,9 @@ from chat.config import Config, SmppConnector
 from chat.crm import CrmOutbox
 from chat.directory import sync_directory
 from chat.hub import Hub
+from chat.login import LOGIN
+from chat.metrics import METRICS, Live, Metrics
+from chat.ops import LINKS, STOPPING, tell_agents
 from chat.outbox import Outbox
 from chat.presence import Presence
 from chat.receipts import report_unit
@@ -49,8 +52,21 @@ def create_app(config: Config, *, run_migrations: bool = True) -> web.Applicatio
     sio.attach(app)
     sio.register_namespace(AgentNamespace(lambda: app[SERVICES]))
     app.cleanup_ctx.append(lambda a: _services(a, config, sio, run_migrations))
+    app.on_shutdown.append(partial(tell_agents, sio=sio))
     add_routes(app, config)
     return app
+
+
+class MeasuredHub(Hub):
+    """The hub, timing each inbound message from its commit to its push (the operator's latency)."""
+
+    def __init__(self, sio: socketio.AsyncServer, metrics: Metrics):
+        super().__init__(sio)
+        self.metrics = metrics
+
+    async def emit(self, user_id: int | None, event: str, payload, skip_sid: str | None = None) -> None:
+        await super().emit(user_id, event, payload, skip_sid)
+        self.metrics.pushed(event, payload)
 
 
 def smpp_connections(svc: Services, config: Config) -> list:
@@ -70,10 +86,9 @@ async def _services(app: web.Application, config: Config, sio, run_migrations: b
         await migrate(db)
     directory = await sync_directory(db, config)
     commit = GroupCommit(db)
-    hub, presence = Hub(sio), Presence(config.presence_grace_seconds)
+    hub, presence = MeasuredHub(sio, app[METRICS]), Presence(config.presence_grace_seconds)
     tokens = Tokens(secret_key(config.secret_key.get_secret_value() if config.secret_key else None, config.data_dir), config.token_minutes * 60)
-    svc = Services(config, db, directory, tokens, presence, commit, hub, Router(commit, hub, presence), webhook_parsers(config))
-    svc.router.teams_of = directory.teams_of
+    svc = Services(config, db, directory, tokens, presence, commit, hub, Router(commit, hub, presence, directory), webhook_parsers(config))
     svc.http = aiohttp.ClientSession()
 
     async def report(item) -> None:
@@ -83,32 +98,52 @@ async def _services(app: web.Application, config: Config, sio, run_migrations: b
     smpp = smpp_connections(svc, config)
     senders.update({c.cfg.name: c.sender for c in smpp})
     svc.outbox = Outbox(db, commit, svc.router, senders, config.outbox, status_callbacks(config),
-                        windows={c.cfg.name: c.cfg.window for c in smpp})
+                        windows={c.cfg.name: c.cfg.window for c in smpp}, metrics=app[METRICS])
     svc.crm = CrmOutbox(db, commit, svc.http)
     svc.automation = Automation(svc, files)
     svc.router.on_routed = svc.automation.inbound
     await svc.automation.load()
     app[SERVICES] = svc
+    app[LINKS][:] = smpp
     for connection in smpp:
         connection.start()
+    scan = asyncio.create_task(svc.outbox.run(), name="outbox")
     tasks = [asyncio.create_task(coro, name=name) for name, coro in (
-        ("outbox", svc.outbox.run()), ("routing", svc.router.run()), ("crm", svc.crm.run()),
+        ("routing", svc.router.run()), ("crm", svc.crm.run()),
         ("timers", svc.automation.run_timers()), ("scenario-files", files.watch()))]
     log.info("didchat.started", database=db.url.render_as_string(hide_password=True), agents=len(directory.agents))
-    yield
-    for connection in smpp:
-        await connection.stop()
-    for task in tasks:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await svc.outbox.stop()
-    await svc.automation.stop()
+    with app[METRICS].watching(Live(app[METRICS], smpp, svc.router, presence, lambda: app[LOGIN].guard.failures)):
+        yield
+    await _stop_work(app, svc, smpp, scan, tasks)
     for sender in senders.values():
         await sender.close()
     await svc.http.close()
     await commit.close()
     await db.dispose()
+
+
+async def _stop_work(app: web.Application, svc: Services, smpp: list, scan: asyncio.Task, workers: list[asyncio.Task]) -> None:
+    """Wind down in order, within the shutdown budget: sends in flight settle while the SMPP
+    links are still bound, then the links unbind (inbound in flight is committed first), then
+    the workers stop."""
+    stopping = app[STOPPING]
+    stopping.begin()
+    await _cancel([scan])  # no new scans of the outbox
+    await svc.outbox.stop(grace=max(0.5, stopping.left()))
+    for connection in smpp:
+        await connection.stop(grace=max(0.5, stopping.left()))
+    app[LINKS].clear()
+    await _cancel(workers)
+    await svc.automation.stop()
+
+
+async def _cancel(tasks: list[asyncio.Task]) -> None:
+    """Cancel workers and wait for them; one that died of an error is logged, not re-raised."""
+    for task in tasks:
+        task.cancel()
+    for task, result in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True)):
+        if isinstance(result, Exception):
+            log.warning("didchat.worker_failed", worker=task.get_name(), error=type(result).__name__)
 
 
 async def notify_admins(svc: Services, text: str) -> None:

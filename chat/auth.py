@@ -1,26 +1,28 @@
-"""Agent authentication: passwords (argon2), short-lived access tokens and a refresh cookie (JWT).
+"""Agent authentication: passwords (argon2), short-lived access tokens (JWT) and opaque refresh tokens.
 
-Rules: access tokens live `token_minutes` and travel in the Socket.IO `auth` payload; the
-refresh token lives 12 hours in an httpOnly, SameSite=Strict cookie scoped to /api.
+Rules: an access token lives `token_minutes`, names its user and its session, and travels in
+the Socket.IO `auth` payload (and the `auth` event); a refresh token is `<session id>.<random>`,
+lives in an httpOnly, SameSite=Strict cookie scoped to /api (Secure behind https), and only its
+SHA-256 is stored (chat.sessions). No token or key appears in a repr, a log line or an error.
 """
 from __future__ import annotations
 
-import asyncio
+import hashlib
+import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jwt
 import sqlalchemy as sa
 from aiohttp import web
-from argon2.exceptions import VerificationError
 
-from chat.directory import Agent, hasher
+from chat.directory import Agent
 from chat.store.tables import users
 
 REFRESH_COOKIE = "didchat_refresh"
-REFRESH_SECONDS = 12 * 3600
+REFRESH_SECONDS = 12 * 3600  # a session unused this long ends
 
 
 class Unauthorized(Exception):
@@ -28,28 +30,66 @@ class Unauthorized(Exception):
 
 
 @dataclass(frozen=True)
+class Claims:
+    """What a valid access token says."""
+
+    user_id: int
+    session_id: str
+    expires_at: float  # unix seconds
+
+
+@dataclass(frozen=True)
 class Tokens:
-    secret: str
+    secret: str = field(repr=False)
     access_seconds: float
 
-    def issue(self, agent: Agent, kind: str = "access") -> tuple[str, float]:
-        """A signed token for `agent` and when it expires (unix seconds)."""
-        lifetime = self.access_seconds if kind == "access" else REFRESH_SECONDS
-        exp = time.time() + lifetime
-        claims = {"sub": str(agent.id), "name": agent.name, "role": agent.role, "kind": kind, "exp": int(exp)}
+    def issue(self, agent: Agent, session_id: str) -> tuple[str, float]:
+        """A signed access token for `agent` in this session and when it expires (unix seconds)."""
+        exp = time.time() + self.access_seconds
+        claims = {"sub": str(agent.id), "sid": session_id, "name": agent.name, "role": agent.role,
+                  "kind": "access", "exp": exp}
         return jwt.encode(claims, self.secret, algorithm="HS256"), exp
 
-    def verify(self, token: object, kind: str = "access") -> int:
-        """The user id a valid token names, or Unauthorized."""
+    def verify(self, token: object) -> Claims:
+        """The claims of a valid, unexpired access token, or Unauthorized."""
         if not isinstance(token, str):
             raise Unauthorized("no token")
         try:
-            claims = jwt.decode(token, self.secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
-        except jwt.PyJWTError as err:
-            raise Unauthorized(str(err)) from None
-        if claims.get("kind") != kind:
-            raise Unauthorized("wrong kind of token")
-        return int(claims["sub"])
+            claims = jwt.decode(token, self.secret, algorithms=["HS256"], options={"require": ["exp", "sub", "sid"]})
+            if claims.get("kind") != "access":
+                raise Unauthorized("wrong kind of token")
+            return Claims(int(claims["sub"]), str(claims["sid"]), float(claims["exp"]))
+        except (jwt.PyJWTError, TypeError, ValueError):
+            raise Unauthorized("invalid or expired token") from None
+
+
+REFRESH_FORM = re.compile(r"([0-9a-f]{32})\.[A-Za-z0-9_-]{43}")  # what new_refresh makes, and nothing else
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(16)
+
+
+def new_refresh(session_id: str) -> str:
+    """A fresh refresh token for this session."""
+    return f"{session_id}.{secrets.token_urlsafe(32)}"
+
+
+def refresh_session(token: object) -> str:
+    """The session a refresh token claims to belong to, or Unauthorized."""
+    match = REFRESH_FORM.fullmatch(token) if isinstance(token, str) else None
+    if match is None:
+        raise Unauthorized("no refresh token")
+    return match.group(1)
+
+
+def digest(token: str) -> str:
+    """What is stored of a refresh token (it is random and long: a plain hash suffices)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def same_digest(a: str, b: str) -> bool:
+    return secrets.compare_digest(a.encode(), b.encode())
 
 
 def secret_key(configured: str | None, data_dir: str) -> str:
@@ -66,25 +106,25 @@ def secret_key(configured: str | None, data_dir: str) -> str:
     return key
 
 
-async def check_password(conn, name: str, password: str) -> int:
-    """The user id for a correct name and password, or Unauthorized."""
-    row = (await conn.execute(sa.select(users.c.id, users.c.password_hash).where(users.c.name == name))).first()
-    if row is None:
-        await asyncio.to_thread(hasher.hash, password)  # same cost either way: no user enumeration by timing
-        raise Unauthorized("unknown user")
-    try:
-        await asyncio.to_thread(hasher.verify, row.password_hash, password)
-    except VerificationError:
-        raise Unauthorized("wrong password") from None
+async def check_password(db, name: str, password: str, verify) -> int:
+    """The user id for a correct name and password, or Unauthorized.
+
+    `verify(stored_hash | None, password)` (chat.throttle.Hashing) checks an unknown name at the
+    same cost as a known one: no user enumeration by timing. The database connection is given
+    back before the hash, which may wait its turn.
+    """
+    async with db.read() as conn:
+        row = (await conn.execute(sa.select(users.c.id, users.c.password_hash).where(users.c.name == name))).first()
+    if not await verify(row.password_hash if row else None, password):
+        raise Unauthorized("unknown user" if row is None else "wrong password")
     return row.id
 
 
-def session_payload(tokens: Tokens, agent: Agent, response: web.Response) -> dict:
-    """The login/refresh answer; sets a fresh refresh cookie on `response`."""
-    token, exp = tokens.issue(agent)
-    refresh, _ = tokens.issue(agent, "refresh")
-    response.set_cookie(
-        REFRESH_COOKIE, refresh, max_age=REFRESH_SECONDS, path="/api", httponly=True, samesite="Strict"
-    )
+def session_payload(tokens: Tokens, agent: Agent, session_id: str, refresh: str, secure: bool,
+                    response: web.Response) -> dict:
+    """The login/refresh answer; sets the session's current refresh token as the cookie on `response`."""
+    token, exp = tokens.issue(agent, session_id)
+    response.set_cookie(REFRESH_COOKIE, refresh, max_age=REFRESH_SECONDS, path="/api", httponly=True,
+                        samesite="Strict", secure=secure)
     user = {"name": agent.name, "display_name": agent.display_name, "role": agent.role}
     return {"token": token, "expires_at": exp, "user": user}

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import replace
-from types import SimpleNamespace
 from functools import partial
+from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
@@ -47,13 +48,15 @@ class Automation:
         """A customer's message was stored and routed: run its scenario events, if it has any."""
         if stored.duplicate:
             return
-        cid, text = stored.row.id, stored.message_row["text"]
+        row: Any = stored.row  # the conversation and contact row ingest read
+        assert stored.message_row is not None
+        cid, text = row.id, stored.message_row["text"]
         message = {"text": text, "id": stored.message_row["id"]}
         kind = classify(text)
         if kind:
             self._spawn(self.handle(cid, Trigger(kind, message), optout=True))
             return
-        bound = self.files.for_number(stored.row.access_number)
+        bound = self.files.for_number(row.access_number)
         events = [Trigger("conversation_started", message)] if stored.new_conversation else []
         if stored.new_conversation and stored.waiting:
             events.append(Trigger("agent_unavailable", message))

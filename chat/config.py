@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, model_validator
 
 from gateway.numbers import InvalidNumber, normalize_number
 from scenarios import Document, Problem, SourceError, load
@@ -48,6 +48,7 @@ class AccessNumberConfig(Strict):
     voice: bool = True
     user: Name | None = Field(default=None, description="DID target: a user")
     extension: str | None = Field(default=None, description="DID target: an extension (voice only)")
+    team: Name | None = Field(default=None, description="new conversations go to this team's queue (a key of teams)")
     scenario: str = Field(default="default", description="a system scenario's name or a file in scenarios.directory")
     scenario_params: dict[str, Any] = Field(default_factory=dict, description="the scenario's params for this number")
 
@@ -55,6 +56,8 @@ class AccessNumberConfig(Strict):
     def _one_target(self) -> AccessNumberConfig:
         if self.user and self.extension:
             raise ValueError("give either user or extension as the DID target, not both")
+        if self.user and self.team:
+            raise ValueError("give either user or team as the route for new conversations, not both")
         return self
 
 
@@ -108,7 +111,7 @@ class SmppConnector(Strict):
     reconnect_max: float = Field(default=60, gt=0)
     rate_limit: float = Field(default=0, ge=0, description="submit_sm per second (segments); 0 = no limit")
     throttle_pause: float = Field(default=1, gt=0)
-    throttle_max_pause: float = Field(default=5, gt=0, description="cap of the growing pause after ESME_RTHROTTLED")
+    throttle_max_pause: float = Field(default=1.5, gt=0, description="cap of the growing pause after ESME_RTHROTTLED (20 in a row pass in ~30 s)")
     submit_retries: int = Field(default=5, ge=0)
     default_alphabet: Literal["gsm", "latin1", "ascii"] = Field(default="gsm", description="what data_coding 0 means")
     country: str | None = Field(default=None, description="ISO region for national (TON 2) numbers, e.g. US")
@@ -148,6 +151,9 @@ class LoginConfig(Strict):
     delay_seconds: float = Field(default=1, gt=0, description="the first delay; it doubles with each further failure")
     max_delay_seconds: float = Field(default=300, gt=0)
     hash_concurrency: int = Field(default=1, ge=1, description="password hashes computed at once (argon2 takes a core)")
+    hash_queue: int = Field(default=16, ge=0, description="logins that may wait for a hash; more are answered 503 at once")
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="reverse proxies whose X-Forwarded-For names the client (e.g. 10.0.0.0/8)")
 
 
 class Config(Strict):
@@ -193,12 +199,17 @@ class Config(Strict):
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read, validate and cross-check a configuration file, or raise SourceError."""
+    return read_config(path)[0]
+
+
+def read_config(path: str | os.PathLike[str]) -> tuple[Config, Document]:
+    """The checked configuration and the document it came from (to place further problems on its lines)."""
     doc = load(path)
     config = doc.validate(Config)
     problems = list(cross_check(config, doc))
     if problems:
         raise SourceError(problems)
-    return config
+    return config, doc
 
 
 def cross_check(config: Config, doc: Document) -> Iterator[Problem]:
@@ -208,6 +219,18 @@ def cross_check(config: Config, doc: Document) -> Iterator[Problem]:
     yield from _check_connectors(config, doc)
     yield from _check_callbacks(config, doc)
     yield from _check_teams(config, doc)
+
+
+def config_warnings(config: Config, doc: Document) -> Iterator[Problem]:
+    """What a checked file allows but was hardly meant: an SMS number whose new conversations no route gives anyone."""
+    from chat.directory import unrouted  # the routing rule lives in the directory, which imports this module
+
+    for i in unrouted(config):
+        num = config.access_numbers[i]
+        fix = f"give team {num.team!r} members" if num.team else \
+            "give it a user or a team, or let agents present it (may_present, callback_numbers.default)"
+        yield doc.problem(("access_numbers", i), f"{num.number} takes SMS but no one would get its new "
+                                                 f"conversations (they would wait for an admin): {fix}")
 
 
 def _check_users(config: Config, doc: Document) -> Iterator[Problem]:
@@ -234,6 +257,8 @@ def _check_numbers(config: Config, doc: Document) -> Iterator[Problem]:
         seen.add(num.number)
         if num.user and num.user not in users:
             yield doc.problem(("access_numbers", i, "user"), f"no user named {num.user!r}")
+        if num.team and num.team not in config.teams:
+            yield doc.problem(("access_numbers", i, "team"), f"no team named {num.team!r} in teams")
         if num.sms and num.extension:
             yield doc.problem(
                 ("access_numbers", i, "extension"),

@@ -2,11 +2,14 @@
 
 Rules: every message gets the next per-conversation sequence number inside the transaction
 that stores it (invariant 4); one active conversation per (contact, access number)
-(invariant 3, backed by a partial unique index). Functions take an open connection; the
+(invariant 3, backed by a partial unique index). Every decodable inbound message is stored
+(invariant 10): `storable_inbound` makes its text storable with gateway.text.storable and keeps
+the original payload, base64, in messages.original. Functions take an open connection; the
 caller owns the transaction.
 """
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -14,6 +17,7 @@ import sqlalchemy as sa
 from chat.store import as_utc, utcnow
 from chat.store.fast import hot
 from chat.store.tables import contacts, conversations, messages
+from gateway import storable
 
 CONVERSATION_COLUMNS = (
     conversations.c.id, conversations.c.contact_id, conversations.c.access_number, conversations.c.owner_id,
@@ -81,13 +85,14 @@ async def get_conversation(conn, conversation_id: int):
     return (await conn.execute(FIND_CONVERSATION, {"cid": conversation_id})).first()
 
 
-async def open_conversation(conn, contact: int, access_number: str, owner: int | None, assignee: int | None):
-    """Start a conversation: open if it has an assignee now, waiting otherwise."""
+async def open_conversation(conn, contact: int, access_number: str, owner: int | None, assignee: int | None,
+                            queue: str | None = None):
+    """Start a conversation: open if it has an assignee now, waiting (for its owner, or in `queue`) otherwise."""
     now = utcnow()
     values = {
         "contact_id": contact, "access_number": access_number, "owner_id": owner, "assigned_id": assignee,
         "state": "open" if assignee else "waiting", "presented_number": access_number,
-        "created_at": now, "updated_at": now,
+        "created_at": now, "updated_at": now, "team": queue,
     }
     result = await conn.execute(ADD_CONVERSATION, values)
     return await get_conversation(conn, result.inserted_primary_key[0])
@@ -96,6 +101,16 @@ async def open_conversation(conn, contact: int, access_number: str, owner: int |
 async def last_presenter(conn, contact: int, number: str) -> int | None:
     """Who last presented `number` to this contact: replies to a shared number go back to them."""
     return await conn.scalar(LAST_PRESENTER, {"contact": contact, "number": number})
+
+
+async def least_busy(conn, candidates: list[int]) -> int:
+    """Of these agents, the one with the fewest open conversations (the lowest id of equals)."""
+    counts = dict((await conn.execute(
+        sa.select(conversations.c.assigned_id, sa.func.count())
+        .where(conversations.c.state == "open", conversations.c.assigned_id.in_(candidates))
+        .group_by(conversations.c.assigned_id)
+    )).all())
+    return min(candidates, key=lambda uid: (counts.get(uid, 0), uid))
 
 
 async def append_message(conn, conversation_id: int, **values) -> dict:
@@ -111,6 +126,14 @@ async def insert_message(conn, conversation_id: int, **values) -> dict:
     result = await conn.execute(ADD_MESSAGE, row)
     row["id"] = result.inserted_primary_key[0]
     return row
+
+
+def storable_inbound(text: str, original: bytes | None) -> tuple[str, str | None]:
+    """The text to store and messages.original: the payload kept whenever the text is not as sent."""
+    stored, repaired = storable(text)
+    if original is None and repaired:  # a connector that did not keep its payload: keep the text itself
+        original = text.encode("utf-8", "surrogatepass")
+    return stored, base64.b64encode(original).decode("ascii") if original is not None else None
 
 
 def message_payload(row) -> dict:

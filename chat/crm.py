@@ -20,6 +20,7 @@ from chat.store.tables import crm_outbox
 
 log = structlog.get_logger()
 BACKOFF_MAX = 300.0
+SCAN_RETRY_SECONDS = 1.0  # after a failed round (the database is down): try again soon, not in a tight loop
 
 
 class CrmOutbox:
@@ -32,14 +33,22 @@ class CrmOutbox:
 
     async def run(self) -> None:
         while True:
-            self._wake.clear()
-            for row in await self._due():
-                await self._deliver(row)
-            pause = await self._next_due()
+            try:
+                pause = await self._round()
+            except Exception as err:  # noqa: BLE001 - a database outage must not end the worker
+                log.warning("crm.scan_failed", error=type(err).__name__)
+                pause = SCAN_RETRY_SECONDS
             try:
                 await asyncio.wait_for(self._wake.wait(), pause)
             except TimeoutError:
                 pass
+
+    async def _round(self) -> float:
+        """Post what is due; how long until the next row falls due."""
+        self._wake.clear()
+        for row in await self._due():
+            await self._deliver(row)
+        return await self._next_due()
 
     async def _due(self):
         async with self.db.read() as conn:

@@ -1,21 +1,34 @@
-"""Who owns what: users, access numbers and callback numbers, as the running process sees them.
+"""Who owns what: users, access numbers, callback numbers and routes, as the running process sees them.
 
 Rules: the configuration file is the source of users and numbers; `sync_directory` writes it
-into the database (initial passwords hashed with argon2 on first load, never overwritten
-later) and returns an immutable `Directory` the rest of the app reads without a query.
+into the database and returns an immutable `Directory` the rest of the app reads without a
+query. Initial passwords are hashed with argon2 on first load, off the event loop and a few
+at a time, and never overwritten later; a given `password_hash` is stored as it is. A start
+reads each table once and writes only what changed, in batches (bench/startup.py).
+Every access number has a route for new conversations: its user, a team's queue, or (a
+shared callback number) the queue of the agents who may present it; a route with no one on
+it is the admins' queue, so no conversation waits where nobody looks.
 """
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+import structlog
 from argon2 import PasswordHasher
 
-from chat.config import Config, UserConfig
+from chat.config import AccessNumberConfig, Config, UserConfig
 from chat.store import Database, utcnow
 from chat.store.tables import access_numbers, users
 
+log = structlog.get_logger()
 hasher = PasswordHasher()
+HASH_THREADS = max(1, len(os.sched_getaffinity(0)))  # one argon2 hash keeps one core busy for ~0.1 s
+ADMINS = "@admins"  # the queue of what no route gives anyone (not a valid team name: it never clashes)
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,14 @@ class Agent:
 
 
 @dataclass(frozen=True)
+class Route:
+    """Where a new conversation on an access number goes: its user, else a queue's first ready member."""
+
+    user: int | None = None
+    queue: str = ADMINS  # a team, a shared number (the agents who may present it), or ADMINS
+
+
+@dataclass(frozen=True)
 class Directory:
     agents: dict[int, Agent]
     by_name: dict[str, Agent]
@@ -41,6 +62,13 @@ class Directory:
     sms_numbers: frozenset[str]  # access numbers that take SMS
     connector_of: dict[str, str]  # number -> connector name
     teams_of: dict[int, tuple[str, ...]] = field(default_factory=dict)  # user id -> team names
+    routes: dict[str, Route] = field(default_factory=dict)  # access number -> its route
+    queues: dict[str, tuple[int, ...]] = field(default_factory=dict)  # queue -> the users who take from it
+    queues_of: dict[int, tuple[str, ...]] = field(default_factory=dict)  # user id -> the queues they take from
+
+    def route(self, number: str) -> Route:
+        """The route of new conversations on `number` (an unknown number's is the admins' queue)."""
+        return self.routes.get(number, Route())
 
     def numbers_payload(self, agent: Agent) -> list[dict]:
         """The numbers an agent may present, for the client's picker."""
@@ -50,58 +78,171 @@ class Directory:
 
 async def sync_directory(db: Database, config: Config) -> Directory:
     """Write the configured users and numbers into the database and return the directory."""
-    async with db.write() as conn:
-        ids = {u.name: await _upsert_user(conn, u) for u in config.users}
-        await conn.execute(access_numbers.delete())
-        rows = [_number_row(n, ids, config) for n in config.access_numbers]
-        if rows:
-            await conn.execute(access_numbers.insert(), rows)
-    return build_directory(config, ids)
+    async with db.read() as conn:
+        known = set((await conn.scalars(sa.select(users.c.name))).all())
+    hashes = await hash_passwords(_initial_passwords(u for u in config.users if u.name not in known))
+    for attempt in (1, 2):
+        try:
+            async with db.write() as conn:
+                ids = await _write_users(conn, config.users, hashes)
+                await _write_numbers(conn, config, ids)
+            break
+        except sa.exc.IntegrityError:  # another node added the same users first: theirs stand
+            if attempt == 2:
+                raise
+    directory = build_directory(config, ids)
+    for number in _unrouted(config, directory):
+        log.warning("routing.no_route", number=number, queue=ADMINS)
+    return directory
 
 
-async def _upsert_user(conn, user: UserConfig) -> int:
-    row = (await conn.execute(sa.select(users.c.id).where(users.c.name == user.name))).first()
-    values = {"display_name": user.display_name or user.name, "role": user.role}
-    if user.password_hash:
-        values["password_hash"] = user.password_hash.get_secret_value()
-    if row:
-        await conn.execute(users.update().where(users.c.id == row.id).values(**values))
-        return row.id
-    if "password_hash" not in values:  # hash only what must be hashed (argon2 costs ~0.1 s a user)
-        values["password_hash"] = hasher.hash(user.password.get_secret_value() if user.password else "")
-    result = await conn.execute(users.insert().values(name=user.name, created_at=utcnow(), **values))
-    return result.inserted_primary_key[0]
+def _initial_passwords(new: Iterable[UserConfig]) -> dict[str, str]:
+    """name -> initial password of the new users that come without a password_hash."""
+    return {u.name: u.password.get_secret_value() if u.password else "" for u in new if not u.password_hash}
 
 
-def _number_row(num, ids: dict[str, int], config: Config) -> dict:
+async def hash_passwords(passwords: dict[str, str]) -> dict[str, str]:
+    """name -> argon2 hash, computed in a pool of HASH_THREADS threads (argon2 releases the GIL)."""
+    if not passwords:
+        return {}
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="argon2") as pool:
+        done = await asyncio.gather(*(loop.run_in_executor(pool, hasher.hash, p) for p in passwords.values()))
+    return dict(zip(passwords, done))
+
+
+USER_COLUMNS = (users.c.id, users.c.name, users.c.display_name, users.c.role, users.c.password_hash)
+UPDATE_USER = users.update().where(users.c.id == sa.bindparam("b_id")).values(
+    display_name=sa.bindparam("b_display_name"), role=sa.bindparam("b_role"), password_hash=sa.bindparam("b_hash"))
+
+
+async def _write_users(conn, wanted: tuple[UserConfig, ...], hashes: dict[str, str]) -> dict[str, int]:
+    """Insert new users and update changed ones; name -> id of every configured user."""
+    rows = {r.name: r for r in (await conn.execute(sa.select(*USER_COLUMNS))).all()}
+    changes = [c for c in (_user_change(u, rows[u.name]) for u in wanted if u.name in rows) if c]
+    if changes:
+        await conn.execute(UPDATE_USER, changes)
+    ids = {u.name: rows[u.name].id for u in wanted if u.name in rows}
+    new = [u for u in wanted if u.name not in rows]
+    if new:
+        hashes = hashes | await hash_passwords(_initial_passwords(u for u in new if u.name not in hashes))
+        now = utcnow()
+        added = await conn.execute(users.insert().returning(users.c.id, users.c.name),
+                                   [_user_values(u, hashes) | {"name": u.name, "created_at": now} for u in new])
+        ids.update({r.name: r.id for r in added.all()})
+    return ids
+
+
+def _user_values(user: UserConfig, hashes: dict[str, str]) -> dict:
+    secret = user.password_hash.get_secret_value() if user.password_hash else hashes[user.name]
+    return {"display_name": user.display_name or user.name, "role": user.role, "password_hash": secret}
+
+
+def _user_change(user: UserConfig, row) -> dict | None:
+    """The update a stored user needs to match the config, or None (an initial password is never re-applied)."""
+    want = _user_values(user, {user.name: row.password_hash})
+    if (want["display_name"], want["role"], want["password_hash"]) == (row.display_name, row.role, row.password_hash):
+        return None
+    return {"b_id": row.id, "b_display_name": want["display_name"], "b_role": want["role"], "b_hash": want["password_hash"]}
+
+
+NUMBER_FIELDS = ("sms", "voice", "user_id", "extension", "connector", "team")
+UPDATE_NUMBER = access_numbers.update().where(access_numbers.c.number == sa.bindparam("b_number")).values(
+    **{f: sa.bindparam(f"b_{f}") for f in NUMBER_FIELDS})
+
+
+async def _write_numbers(conn, config: Config, ids: dict[str, int]) -> None:
+    """Make the access_numbers table the configured numbers: delete, update and insert only the differences."""
+    columns = [access_numbers.c.number] + [access_numbers.c[f] for f in NUMBER_FIELDS]
+    have = {r.number: dict(r._mapping) for r in (await conn.execute(sa.select(*columns))).all()}
+    want = {n.number: _number_row(n, ids, config) for n in config.access_numbers}
+    gone = [n for n in have if n not in want]
+    if gone:
+        await conn.execute(access_numbers.delete().where(access_numbers.c.number.in_(gone)))
+    changed = [{f"b_{k}": v for k, v in row.items()} for n, row in want.items() if n in have and have[n] != row]
+    if changed:
+        await conn.execute(UPDATE_NUMBER, changed)
+    new = [row for n, row in want.items() if n not in have]
+    if new:
+        await conn.execute(access_numbers.insert(), new)
+
+
+def _number_row(num: AccessNumberConfig, ids: dict[str, int], config: Config) -> dict:
     conn = config.connector_of(num.number)
     return {
         "number": num.number, "sms": num.sms, "voice": num.voice, "extension": num.extension,
         "user_id": ids.get(num.user) if num.user else None, "connector": conn.name if conn else None,
+        "team": num.team,
     }
 
 
 def build_directory(config: Config, ids: dict[str, int]) -> Directory:
     """The in-memory directory for a validated config and its user ids."""
     owners = {n.number: ids[n.user] for n in config.access_numbers if n.user and n.sms}
+    personal: dict[int, list[str]] = {}
+    for number, owner in owners.items():
+        personal.setdefault(owner, []).append(number)
     labels = {num: name for name, num in config.callback_numbers.named.items()}
-    agents = {ids[u.name]: _agent(u, ids[u.name], owners, labels, config) for u in config.users}
+    team_numbers = {t: [n.number for n in config.access_numbers if n.team == t] for t in config.teams}
+    teams_of = {ids[u.name]: tuple(t for t, members in config.teams.items() if u.name in members) for u in config.users}
+    agents = {ids[u.name]: _agent(u, ids[u.name], tuple(personal.get(ids[u.name], ())), labels, config,
+                                  [n for t in teams_of[ids[u.name]] for n in team_numbers[t]]) for u in config.users}
+    queues = _queues(config, ids, agents)
     return Directory(
         agents=agents,
         by_name={a.name: a for a in agents.values()},
         owners=owners,
         sms_numbers=frozenset(n.number for n in config.access_numbers if n.sms),
         connector_of={num: c.name for c in config.connectors for num in c.numbers},
-        teams_of={ids[u.name]: tuple(t for t, members in config.teams.items() if u.name in members) for u in config.users},
+        teams_of=teams_of,
+        routes={n.number: _route(n, ids, queues) for n in config.access_numbers},
+        queues=queues,
+        queues_of=_queues_of(queues),
     )
 
 
-def _agent(user: UserConfig, uid: int, owners: dict[str, int], labels: dict[str, str], config: Config) -> Agent:
-    personal = tuple(n for n, owner in owners.items() if owner == uid)
+def _agent(user: UserConfig, uid: int, personal: tuple[str, ...], labels: dict[str, str], config: Config,
+           team_numbers: list[str]) -> Agent:
     refs = [user.default_number] if user.default_number else []
-    refs += list(personal) + list(user.may_present)
+    refs += list(personal) + list(user.may_present) + team_numbers  # a team's number is answered from itself
     if config.callback_numbers.default:
         refs.append(config.callback_numbers.default)
     allowed = list(dict.fromkeys(n for n in (config.resolve_number(r) for r in refs) if n))
     names = {n: labels.get(n, 'personal' if n in personal else n) for n in allowed}
     return Agent(uid, user.name, user.display_name or user.name, user.role, personal, tuple(allowed), names)
+
+
+def _queues(config: Config, ids: dict[str, int], agents: dict[int, Agent]) -> dict[str, tuple[int, ...]]:
+    """Each queue and its members: teams, shared numbers without a route (who may present them), admins."""
+    queues = {team: tuple(ids[m] for m in members) for team, members in config.teams.items()}
+    for num in config.access_numbers:
+        if num.sms and not num.user and not num.team:
+            queues[num.number] = tuple(a.id for a in agents.values() if num.number in a.may_present)
+    queues[ADMINS] = tuple(a.id for a in agents.values() if a.role == "admin")
+    return queues
+
+
+def _route(num: AccessNumberConfig, ids: dict[str, int], queues: dict[str, tuple[int, ...]]) -> Route:
+    if num.user:
+        return Route(user=ids[num.user], queue=ADMINS)
+    queue = num.team or num.number
+    return Route(queue=queue if queues.get(queue) else ADMINS)
+
+
+def _queues_of(queues: dict[str, tuple[int, ...]]) -> dict[int, tuple[str, ...]]:
+    out: dict[int, list[str]] = {}
+    for queue, members in queues.items():
+        for uid in members:
+            out.setdefault(uid, []).append(queue)
+    return {uid: tuple(names) for uid, names in out.items()}
+
+
+def _unrouted(config: Config, directory: Directory) -> list[str]:
+    return [n.number for n in config.access_numbers if n.sms and directory.route(n.number) == Route()]
+
+
+def unrouted(config: Config) -> list[int]:
+    """Indexes of the SMS numbers whose new conversations no one but an admin would get (config check)."""
+    directory = build_directory(config, {u.name: i for i, u in enumerate(config.users, 1)})
+    wanted = set(_unrouted(config, directory))
+    return [i for i, n in enumerate(config.access_numbers) if n.number in wanted]

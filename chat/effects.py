@@ -18,7 +18,17 @@ from chat.store import utcnow
 from chat.store.tables import contacts, conversations, crm_outbox, messages, outbox, scenario_runs, scenario_timers
 from gateway import count_segments
 from scenarios import (
-    Call, Close, Notify, OptOut, Result, Route, SaveActivity, SendReply, SetContactFields, SetTimer, Tag,
+    Call,
+    Close,
+    Notify,
+    OptOut,
+    Result,
+    Route,
+    SaveActivity,
+    SendReply,
+    SetContactFields,
+    SetTimer,
+    Tag,
 )
 
 
@@ -111,6 +121,8 @@ async def _route(conn, conv, effect: Route, directory: Directory, teams, after: 
         await _update(conn, conv, after, team=effect.name, owner_id=None, assigned_id=None, state="waiting")
         after.offers.extend(directory.by_name[m].id for m in teams[effect.name] if m in directory.by_name)
         return
+    if effect.target == "owner" and conv.access_number not in directory.owners:
+        return  # a shared number has no owner: its route (chat.directory.Route) has placed the conversation
     target = directory.owners.get(conv.access_number) if effect.target == "owner" else \
         getattr(directory.by_name.get(effect.name or ""), "id", None)
     if target is None:

@@ -19,6 +19,11 @@ def room(user_id: int) -> str:
     return f"user:{user_id}"
 
 
+def session_room(session_id: str) -> str:
+    """Every socket of one login session (the tabs of one browser)."""
+    return f"session:{session_id}"
+
+
 class Hub:
     def __init__(self, sio: socketio.AsyncServer):
         self.sio = sio
@@ -29,6 +34,16 @@ class Hub:
         """Push `event` to every tab of this agent."""
         if user_id is not None:
             await self.sio.emit(event, payload, room=room(user_id), namespace=NAMESPACE, skip_sid=skip_sid)
+
+    async def end_session(self, session_id: str, reason: str) -> None:
+        """Tell every socket of this session it ended (`session_ended`), then disconnect them.
+
+        The event reaches the session's sockets on every node; the disconnect, those of this node
+        (elsewhere, each call is refused once the socket's token expires, and no refresh revives it)."""
+        where = session_room(session_id)
+        await self.sio.emit("session_ended", {"reason": reason}, room=where, namespace=NAMESPACE)
+        for sid, _ in list(self.sio.manager.get_participants(NAMESPACE, where)):
+            await self.sio.disconnect(sid, namespace=NAMESPACE)
 
     def soon(self, user_id: int | None, event: str, payload: dict) -> None:
         """Push at the end of this turn of the event loop, together with the others pushed so."""
@@ -78,9 +93,12 @@ def coalesce(events: list[tuple[str, dict]]) -> list[tuple[str, object]]:
     """Runs of `message` (`status`) events as `messages` (`statuses`) lists; a run of one stays as it is."""
     out: list[tuple[str, object]] = []
     run: list[dict] = []
-    kind = None
+    kind: str | None = None
 
     def end_run() -> None:
+        if not run:
+            return
+        assert kind is not None  # a run only ever holds events of one batched kind
         for start in range(0, len(run), MAX_BATCH):
             chunk = run[start:start + MAX_BATCH]
             out.append((kind, chunk[0]) if len(chunk) == 1 else (BATCHES[kind], chunk))

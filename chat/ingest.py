@@ -2,23 +2,30 @@
 
 Rules: the provider's message id, scoped by connector, is stored once however often the
 provider retries (invariant 2). A new conversation goes to the access number's owner (or, for
-a shared number, to the agent who last presented it to this contact); it opens at once when
-that agent is available and waits for them otherwise.
+a shared number, to the agent who last presented it to this contact), opening at once when
+that agent is available and waiting for them otherwise; failing those, to the least busy ready
+member of the number's queue, or it waits in that queue (chat.directory.Route).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import timedelta
-from functools import partial
+from functools import cached_property, partial
 
 import sqlalchemy as sa
 
 from chat.conversations import (
-    active_conversation, contact_id, conversation_payload, insert_message, last_presenter, message_payload,
+    active_conversation,
+    contact_id,
+    conversation_payload,
+    insert_message,
+    last_presenter,
+    least_busy,
+    message_payload,
     open_conversation,
+    storable_inbound,
 )
-from chat.directory import Directory
+from chat.directory import ADMINS, Directory
 from chat.presence import Presence
 from chat.store import utcnow
 from chat.store.fast import hot
@@ -45,6 +52,11 @@ class Stored:
     def waiting(self) -> bool:
         return not self.duplicate and self.assigned_id is None
 
+    @property
+    def queue(self) -> str | None:
+        """The queue its conversation waits in (when it waits for no one in particular)."""
+        return getattr(self.row, "team", None)
+
     @cached_property
     def message(self) -> dict | None:
         return message_payload(self.message_row) if self.message_row else None
@@ -53,7 +65,10 @@ class Stored:
     def conversation(self) -> dict | None:
         if self.row is None:
             return None
-        return conversation_payload(self.row) | {"last_seq": self.message["seq"], "updated_at": self.message["updated_at"]}
+        payload = conversation_payload(self.row)
+        message = self.message
+        assert message is not None  # a conversation is stored with the message that brought it
+        return payload | {"last_seq": message["seq"], "updated_at": message["updated_at"]}
 
 
 @dataclass(frozen=True)
@@ -78,18 +93,29 @@ async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: P
     conv = await active_conversation(conn, sms.sender, sms.recipient)
     new = conv is None
     if new:
-        contact = await contact_id(conn, sms.sender)
-        owner = directory.owners.get(sms.recipient) or await last_presenter(conn, contact, sms.recipient)
-        conv = await open_conversation(conn, contact, sms.recipient, owner, owner if presence.available(owner) else None)
+        conv = await open_routed(conn, await contact_id(conn, sms.sender), sms.recipient, directory, presence)
     encoding, segments = counted or count_segments(sms.text)
     media = [{"url": m.url, "content_type": m.content_type} for m in sms.media] or None
+    text, original = storable_inbound(sms.text, sms.original)  # the safety net: no connector brings unstorable text
     message = await insert_message(
-        conn, conv.id, direction="in", text=sms.text, status="received", sender=sms.sender,
+        conn, conv.id, direction="in", text=text, original=original, status="received", sender=sms.sender,
         recipient=sms.recipient, connector=sms.connector, provider_id=sms.provider_id or None,
         segments=segments, encoding=encoding, media=media, incomplete=incomplete,
         fingerprint=fingerprint.value if fingerprint else None,
     )
     return Stored(False, message, conv.owner_id, conv.assigned_id, new, conv)
+
+
+async def open_routed(conn, contact: int, number: str, directory: Directory, presence: Presence):
+    """A new conversation on `number`, given to whoever its route names now, or waiting for them."""
+    route = directory.route(number)
+    owner = route.user or await last_presenter(conn, contact, number)
+    if owner in directory.agents:
+        return await open_conversation(conn, contact, number, owner, owner if presence.available(owner) else None)
+    ready = [uid for uid in directory.queues.get(route.queue, ()) if presence.available(uid)]
+    if route.queue == ADMINS or not ready:  # the admins' queue is claimed by an admin, never dealt out
+        return await open_conversation(conn, contact, number, None, None, queue=route.queue)
+    return await open_conversation(conn, contact, number, None, await least_busy(conn, ready), queue=route.queue)
 
 
 SEEN = hot(sa.select(messages.c.id).where(

@@ -7,12 +7,19 @@ same client id returns what was stored the first time. Opted-out contacts are ne
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from chat.conversations import (
-    active_conversation, append_message, contact_id, conversation_payload, get_conversation, message_payload,
+    active_conversation,
+    append_message,
+    contact_id,
+    conversation_payload,
+    get_conversation,
+    message_payload,
     open_conversation,
 )
 from chat.directory import Agent, Directory
@@ -20,18 +27,31 @@ from chat.outbox import head_of
 from chat.store import utcnow
 from chat.store.fast import hot
 from chat.store.tables import contacts, conversations, messages, outbox
-from gateway import InvalidNumber, count_segments, normalize_number
+from gateway import InvalidNumber, count_segments, normalize_number, storable
 
 MAX_SEGMENTS = 10
+# A row id or sequence number as the store holds it (a PostgreSQL integer): anything larger,
+# a float, a bool or a string is refused at the edge instead of failing in the database.
+STORE_INT_MAX = 2**31 - 1
+Id = Annotated[int, Field(strict=True, ge=1, le=STORE_INT_MAX)]
 
 
 class SendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    conversation_id: int | None = None
-    to: str | None = None
+    conversation_id: Id | None = None
+    to: str | None = Field(default=None, max_length=64)  # longer than any number, and bounded before phonenumbers
     text: str = Field(min_length=1, max_length=1600)
     client_id: str = Field(min_length=1, max_length=64)
-    from_: str | None = Field(default=None, alias="from")
+    from_: str | None = Field(default=None, alias="from", max_length=64)
+
+    @field_validator("text", "client_id", mode="before")  # before: pydantic's own refusal of a surrogate is cryptic
+    @classmethod
+    def _storable(cls, value, info: ValidationInfo):
+        """Refuse what no store holds and no SMS carries (gateway.text.storable says what that is)."""
+        if isinstance(value, str) and storable(value)[1]:
+            reason = f"the {info.field_name} holds U+0000 or a lone surrogate, which cannot be sent; remove it"
+            raise PydanticCustomError("unstorable", reason)
+        return value
 
 
 class Refused(Exception):
@@ -58,6 +78,8 @@ SET_PRESENTED = hot(conversations.update().where(conversations.c.id == sa.bindpa
                     .values(presented_number=sa.bindparam("number")))
 OPTED_OUT = hot(sa.select(contacts.c.opted_out).where(contacts.c.id == sa.bindparam("contact")))
 ADD_OUTBOX = hot(outbox.insert())
+CLAIM = (conversations.update().where(conversations.c.id == sa.bindparam("cid"), conversations.c.assigned_id.is_(None))
+         .values(assigned_id=sa.bindparam("uid"), state="open", updated_at=sa.bindparam("now")))
 
 
 async def store_send(conn, agent: Agent, req: SendRequest, directory: Directory) -> Queued:
@@ -123,9 +145,13 @@ async def _conversation_for(conn, agent: Agent, req: SendRequest, directory: Dir
     if conv is None:
         contact = await contact_id(conn, number)
         return await open_conversation(conn, contact, sender, directory.owners.get(sender, agent.id), agent.id), True
-    if conv.assigned_id not in (None, agent.id):
-        raise Refused(f"{number} is in a conversation with another agent on {sender}", "to")
-    return conv, False
+    if conv.assigned_id == agent.id:
+        return conv, False
+    if conv.assigned_id is None and conv.owner_id == agent.id:  # waiting for this agent: take it now
+        await conn.execute(CLAIM, {"cid": conv.id, "uid": agent.id, "now": utcnow()})
+        return await get_conversation(conn, conv.id), True
+    # Waiting for, or open with, someone else: say so, and nothing of it.
+    raise Refused(f"{number} already has a conversation on {sender} that is not yours", "to")
 
 
 async def _own_conversation(conn, agent: Agent, conversation_id: int):

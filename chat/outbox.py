@@ -17,15 +17,17 @@ import structlog
 
 from chat.commit import GroupCommit
 from chat.config import OutboxConfig
+from chat.metrics import Metrics
 from chat.receipts import ADD_REF, apply_pending, settle_message, status_payload
 from chat.routing import Router
 from chat.store import Database, as_utc, utcnow
 from chat.store.fast import hot
 from chat.store.tables import contacts, conversations, messages, outbox
-from gateway import OutboundSms, SendError, Sender, SendResult
+from gateway import OutboundSms, Sender, SendError, SendResult
 from gateway.messages import FAILED
 
 log = structlog.get_logger()
+SCAN_RETRY_SECONDS = 1.0  # after a failed scan (the database is down): try again soon, not in a tight loop
 
 
 # The row a send needs: the outbox entry, its message's text and addresses, the contact's opt-out.
@@ -59,8 +61,9 @@ class Outbox:
     """
 
     def __init__(self, db: Database, commit: GroupCommit, router: Router, senders: dict[str, Sender],
-                 config: OutboxConfig, callbacks: dict[str, str | None], windows: dict[str, int] | None = None):
-        self.db, self.commit, self.router = db, commit, router
+                 config: OutboxConfig, callbacks: dict[str, str | None], windows: dict[str, int] | None = None,
+                 metrics: Metrics | None = None):
+        self.db, self.commit, self.router, self.metrics = db, commit, router, metrics
         self.senders, self.config, self.callbacks = senders, config, callbacks
         self._wake = asyncio.Event()
         self._busy: set[int] = set()  # conversations with a chain running
@@ -87,11 +90,18 @@ class Outbox:
 
     async def run(self) -> None:
         while True:
-            self._wake.clear()
-            for row in await self._due():
-                if row.conversation_id not in self._busy:
-                    self._start(row.conversation_id, row)
-            await self._sleep(await self._next_due())
+            try:
+                await self._scan()
+            except Exception as err:  # noqa: BLE001 - a database outage must not end the worker
+                log.warning("outbox.scan_failed", error=type(err).__name__)
+                await self._sleep(SCAN_RETRY_SECONDS)
+
+    async def _scan(self) -> None:
+        self._wake.clear()
+        for row in await self._due():
+            if row.conversation_id not in self._busy:
+                self._start(row.conversation_id, row)
+        await self._sleep(await self._next_due())
 
     async def stop(self, grace: float = 10.0) -> None:
         """Let sends in flight settle (a provider that took one must not get it again after a
@@ -163,6 +173,8 @@ class Outbox:
             unit = partial(record_sent, row=row, result=result) if isinstance(result, SendResult) else \
                 partial(record_failure, row=row, error=result, config=self.config)
             status, head = await self.commit.run(unit)
+            if self.metrics is not None:
+                self.metrics.outbound(row.connector, outcome(result, row.attempts + 1, self.config))
             await self.router.push_status(status)
             return head
         finally:
@@ -198,10 +210,17 @@ async def record_sent(conn, row, result: SendResult) -> tuple[dict | None, objec
     return await settle_message(conn, row.message_id), await head_of(conn, row.conversation_id)
 
 
+def outcome(result: SendResult | SendError, attempts: int, config: OutboxConfig) -> str:
+    """What became of one send: sent, retried (a temporary error with attempts left) or failed."""
+    if isinstance(result, SendResult):
+        return "sent"
+    return "retried" if result.temporary and attempts < config.max_attempts else "failed"
+
+
 async def record_failure(conn, row, error: SendError, config: OutboxConfig) -> tuple[dict | None, object]:
     """Back off a temporary failure, or fail the message for good; the status push and the next head."""
     attempts = row.attempts + 1
-    if error.temporary and attempts < config.max_attempts:
+    if outcome(error, attempts, config) == "retried":
         delay = min(config.backoff_max_seconds, config.backoff_seconds * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
         await conn.execute(outbox.update().where(outbox.c.id == row.id).values(
             attempts=attempts, last_error=str(error), next_attempt_at=utcnow() + timedelta(seconds=delay)))

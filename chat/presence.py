@@ -53,6 +53,14 @@ class Presence:
         """Whether new conversations may be delivered to this agent now."""
         return user_id is not None and self.state(user_id) == READY
 
+    def counts(self) -> dict[str, int]:
+        """How many agents are connected now, by their chosen state (the operator's view)."""
+        out = dict.fromkeys(CHOICES, 0)
+        for seen in self._seen.values():
+            if self._connected(seen):
+                out[seen.choice] = out.get(seen.choice, 0) + 1
+        return out
+
     def _connected(self, seen: _Seen) -> bool:
         if seen.sids:
             return True

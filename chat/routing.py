@@ -1,12 +1,19 @@
 """Routing: stored messages reach the agent they belong to, now or when that agent is ready.
 
 Rules: routing runs after the commit, from what was stored; a conversation waiting for its
-owner stays in the store (state `waiting`) until the owner is available, so nothing waits in
-memory and a restart loses nothing. An agent is pushed only their own conversations.
+owner, or in a queue (a team, a shared number's presenters, the admins'), stays in the store
+(state `waiting`) until someone takes it, so nothing waits in memory and a restart loses
+nothing. A waiting conversation is claimed by one agent only: the claim is one conditional
+UPDATE, so two agents who become ready at once (on any node) cannot both get it. What waits
+in the admins' queue is announced to the admins (a `notice`) and listed in their sync; an
+admin claims it. An agent is pushed only their own conversations.
 """
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
 from functools import partial
 
 import sqlalchemy as sa
@@ -14,6 +21,7 @@ import structlog
 
 from chat.commit import GroupCommit
 from chat.conversations import conversation_payload, conversation_query, message_payload
+from chat.directory import ADMINS, Directory
 from chat.hub import Hub, Pushes
 from chat.ingest import Stored
 from chat.presence import Presence
@@ -22,21 +30,30 @@ from chat.store.tables import conversations, messages
 
 log = structlog.get_logger()
 BACKLOG = 100  # stored messages waiting to be routed before ingest holds its acknowledgements
+MAX_QUEUE_LISTED = 200  # waiting conversations an agent's sync lists
 
 
 class Router:
-    def __init__(self, commit: GroupCommit, hub: Hub, presence: Presence):
+    def __init__(self, commit: GroupCommit, hub: Hub, presence: Presence, directory: Directory | None = None):
         self.commit = commit
         self.hub = hub
         self.presence = presence
+        self.directory = directory
         self._queue: asyncio.Queue[Stored] = asyncio.Queue()
+        self._queued_at: deque[float] = deque()  # when each stored message not yet routed was dispatched
         self._drained = asyncio.Event()  # set whenever the router took what was queued
-        self.teams_of: dict[int, tuple[str, ...]] = {}
-        self.on_routed = None  # called with each routed message (the scenarios' inbound events)
+        self.on_routed: Callable[[Stored], None] | None = None  # called with each routed message (the scenarios' inbound events)
 
     def dispatch(self, stored: Stored) -> None:
         """Route after the commit, in commit order: pushes never overtake one another."""
+        self._queued_at.append(time.monotonic())
         self._queue.put_nowait(stored)
+
+    def backlog(self) -> tuple[int, float]:
+        """Stored messages not yet routed, and the age in seconds of the oldest (the routing lag)."""
+        if not self._queued_at:
+            return 0, 0.0
+        return len(self._queued_at), time.monotonic() - self._queued_at[0]
 
     async def caught_up(self) -> None:
         """Wait while more than BACKLOG stored messages wait to be routed.
@@ -62,34 +79,73 @@ class Router:
                         self.on_routed(stored)
                 except Exception:  # noqa: BLE001 - the store is the truth; clients sync
                     log.exception("routing.failed")
+                finally:
+                    if self._queued_at:
+                        self._queued_at.popleft()
             try:
                 await pushes.flush(self.hub)
             except Exception:  # noqa: BLE001
                 log.exception("routing.push_failed")
 
     async def route(self, stored: Stored, pushes: Pushes) -> None:
-        """Push a freshly stored inbound message, or wake its owner's waiting conversations."""
+        """Push a freshly stored inbound message, or offer its waiting conversation to who may take it."""
         if stored.duplicate:
             return
         if stored.waiting:
-            if self.presence.available(stored.owner_id):
+            if stored.new_conversation and stored.queue == ADMINS:
+                await self._tell_admins(stored)
+            taker = next((uid for uid in self._takers(stored) if self.presence.available(uid)), None)
+            if taker is not None:  # became ready after ingest looked: the claim decides who gets it
                 await pushes.flush(self.hub)  # what was routed before goes first
-                await self.assign_waiting(stored.owner_id)
+                await self.assign_waiting(taker)
             return
+        message, conversation = stored.message, stored.conversation
+        assert message is not None and conversation is not None  # not a duplicate: both were stored
         if stored.new_conversation:
-            pushes.add(stored.assigned_id, "conversation", stored.conversation)
-        pushes.add(stored.assigned_id, "message", stored.message)
+            pushes.add(stored.assigned_id, "conversation", conversation)
+        pushes.add(stored.assigned_id, "message", message)
+
+    def _takers(self, stored: Stored) -> tuple[int, ...]:
+        """Who may take this waiting conversation on becoming ready (admins claim theirs by hand)."""
+        if stored.owner_id is not None:
+            return (stored.owner_id,)
+        if stored.queue in (None, ADMINS) or self.directory is None:
+            return ()
+        return self.directory.queues.get(stored.queue, ())
+
+    async def _tell_admins(self, stored: Stored) -> None:
+        conv = stored.conversation
+        assert conv is not None
+        log.warning("routing.unrouted", conversation=conv["id"], number=conv["access_number"], queue=ADMINS)
+        text = (f"A new text to {conv['access_number']} has no one to take it: it waits in the admins' queue "
+                f"(conversation {conv['id']}). Give the number a user or a team in the configuration.")
+        for uid in self.directory.queues.get(ADMINS, ()) if self.directory else ():
+            await self.hub.emit(uid, "notice", {"level": "warning", "text": text, "conversation_id": conv["id"]})
+
+    def _queues_of(self, user_id: int) -> tuple[str, ...]:
+        return self.directory.queues_of.get(user_id, ()) if self.directory else ()
 
     async def assign_waiting(self, user_id: int) -> int:
-        """Open every conversation waiting for this agent and push them; how many there were."""
-        claimed = await self.commit.run(partial(claim_waiting, user_id=user_id, teams=self.teams_of.get(user_id, ())))
+        """Open every conversation waiting for this agent (or a queue they take from) and push them; how many."""
+        queues = tuple(q for q in self._queues_of(user_id) if q != ADMINS)
+        claimed = await self.commit.run(partial(claim_waiting, user_id=user_id, teams=queues))
+        await self._push_claimed(user_id, claimed)
+        return len(claimed)
+
+    async def claim(self, user_id: int, conversation_id: int) -> dict | None:
+        """Take one conversation waiting in a queue of this agent (the admins': any admin); None if it is not there."""
+        unit = partial(claim_queued, user_id=user_id, conversation_id=conversation_id, queues=self._queues_of(user_id))
+        claimed = await self.commit.run(unit)
+        await self._push_claimed(user_id, claimed)
+        return claimed[0][0] if claimed else None
+
+    async def _push_claimed(self, user_id: int, claimed: list[tuple[dict, list[dict]]]) -> None:
         pushes = Pushes()
         for conv, msgs in claimed:
             pushes.add(user_id, "conversation", conv)
             for msg in msgs:
                 pushes.add(user_id, "message", msg)
         await pushes.flush(self.hub)
-        return len(claimed)
 
     async def push_status(self, payload: dict | None) -> None:
         """Push a status change to its agent (with the others of this loop turn)."""
@@ -98,18 +154,31 @@ class Router:
             self.hub.soon(payload.pop("_to"), "status", payload)
 
 
+WAITING = conversations.c.state == sa.literal_column("'waiting'")
+
+
 async def claim_waiting(conn, user_id: int, teams: tuple[str, ...] = ()) -> list[tuple[dict, list[dict]]]:
-    """Assign the conversations waiting for `user_id` (or a team of theirs) to them; each with its messages."""
+    """Assign the conversations waiting for `user_id` (or in a queue of theirs) to them; each with its messages."""
     mine = sa.or_(conversations.c.owner_id == user_id, conversations.c.team.in_(teams)) if teams else \
         conversations.c.owner_id == user_id
-    waiting = sa.and_(conversations.c.state == "waiting", mine)
-    ids = list((await conn.scalars(sa.select(conversations.c.id).where(waiting))).all())
+    return await _claim(conn, user_id, mine)
+
+
+async def claim_queued(conn, user_id: int, conversation_id: int, queues: tuple[str, ...]) -> list[tuple[dict, list[dict]]]:
+    """Assign one conversation waiting in one of `queues` to `user_id`: [it and its messages], or []."""
+    if not queues:
+        return []
+    return await _claim(conn, user_id, sa.and_(conversations.c.id == conversation_id, conversations.c.team.in_(queues)))
+
+
+async def _claim(conn, user_id: int, which) -> list[tuple[dict, list[dict]]]:
+    # Checking `waiting` in the UPDATE itself is what makes a claim exclusive: on PostgreSQL a
+    # second claimer waits for the first one's row lock, re-reads the row and no longer matches.
+    claim = (conversations.update().where(WAITING, which)
+             .values(state="open", assigned_id=user_id, updated_at=utcnow()).returning(conversations.c.id))
+    ids = list((await conn.execute(claim)).scalars().all())
     if not ids:
         return []
-    await conn.execute(
-        conversations.update().where(conversations.c.id.in_(ids))
-        .values(state="open", assigned_id=user_id, updated_at=utcnow())
-    )
     rows = (await conn.execute(conversation_query().where(conversations.c.id.in_(ids)))).all()
     msgs = (await conn.execute(
         sa.select(messages).where(messages.c.conversation_id.in_(ids)).order_by(messages.c.conversation_id, messages.c.seq)
@@ -118,3 +187,14 @@ async def claim_waiting(conn, user_id: int, teams: tuple[str, ...] = ()) -> list
     for m in msgs:
         by_conv[m.conversation_id].append(message_payload(m))
     return [(conversation_payload(r), by_conv[r.id]) for r in rows]
+
+
+async def queued_for(conn, queues: tuple[str, ...]) -> list[dict]:
+    """The conversations waiting in these queues, oldest first, as a sync lists them (each with its queue)."""
+    if not queues:
+        return []
+    rows = (await conn.execute(
+        conversation_query().where(WAITING, conversations.c.team.in_(queues))
+        .order_by(conversations.c.updated_at).limit(MAX_QUEUE_LISTED)
+    )).all()
+    return [conversation_payload(r) | {"state": "waiting", "queue": r.team} for r in rows]

@@ -2,19 +2,20 @@
 
 Rules: a number names a system scenario ("default") or a file NAME.yaml in the scenarios
 directory, with its own params. A file that breaks on reload is not used: the last good version
-keeps running, and the error goes to the log and to every admin's screen.
+keeps running, and the error goes to the log and to every admin's screen. `problems` loads
+exactly what start-up loads, so `didchat config check` passing means `didchat run` can start.
 """
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
-from chat.config import Config
-from scenarios import Engine, Scenario, SourceError, load_scenario, system_scenario
+from chat.config import AccessNumberConfig, Config
+from scenarios import Document, Engine, Problem, Scenario, SourceError, load_scenario, system_scenario
 
 log = structlog.get_logger()
 SYSTEM = ("default", "optout")
@@ -32,7 +33,7 @@ class ScenarioFiles:
         self.report = report
         self._by_number: dict[str, Bound] = {}
         self._mtimes: dict[Path, float] = {}
-        self.optout = self._bind(system_scenario("optout"), config.scenarios.optout)
+        self.optout = bind(system_scenario("optout"), config.scenarios.optout)
         for num in config.access_numbers:
             if num.sms:
                 self._by_number[num.number] = self._load(num.scenario, num.scenario_params)
@@ -41,21 +42,13 @@ class ScenarioFiles:
         return self._by_number.get(number)
 
     def path_of(self, name: str) -> Path | None:
-        if name in SYSTEM:
-            return None
-        path = Path(name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
-        return path if path.is_absolute() else Path(self.config.scenarios.directory) / path
+        return path_of(self.config, name)
 
     def _load(self, name: str, params: dict) -> Bound:
         path = self.path_of(name)
-        if path is None:
-            return self._bind(system_scenario(name), params)
-        self._mtimes[path] = _mtime(path)
-        return self._bind(load_scenario(path), params)
-
-    def _bind(self, scenario: Scenario, params: dict) -> Bound:
-        scenario = scenario.with_params(params) if params else scenario
-        return Bound(scenario, Engine(scenario))
+        if path is not None:
+            self._mtimes[path] = _mtime(path)
+        return bind(scenario_named(self.config, name), params)
 
     async def watch(self) -> None:
         """Reload scenario files whose modification time changed."""
@@ -76,6 +69,51 @@ class ScenarioFiles:
             return
         self._by_number.update(fresh)
         log.info("scenario.reloaded", path=str(path), numbers=len(fresh))
+
+
+def path_of(config: Config, name: str) -> Path | None:
+    """The file a scenario name refers to, or None for a system scenario."""
+    if name in SYSTEM:
+        return None
+    path = Path(name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    return path if path.is_absolute() else Path(config.scenarios.directory) / path
+
+
+def scenario_named(config: Config, name: str) -> Scenario:
+    """A system scenario or a scenario file; SourceError for a bad file, ValueError for an unknown name."""
+    path = path_of(config, name)
+    return system_scenario(name) if path is None else load_scenario(path)
+
+
+def bind(scenario: Scenario, params: dict) -> Bound:
+    """`scenario` with a number's params (templates compiled), ready to run; ValueError for bad params."""
+    scenario = scenario.with_params(params) if params else scenario
+    return Bound(scenario, Engine(scenario))
+
+
+def problems(config: Config, doc: Document) -> list[Problem]:
+    """What start-up would meet loading every number's scenario and params, placed on the config's lines."""
+    found = [p for i, num in enumerate(config.access_numbers) if num.sms for p in _number_problems(config, doc, i, num)]
+    try:
+        bind(system_scenario("optout"), config.scenarios.optout)
+    except ValueError as err:
+        found.append(doc.problem(("scenarios", "optout"), str(err)))
+    return list(dict.fromkeys(found))  # numbers sharing one broken file report it once
+
+
+def _number_problems(config: Config, doc: Document, i: int, num: AccessNumberConfig) -> Iterator[Problem]:
+    try:
+        scenario = scenario_named(config, num.scenario)
+    except SourceError as err:  # the file's own file:line, or (unreadable) the line that names it
+        yield from (p if p.line else doc.problem(("access_numbers", i, "scenario"), p.message) for p in err.problems)
+        return
+    except ValueError as err:
+        yield doc.problem(("access_numbers", i, "scenario"), str(err))
+        return
+    try:
+        bind(scenario, num.scenario_params)
+    except ValueError as err:
+        yield doc.problem(("access_numbers", i, "scenario_params"), str(err))
 
 
 def _mtime(path: Path) -> float:

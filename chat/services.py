@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -32,10 +33,10 @@ class Services:
     hub: Hub
     router: Router
     webhooks: dict[str, TwilioWebhook | GenericWebhook]
-    outbox: object = None  # chat.outbox.Outbox, set once senders exist
-    automation: object = None  # chat.automation.Automation
-    crm: object = None  # chat.crm.CrmOutbox
-    http: object = None  # one aiohttp.ClientSession for scenario calls and CRM activities
+    outbox: Any = None  # chat.outbox.Outbox, set once senders exist
+    automation: Any = None  # chat.automation.Automation
+    crm: Any = None  # chat.crm.CrmOutbox
+    http: Any = None  # one aiohttp.ClientSession for scenario calls and CRM activities
     vendor_dir: Path = field(default_factory=lambda: Path(
         os.environ.get("DIDCHAT_VENDOR_DIR", REPO / "node_modules" / "socket.io-client" / "dist")))
 

@@ -5,17 +5,24 @@ message, or one part of a long one (parts are stored as they arrive, so a restar
 parts loses nothing). A store failure answers ESME_RX_T_APPN so the SMSC retries; content we
 can never take (bad UDH, a number not ours) gets a permanent status. A resend of a message
 already stored (the SMSC never saw our ROK) is recognised by its fingerprint and stored once.
+Every decodable message is storable (invariant 10): its text, whole or assembled, goes through
+gateway.text.storable, and when the stored text is not exactly what the bytes say (a U+FFFD put
+in by the decoder or by storable) the user data is kept as `InboundSms.original`; such a message
+is never answered "retry later". What became of each deliver_sm is counted for `metrics()`.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import Counter
 from datetime import timedelta
 from functools import partial
+from typing import cast
 
 import sqlalchemy as sa
 import structlog
 
+from chat.commit import Unit
 from chat.config import SmppConnector
 from chat.ingest import Fingerprint, Stored, store_inbound
 from chat.receipts import report_unit
@@ -29,9 +36,12 @@ from gateway.smpp.concat import BadFragment, Fragment, assemble, concat_key, fra
 from gateway.smpp.receipts import BadReceipt, canonical_id, is_receipt, parse_receipt, receipt_status
 from gateway.smpp.sender import SmppSender
 from gateway.smpp.text import decode_short_message
+from gateway.text import storable
 
 log = structlog.get_logger()
 ROK, ESME_RINVDSTADR, ESME_RX_T_APPN, ESME_RX_P_APPN = 0x00, 0x0B, 0x64, 0x65
+INBOUND_OUTCOMES = ("stored", "duplicate", "refused", "failed")
+_REPLACEMENT = "\ufffd"
 
 
 class SmppConnection:
@@ -42,38 +52,59 @@ class SmppConnection:
         self.client = SmppClient(cfg.name, settings(cfg), self.on_incoming)
         self.sender = SmppSender(self.client, concat=cfg.concat, max_parts=cfg.max_parts, id_base=cfg.submit_id_base)
         self._tasks: list[asyncio.Task] = []
+        self.inbound: Counter[str] = Counter(dict.fromkeys(INBOUND_OUTCOMES, 0))
+
+    def metrics(self) -> dict:
+        """The bind's state, window and answers, and what became of each MO, as plain values."""
+        return self.client.metrics() | {"inbound": dict(self.inbound)}
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self.client.run(), name=f"smpp-{self.cfg.name}"),
                        asyncio.create_task(self._expire_parts(), name=f"smpp-parts-{self.cfg.name}")]
 
-    async def stop(self) -> None:
-        await self.client.stop()
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop the client (within `grace` seconds, if given) and the janitor."""
+        await self.client.stop(grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def on_incoming(self, inc: Incoming) -> int:
         """The deliver_sm_resp status for one deliver_sm / data_sm."""
+        if is_receipt(inc.esm_class):
+            return await self._answer_receipt(inc)
         try:
-            return await self._take(inc)
-        except (BadFragment, BadReceipt, AddressError) as err:
+            status, outcome = await self._take(inc)
+        except (BadFragment, AddressError) as err:
+            log.warning("smpp.refused", connector=self.cfg.name, source=inc.source_addr, error=str(err))
+            status, outcome = ESME_RX_P_APPN, "refused"
+        except Exception:  # noqa: BLE001 - the SMSC will retry
+            log.exception("smpp.store_failed", connector=self.cfg.name)
+            status, outcome = ESME_RX_T_APPN, "failed"
+        self.inbound[outcome] += 1
+        return status
+
+    async def _answer_receipt(self, inc: Incoming) -> int:
+        """The status for a delivery receipt: ROK once its status is committed."""
+        try:
+            await self._receipt(inc)
+        except (BadReceipt, AddressError) as err:
             log.warning("smpp.refused", connector=self.cfg.name, source=inc.source_addr, error=str(err))
             return ESME_RX_P_APPN
         except Exception:  # noqa: BLE001 - the SMSC will retry
             log.exception("smpp.store_failed", connector=self.cfg.name)
             return ESME_RX_T_APPN
+        return ROK
 
-    async def _take(self, inc: Incoming) -> int:
-        if is_receipt(inc.esm_class):
-            await self._receipt(inc)
-            return ROK
+    async def _take(self, inc: Incoming) -> tuple[int, str]:
+        """(status, outcome) for one MO that is not a receipt."""
         sender = normalize_address(inc.source_addr, inc.source_ton, inc.source_npi, self.cfg.country)
         recipient = normalize_address(inc.dest_addr, inc.dest_ton, inc.dest_npi, self.cfg.country)
         if recipient not in self.svc.directory.sms_numbers:
             log.warning("smpp.not_our_number", connector=self.cfg.name, dest=recipient)
-            return ESME_RINVDSTADR
+            return ESME_RINVDSTADR, "refused"
         fragment = fragment_of(inc.esm_class, inc.data_coding, inc.short_message, inc.tlvs)
+        unit: Unit[Stored | None]
         if fragment.total <= 1:  # decoded and fingerprinted here: the writer is the serial stage
             unit = partial(self._store_whole, whole=self._whole(fragment, sender, recipient))
         else:
@@ -82,10 +113,10 @@ class SmppConnection:
         if stored is not None:
             self.svc.router.dispatch(stored)
             await self.svc.router.caught_up()
-        return ROK
+        return ROK, "duplicate" if stored is not None and stored.duplicate else "stored"
 
     async def _receipt(self, inc: Incoming) -> None:
-        raw = inc.short_message or inc.tlvs.get("message_payload") or b""
+        raw = inc.short_message or cast(bytes, inc.tlvs.get("message_payload")) or b""  # an octet-string TLV
         receipt = parse_receipt(decode_short_message(inc.data_coding, raw, self.cfg.default_alphabet), inc.tlvs)
         status = receipt_status(receipt.stat)
         error = f"{receipt.stat} (err {receipt.err})" if status in (FAILED, UNDELIVERED) else None
@@ -94,9 +125,10 @@ class SmppConnection:
 
     def _whole(self, fragment: Fragment, sender: str, recipient: str) -> tuple:
         """A one-part message as _inbound takes it."""
-        text = decode_short_message(fragment.data_coding, fragment.payload, self.cfg.default_alphabet)
+        text, original = storable_text(
+            decode_short_message(fragment.data_coding, fragment.payload, self.cfg.default_alphabet), fragment.payload)
         digest = fingerprint(sender, recipient, fragment.data_coding.to_bytes(2, "big"), fragment.payload)
-        return sender, recipient, text, digest, False, count_segments(text)
+        return sender, recipient, text, digest, False, count_segments(text), original
 
     async def _store_whole(self, conn, whole: tuple) -> Stored:
         return await self._inbound(conn, *whole)
@@ -104,7 +136,7 @@ class SmppConnection:
     async def _store_part(self, conn, fragment: Fragment, sender: str, recipient: str) -> Stored | None:
         key = concat_key(sender, recipient, fragment)
         if not await self._keep_part(conn, key, fragment, sender, recipient):
-            return None
+            return Stored(duplicate=True)
         rows = await self._pending_parts(conn, key)
         if len({r.seq for r in rows}) < fragment.total:
             return None
@@ -113,7 +145,8 @@ class SmppConnection:
     async def _keep_part(self, conn, key: str, fragment: Fragment, sender: str, recipient: str) -> bool:
         """Store a part; False when it is a resend of one we have."""
         where = sa.and_(smpp_parts.c.connector == self.cfg.name, smpp_parts.c.key == key)
-        same = (await conn.execute(sa.select(smpp_parts.c.payload, smpp_parts.c.done).where(where, smpp_parts.c.seq == fragment.seq))).first()
+        query = sa.select(smpp_parts.c.payload, smpp_parts.c.done).where(where, smpp_parts.c.seq == fragment.seq)
+        same = (await conn.execute(query)).first()
         if same is not None:
             if same.payload == fragment.payload or not same.done:
                 return False
@@ -134,12 +167,15 @@ class SmppConnection:
     async def _complete(self, conn, key: str, rows) -> Stored:
         fragments = [Fragment(r.ref, r.width, r.total, r.seq, r.data_coding, r.payload) for r in rows]
         text, complete = assemble(fragments, self.cfg.default_alphabet)
+        text, original = storable_text(text, b"".join(r.payload for r in rows))
         await conn.execute(smpp_parts.update().where(smpp_parts.c.id.in_([r.id for r in rows])).values(done=True))
         digest = fingerprint(key.encode(), *(r.payload for r in rows))
-        return await self._inbound(conn, rows[0].sender, rows[0].recipient, text, digest, incomplete=not complete)
+        return await self._inbound(conn, rows[0].sender, rows[0].recipient, text, digest, incomplete=not complete,
+                                   original=original)
 
-    async def _inbound(self, conn, sender, recipient, text, digest, incomplete, counted=None) -> Stored:
-        sms = InboundSms(self.cfg.name, "", sender, recipient, text)
+    async def _inbound(self, conn, sender, recipient, text, digest, incomplete, counted=None,
+                       original=None) -> Stored:
+        sms = InboundSms(self.cfg.name, "", sender, recipient, text, original=original)
         return await store_inbound(conn, sms, self.svc.directory, self.svc.presence,
                                    Fingerprint(digest, self.cfg.dedupe_window), incomplete=incomplete,
                                    counted=counted)
@@ -159,12 +195,19 @@ class SmppConnection:
         now = utcnow()
         cutoff = now - timedelta(seconds=self.cfg.concat_timeout)
         mine = smpp_parts.c.connector == self.cfg.name
-        keys = (await conn.execute(sa.select(smpp_parts.c.key).where(mine, ~smpp_parts.c.done)
-                                   .group_by(smpp_parts.c.key).having(sa.func.min(smpp_parts.c.received_at) < cutoff))).scalars().all()
+        query = (sa.select(smpp_parts.c.key).where(mine, ~smpp_parts.c.done).group_by(smpp_parts.c.key)
+                 .having(sa.func.min(smpp_parts.c.received_at) < cutoff))
+        keys = (await conn.execute(query)).scalars().all()
         out = [await self._complete(conn, key, await self._pending_parts(conn, key)) for key in keys]
         forget = now - timedelta(seconds=max(self.cfg.dedupe_window, self.cfg.concat_timeout))
         await conn.execute(smpp_parts.delete().where(mine, smpp_parts.c.done, smpp_parts.c.received_at < forget))
         return out
+
+
+def storable_text(text: str, payload: bytes) -> tuple[str, bytes | None]:
+    """`text` as every store holds it, and `payload` if that text is not exactly what the bytes say."""
+    text, _ = storable(text)
+    return text, payload if _REPLACEMENT in text else None
 
 
 def fingerprint(*parts: bytes | str) -> str:
@@ -183,5 +226,6 @@ def settings(cfg: SmppConnector) -> SmppSettings:
         system_type=cfg.system_type, address_range=cfg.address_range, bind=cfg.bind, window=cfg.window,
         enquire_link_seconds=cfg.enquire_link_seconds, response_timeout=cfg.response_timeout,
         reconnect_min=cfg.reconnect_min, reconnect_max=cfg.reconnect_max, rate_limit=cfg.rate_limit,
-        throttle_pause=cfg.throttle_pause, submit_retries=cfg.submit_retries,
+        throttle_pause=cfg.throttle_pause, throttle_max_pause=cfg.throttle_max_pause,
+        submit_retries=cfg.submit_retries,
     )

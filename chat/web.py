@@ -1,4 +1,8 @@
-"""HTTP: the browser client's files, and the routes of every HTTP module.
+"""HTTP: the browser client's files, the routes of every HTTP module, and the headers every answer carries.
+
+Rules: every response, whatever route or error produced it, carries the security headers: a CSP
+with no inline script or style (the client is /static files only), no framing, no MIME sniffing,
+no referrer, and a `Server` header that names no versions.
 """
 from __future__ import annotations
 
@@ -6,12 +10,37 @@ from pathlib import Path
 
 from aiohttp import web
 
-from chat import login, ops, sessions, webhooks
+from chat import login, ops, receipts, sessions, webhooks
 from chat.config import Config
 from chat.replies import error
 from chat.services import SERVICES
 
 STATIC = Path(__file__).resolve().parent / "static"
+CSP = "; ".join((
+    "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "font-src 'self'",
+    "connect-src 'self'", "manifest-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'",
+))
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Server": "didchat",
+}
+HSTS = "max-age=31536000"
+
+
+def security_headers(config: Config):
+    """The on_response_prepare hook that puts the security headers on every answer (HSTS behind https)."""
+    headers = dict(SECURITY_HEADERS)
+    if config.public_url.startswith("https://"):
+        headers["Strict-Transport-Security"] = HSTS
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(headers)  # before aiohttp's own default Server header is set
+
+    return add
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -31,6 +60,8 @@ def add_routes(app: web.Application, config: Config) -> None:
     login.setup(app, config)
     sessions.setup(app, config)
     ops.setup(app, config)
+    receipts.setup(app, config)  # no route: the expiry sweep of parked status reports
     app.router.add_get("/", index)
     app.router.add_get("/static/vendor/socket.io.min.js", vendor_socketio)
     app.router.add_static("/static/", STATIC)
+    app.on_response_prepare.append(security_headers(config))

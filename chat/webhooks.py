@@ -1,8 +1,12 @@
 """Provider webhooks: inbound messages and status callbacks, answered after the commit.
 
 Rules: a webhook is answered 2xx only after what it carried is committed (invariant 1); a
-bad signature is 403 and stores nothing; a malformed body is 400 naming the field; a number
-that is not ours is 404 naming it; a store failure is 503 so the provider retries.
+bad signature is 403 and stores nothing; a signed body that is not JSON on a generic route is
+415; a malformed body is 400 naming the field (gateway.webhooks parses every body defensively,
+so no body can raise past it); an SMS to a number that is not ours, or not this connector's,
+is 404 naming the number and the connector and stores nothing (a connector speaks only for its
+own numbers); a store failure is 503 so the provider retries, and only a store failure: text
+no database can hold is made storable before the commit (invariant 10), never "retry later".
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from aiohttp import web
 
 from chat.config import Config
 from chat.ingest import inbound_unit
+from chat.metrics import METRICS
 from chat.receipts import report_unit
 from chat.replies import error
 from chat.services import SERVICES, Services
@@ -22,22 +27,27 @@ JSON_OK = WebhookReply(200, b'{"ok":true}', "application/json")
 
 
 async def twilio_message(request: web.Request) -> web.Response:
+    """Twilio's incoming SMS."""
     return await _webhook(request, TwilioWebhook, "message", TWIML_EMPTY)
 
 
 async def twilio_status(request: web.Request) -> web.Response:
+    """Twilio's status callback for a message we sent."""
     return await _webhook(request, TwilioWebhook, "status", TWIML_EMPTY)
 
 
 async def generic_message(request: web.Request) -> web.Response:
+    """The generic JSON incoming SMS."""
     return await _webhook(request, GenericWebhook, "message", JSON_OK)
 
 
 async def generic_status(request: web.Request) -> web.Response:
+    """The generic JSON status callback."""
     return await _webhook(request, GenericWebhook, "status", JSON_OK)
 
 
 async def _webhook(request: web.Request, kind: type, what: str, reply: WebhookReply) -> web.Response:
+    """Verify, parse, check the number is this connector's, commit, then answer (the rules above)."""
     svc = request.app[SERVICES]
     name = request.match_info["connector"]
     parser = svc.webhooks.get(name)
@@ -48,15 +58,33 @@ async def _webhook(request: web.Request, kind: type, what: str, reply: WebhookRe
         item = _parse(parser, what, svc.public_url(request.path_qs), body, request.headers)
     except WebhookError as err:
         log.warning("webhook.refused", connector=name, status=err.status, error=err.message)
+        request.app[METRICS].webhook(name, what, "refused")
         return error(err.status, err.message, err.field)
-    if isinstance(item, InboundSms) and item.recipient not in svc.directory.sms_numbers:
-        return error(404, f"{item.recipient} is not one of our SMS numbers", "to")
+    assert parser is not None  # isinstance above
+    refused = _foreign(svc, name, parser.recipient_field, item) if isinstance(item, InboundSms) else None
+    if refused is not None:
+        request.app[METRICS].webhook(name, what, "refused")
+        return refused
     try:
-        await _commit_and_route(svc, item)
+        duplicate = await _commit_and_route(svc, item)
     except Exception as err:  # noqa: BLE001 - the provider will retry
         log.exception("webhook.store_failed", connector=name)
+        request.app[METRICS].webhook(name, what, "failed")
         return error(503, f"could not store the {what} ({type(err).__name__}); retry later")
+    request.app[METRICS].webhook(name, what, "duplicate" if duplicate else "stored")
     return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
+
+
+def _foreign(svc: Services, connector: str, field: str, sms: InboundSms) -> web.Response | None:
+    """A 404 for an SMS to a number that is not ours or that another connector owns, else None."""
+    if sms.recipient not in svc.directory.sms_numbers:
+        problem = f"{sms.recipient} is not one of our SMS numbers"
+    elif svc.directory.connector_of.get(sms.recipient) != connector:
+        problem = f"{sms.recipient} is not a number of connector {connector!r}"
+    else:
+        return None
+    log.warning("webhook.foreign_number", connector=connector, number=sms.recipient)
+    return error(404, problem, field)
 
 
 def _parse(parser, what: str, url: str, body: bytes, headers) -> InboundSms | StatusReport:
@@ -64,13 +92,16 @@ def _parse(parser, what: str, url: str, body: bytes, headers) -> InboundSms | St
     return parser.parse_message(*args) if what == "message" else parser.parse_status(*args)
 
 
-async def _commit_and_route(svc: Services, item: InboundSms | StatusReport) -> None:
+async def _commit_and_route(svc: Services, item: InboundSms | StatusReport) -> bool:
+    """Commit and route what a webhook carried; whether it was a message we had already."""
     if isinstance(item, InboundSms):
         stored = await svc.commit.run(inbound_unit(item, svc.directory, svc.presence))
         svc.router.dispatch(stored)
         await svc.router.caught_up()
+        return stored.duplicate
     else:
         await svc.router.push_status(await svc.commit.run(report_unit(item)))
+        return False
 
 
 def setup(app: web.Application, config: Config) -> None:

@@ -20,7 +20,6 @@ from gateway.messages import (
     StatusReport,
 )
 from gateway.numbers import InvalidNumber, normalize_number, normalize_sender
-from gateway.senders import GenericSender, Sender, TwilioSender
 from gateway.text import GSM7, UCS2, count_segments, count_units, encoding_for, storable
 from gateway.webhooks import (
     GenericWebhook,
@@ -72,3 +71,12 @@ __all__ = [
     "twilio_routing",
     "twilio_signature",
 ]
+SENDERS = ("GenericSender", "Sender", "TwilioSender")
+
+
+def __getattr__(name: str):
+    """The senders, imported on first use: they load aiohttp, which `didchat simulate sms` must not wait for."""
+    if name in SENDERS:
+        from gateway import senders
+        return getattr(senders, name)
+    raise AttributeError(f"module 'gateway' has no attribute {name!r}")

@@ -3,6 +3,8 @@
 Rules:
 - Numbers we store and compare are E.164 (`+` and digits), checked against the numbering plan.
 - `normalize_number` is strict: our own numbers and agent-entered recipients must be real E.164.
+- A value holding what no store can hold (U+0000, lone surrogates: gateway.text.storable) is
+  never a number: phonenumbers would quietly drop a trailing NUL, and a number must be exact.
 - `normalize_sender` is lenient, for what a provider says a message came from: short codes
   (3-8 digits, no `+`) and alphanumeric sender ids are kept as given, because `phonenumbers`
   would turn "12345" into an invalid "+112345" and refuses letters.
@@ -14,6 +16,8 @@ import re
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+
+from gateway.text import storable
 
 _SHORT_CODE = re.compile(r"\d{3,8}")
 _ALPHANUMERIC = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 .&'_\-]{1,11}")
@@ -52,6 +56,8 @@ def normalize_number(raw: str, default_region: str | None = None) -> str:
     text = raw.strip()
     if not text:
         raise InvalidNumber(raw, "it is empty")
+    if storable(text)[1]:
+        raise InvalidNumber(raw, "it holds U+0000 or a lone surrogate")
     try:
         parsed = phonenumbers.parse(text, default_region)
     except NumberParseException as err:

@@ -3,7 +3,15 @@
 Rules:
 - The signature is checked first, on the raw body, before anything is parsed: a request with a
   bad or missing signature raises SignatureError (403) whatever its body is.
-- Every other problem raises MalformedWebhook (400) naming the field and what is wrong with it.
+- Every other problem raises MalformedWebhook (400) naming the field (or "body") and what is
+  wrong with it, whatever the body holds: bodies are parsed defensively in one place (`_decode`,
+  `_json_object`, `_Fields`): nesting too deep, integers too long for int(), ids, numbers and
+  texts too long for their columns are all 400s, never an exception the server did not expect.
+- The generic webhook takes only application/json (UnsupportedMediaType, 415, after the signature).
+- Every decodable message is stored: text-like fields that reach the store (text, media, error
+  texts) go through `gateway.text.storable`, and when any had to change (or the body was not
+  valid UTF-8) the raw body is kept as `InboundSms.original`. Fields that must stay exact (ids,
+  numbers, statuses) are refused instead, naming the field.
 - Recipients (our numbers) are strict E.164; senders may be short codes or alphanumeric ids.
 - No server code here: the caller hands in the URL, body and headers and writes the answer.
 """
@@ -12,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,9 +42,15 @@ from gateway.messages import (
     StatusReport,
 )
 from gateway.numbers import InvalidNumber, normalize_number, normalize_sender
+from gateway.text import storable
 
 MAX_TEXT = 10_000
 MAX_MEDIA = 10
+MAX_ID = 128  # messages.provider_id is VARCHAR(128): a longer id could never be stored
+MAX_NUMBER = 64  # longer than any phone number, short code or sender id (and than phonenumbers reads)
+MAX_SHORT = 2_048  # a media URL or content type
+MAX_DIGITS = 64  # no field we read holds a longer integer; int() refuses 4,300 digits and more
+_DECIMAL = re.compile(r"[0-9]{1,18}")  # a count in a form field: ASCII digits, bounded before int()
 TWILIO_SIGNATURE_HEADER = "X-Twilio-Signature"
 DIDCHAT_SIGNATURE_HEADER = "X-Didchat-Signature"
 
@@ -77,6 +92,12 @@ class MalformedWebhook(WebhookError):
     status = 400
 
 
+class UnsupportedMediaType(WebhookError):
+    """The request is signed but its body is not of the content type the webhook takes."""
+
+    status = 415
+
+
 @dataclass(frozen=True)
 class WebhookReply:
     """What to answer a webhook we accepted."""
@@ -113,6 +134,15 @@ def twilio_params(body: bytes) -> MultiDict[str]:
     return MultiDict(parse_qsl(text, keep_blank_values=True))
 
 
+def _utf8_form(body: bytes) -> bool:
+    """Whether a form body reads as UTF-8 throughout, raw and percent-encoded bytes alike."""
+    try:
+        parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
     """Sign a request as Twilio does: HMAC-SHA1 of the URL and the sorted params, base64."""
     return RequestValidator(auth_token).compute_signature(url, params)
@@ -127,6 +157,8 @@ def twilio_routing(body: bytes) -> TwilioRouting:
 class TwilioWebhook:
     """Twilio's incoming-message and status-callback webhooks for one connector."""
 
+    recipient_field = "To"
+
     reply = WebhookReply(
         200, b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>', "text/xml"
     )
@@ -138,7 +170,7 @@ class TwilioWebhook:
 
     def parse_message(self, url: str, body: bytes, headers: Mapping[str, str]) -> InboundSms:
         """Verify and read an incoming message; `url` is the exact public URL Twilio called."""
-        fields = _Fields(self.verify(url, body, headers))
+        fields = _Fields(self.verify(url, body, headers), altered=not _utf8_form(body))
         media = _twilio_media(fields)
         return InboundSms(
             connector=self.connector,
@@ -147,6 +179,7 @@ class TwilioWebhook:
             recipient=fields.number("To", normalize_number),
             text=fields.text("Body", allow_empty=bool(media), required=not media),
             media=media,
+            original=body if fields.altered else None,
         )
 
     def parse_status(self, url: str, body: bytes, headers: Mapping[str, str]) -> StatusReport:
@@ -157,7 +190,7 @@ class TwilioWebhook:
             connector=self.connector,
             provider_id=fields.first("MessageSid", "SmsSid"),
             status=fields.choice(name, TWILIO_STATUSES),
-            error=_twilio_error(fields.data.get("ErrorCode"), fields.data.get("ErrorMessage")),
+            error=_twilio_error(fields.optional_text("ErrorCode"), fields.optional_text("ErrorMessage")),
         )
 
     def verify(self, url: str, body: bytes, headers: Mapping[str, str]) -> MultiDict[str]:
@@ -177,7 +210,7 @@ def _twilio_media(fields: _Fields) -> tuple[Media, ...]:
     """Read NumMedia and its MediaUrlN / MediaContentTypeN pairs."""
     count = fields.integer("NumMedia", 0, MAX_MEDIA)
     return tuple(
-        Media(url=fields.required(f"MediaUrl{n}"), content_type=fields.required(f"MediaContentType{n}"))
+        Media(url=fields.short_text(f"MediaUrl{n}"), content_type=fields.short_text(f"MediaContentType{n}"))
         for n in range(count)
     )
 
@@ -200,6 +233,8 @@ def didchat_signature(secret: str, body: bytes) -> str:
 class GenericWebhook:
     """didchat's generic JSON webhooks, signed with X-Didchat-Signature, for one connector."""
 
+    recipient_field = "to"
+
     reply = WebhookReply(200, b"{}", "application/json")
 
     def __init__(self, connector: str, secret: str):
@@ -212,7 +247,7 @@ class GenericWebhook:
 
     def parse_message(self, body: bytes, headers: Mapping[str, str]) -> InboundSms:
         """Verify and read {"id", "from", "to", "text", "timestamp"?}."""
-        fields = _Fields(self.verify(body, headers))
+        fields = self._fields(body, headers)
         return InboundSms(
             connector=self.connector,
             provider_id=fields.identifier("id"),
@@ -220,11 +255,12 @@ class GenericWebhook:
             recipient=fields.number("to", normalize_number),
             text=fields.text("text"),
             received_at=fields.timestamp("timestamp"),
+            original=body if fields.altered else None,
         )
 
     def parse_status(self, body: bytes, headers: Mapping[str, str]) -> StatusReport:
         """Verify and read {"id", "status", "error"?}; status is one of gateway.messages.STATUSES."""
-        fields = _Fields(self.verify(body, headers))
+        fields = self._fields(body, headers)
         return StatusReport(
             connector=self.connector,
             provider_id=fields.identifier("id"),
@@ -232,36 +268,90 @@ class GenericWebhook:
             error=fields.optional_text("error"),
         )
 
-    def verify(self, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
-        """Check X-Didchat-Signature in constant time; return the JSON object."""
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> Mapping[str, Any]:
+        """Check X-Didchat-Signature in constant time, then the content type; return the JSON object."""
+        return self._fields(body, headers).data
+
+    def _fields(self, body: bytes, headers: Mapping[str, str]) -> _Fields:
+        """The verified body's fields, knowing whether its text had to be decoded with replacements."""
         signature = header(headers, DIDCHAT_SIGNATURE_HEADER)
         if not signature:
             raise SignatureError(f"missing header {DIDCHAT_SIGNATURE_HEADER}")
         expected = self.sign(body).encode("ascii")
-        if not hmac.compare_digest(signature.encode("utf-8"), expected):
+        # aiohttp reads header bytes that are not UTF-8 as surrogate escapes; they must not raise here.
+        if not hmac.compare_digest(signature.encode("utf-8", "surrogateescape"), expected):
             raise SignatureError(f"bad {DIDCHAT_SIGNATURE_HEADER}")
-        return _json_object(body)
+        _require_json(header(headers, "Content-Type"))
+        text, altered = _decode(body)
+        return _Fields(_json_object(text), altered=altered)
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    """Decode a body that must be one JSON object."""
+def _require_json(content_type: str | None) -> None:
+    """Refuse a body that does not say it is JSON (RFC 8259 JSON is UTF-8, parameters aside)."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        got = _shown(content_type) if content_type else "none"
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {got}", "Content-Type")
+
+
+def _decode(body: bytes) -> tuple[str, bool]:
+    """The body as UTF-8 text, bytes that are not UTF-8 read as U+FFFD; whether any were."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise MalformedWebhook(f"body is not valid JSON: {err}") from None
+        return body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return body.decode("utf-8", errors="replace"), True
+
+
+@dataclass(frozen=True)
+class _LongInteger:
+    """A JSON integer with more digits than any field may hold, kept unconverted."""
+
+    digits: int
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits} digits"
+
+
+def _json_integer(text: str) -> int | _LongInteger:
+    """Convert a JSON integer, unless it is too long to be any field's value (or for int())."""
+    digits = len(text.lstrip("-"))
+    return int(text) if digits <= MAX_DIGITS else _LongInteger(digits)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """Decode a body that must be one JSON object, whatever it holds instead."""
+    try:
+        data = json.loads(text, parse_int=_json_integer)
+    except RecursionError:
+        raise MalformedWebhook("body is nested too deeply to be a webhook", "body") from None
+    except ValueError as err:  # JSONDecodeError, and anything a number's conversion raises
+        raise MalformedWebhook(f"body is not valid JSON: {err}", "body") from None
     if not isinstance(data, dict):
-        raise MalformedWebhook("body is not a JSON object")
+        raise MalformedWebhook("body is not a JSON object", "body")
     return data
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value for an error message: its repr (escapes NULs and surrogates), cut short."""
+    if isinstance(value, list | dict):
+        return f"a JSON {'array' if isinstance(value, list) else 'object'}"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # --- fields -------------------------------------------------------------------------------------
 
 
 class _Fields:
-    """Typed reads of a webhook's fields, each failure naming the field."""
+    """Typed reads of a webhook's fields, each failure naming the field.
 
-    def __init__(self, data: Mapping[str, Any]):
+    `altered` says whether anything read so far had to change to be storable (or was decoded
+    with replacements): then the caller keeps the original payload.
+    """
+
+    def __init__(self, data: Mapping[str, Any], *, altered: bool = False):
         self.data = data
+        self.altered = altered
 
     def required(self, name: str) -> Any:
         """Return a field that must be present and not null."""
@@ -271,10 +361,16 @@ class _Fields:
         return value
 
     def first(self, *names: str) -> str:
-        """Return the first non-empty of several alternative string fields."""
-        value = next((self.data[n] for n in names if self.data.get(n)), None)
-        if value is None:
+        """Return the first non-empty of several alternative id fields."""
+        name = next((n for n in names if self.data.get(n)), None)
+        if name is None:
             raise MalformedWebhook(f"missing field {names[0]!r}", names[0])
+        return self.identifier(name)
+
+    def repaired(self, value: str) -> str:
+        """Return `value` as the store can hold it (gateway.text.storable), noting when it had to change."""
+        value, changed = storable(value)
+        self.altered = self.altered or changed
         return value
 
     def string(self, name: str) -> str:
@@ -285,18 +381,27 @@ class _Fields:
         return value
 
     def identifier(self, name: str) -> str:
-        """Return a non-empty id, given as a string or an integer."""
+        """Return a non-empty id, given as a string or an integer, exactly as the provider gave it."""
         value = self.required(name)
+        if isinstance(value, _LongInteger):
+            raise MalformedWebhook(f"field {name!r} is {value!r}; an id has at most {MAX_ID} characters", name)
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         if not isinstance(value, str) or not value:
             raise MalformedWebhook(f"field {name!r} must be a non-empty string", name)
+        if len(value) > MAX_ID:
+            raise MalformedWebhook(f"field {name!r} is longer than {MAX_ID} characters", name)
+        if storable(value)[1]:  # an id must match the provider's exactly: it cannot be repaired
+            raise MalformedWebhook(f"field {name!r} holds U+0000 or a lone surrogate, which no id may", name)
         return value
 
     def number(self, name: str, normalize: Callable[[str], str]) -> str:
         """Return a phone number field normalised, or name the field and why it is refused."""
+        value = self.string(name)
+        if len(value) > MAX_NUMBER:
+            raise MalformedWebhook(f"field {name!r} is longer than {MAX_NUMBER} characters", name)
         try:
-            return normalize(self.string(name))
+            return normalize(value)
         except InvalidNumber as err:
             raise MalformedWebhook(f"field {name!r}: {err}", name) from None
 
@@ -309,23 +414,30 @@ class _Fields:
             raise MalformedWebhook(f"field {name!r} is empty and the message has no media", name)
         if len(value) > MAX_TEXT:
             raise MalformedWebhook(f"field {name!r} is longer than {MAX_TEXT} characters", name)
-        return value
+        return self.repaired(value)
+
+    def short_text(self, name: str) -> str:
+        """Return a required short text (a media URL or content type), made storable."""
+        value = self.string(name)
+        if len(value) > MAX_SHORT:
+            raise MalformedWebhook(f"field {name!r} is longer than {MAX_SHORT} characters", name)
+        return self.repaired(value)
 
     def optional_text(self, name: str) -> str | None:
-        """Return an optional short text (an error message or code), or None."""
+        """Return an optional short text (an error message or code), made storable, or None."""
         value = self.data.get(name)
         if value is None or value == "":
             return None
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise MalformedWebhook(f"field {name!r} must be a string", name)
-        return str(value)[:MAX_TEXT]
+        return storable(str(value)[:MAX_TEXT])[0]
 
     def choice(self, name: str, table: Mapping[str, str]) -> str:
         """Return the value a field's value maps to in `table`."""
         value = self.string(name)
         if value not in table:
             allowed = ", ".join(sorted(table))
-            raise MalformedWebhook(f"field {name!r}: {value!r} is not one of {allowed}", name)
+            raise MalformedWebhook(f"field {name!r}: {_shown(value)} is not one of {allowed}", name)
         return table[value]
 
     def integer(self, name: str, low: int, high: int, default: int = 0) -> int:
@@ -333,9 +445,11 @@ class _Fields:
         value = self.data.get(name)
         if value is None or value == "":
             return default
-        if not str(value).isdecimal() or not low <= int(value) <= high:
+        # Digits are counted before int(): int() of 4,300 digits or more raises ValueError.
+        text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+        if not _DECIMAL.fullmatch(text) or not low <= int(text) <= high:
             raise MalformedWebhook(f"field {name!r} must be an integer from {low} to {high}", name)
-        return int(value)
+        return int(text)
 
     def timestamp(self, name: str) -> datetime | None:
         """Return an optional time given as ISO 8601 or unix seconds, in UTC when unzoned."""
@@ -346,12 +460,12 @@ class _Fields:
             return _timestamp(value)
         except (TypeError, ValueError, OverflowError, OSError):
             problem = "must be ISO 8601 or unix seconds"
-            raise MalformedWebhook(f"field {name!r}: {value!r} {problem}", name) from None
+            raise MalformedWebhook(f"field {name!r}: {_shown(value)} {problem}", name) from None
 
 
 def _timestamp(value: Any) -> datetime:
     """Read ISO 8601 text or unix seconds; raise ValueError/TypeError otherwise."""
-    if isinstance(value, bool):
+    if isinstance(value, bool | _LongInteger):
         raise TypeError(value)
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value, UTC)

@@ -3,8 +3,23 @@ templates, business hours, a pure engine (events in, effects out), opt-out keywo
 runner. It imports nothing else of didchat and does no I/O of its own."""
 from scenarios.engine import MAX_STEPS, Engine
 from scenarios.events import (
-    SYSTEM_TRIGGERS, TRIGGERS, Call, CallResult, Close, CustomerReply, Notify, OptOut, Result, Route,
-    SaveActivity, SendReply, SetContactFields, SetTimer, Tag, Timeout, Trigger,
+    SYSTEM_TRIGGERS,
+    TRIGGERS,
+    Call,
+    CallResult,
+    Close,
+    CustomerReply,
+    Notify,
+    OptOut,
+    Result,
+    Route,
+    SaveActivity,
+    SendReply,
+    SetContactFields,
+    SetTimer,
+    Tag,
+    Timeout,
+    Trigger,
 )
 from scenarios.optout import classify
 from scenarios.program import Scenario, load_scenario, parse_scenario, system_scenario

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -28,7 +28,7 @@ class Hours:
     yearly: frozenset[tuple[int, int]]  # (month, day) closed every year
 
     def is_open(self, now: datetime) -> bool:
-        local = (now if now.tzinfo else now.replace(tzinfo=timezone.utc)).astimezone(self.zone)
+        local = (now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(self.zone)
         if self._holiday(local.date()):
             return False
         minute = local.hour * 60 + local.minute

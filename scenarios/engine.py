@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from scenarios import events as ev
@@ -49,7 +49,7 @@ class Engine:
 
 
 def _aware(now: datetime) -> datetime:
-    return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
 class _Execution:

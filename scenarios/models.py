@@ -11,8 +11,15 @@ from datetime import date, timedelta
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PlainSerializer, Tag,
-    WithJsonSchema, field_validator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    WithJsonSchema,
+    field_validator,
 )
 
 DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
@@ -241,7 +248,7 @@ def _guess(keys: list[Any]) -> str:
 
 
 Step = Annotated[
-    Union[tuple(Annotated[m, Tag(TAG + k)] for k, m in KINDS.items())],  # type: ignore[misc]
+    Union[tuple(Annotated[m, Tag(TAG + k)] for k, m in KINDS.items())],  # type: ignore[misc]  # noqa: UP007 - built from a table
     Discriminator(step_kind), BeforeValidator(_check_step),
 ]
 Steps = list[Step]
@@ -266,7 +273,7 @@ class Triggers(Model):
     help: Steps = []
 
 
-ParamValue = Union[str, int, float, bool, None, list[Any], dict[str, Any]]
+ParamValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 
 
 class ScenarioFile(Model):

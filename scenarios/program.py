@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -93,6 +94,7 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     return parse_scenario(text, name)
 
 
+@cache  # shipped files never change, and a Scenario is immutable: one parse serves every number
 def system_scenario(name: str) -> Scenario:
     """One of the scenarios shipped with didchat: "default" or "optout"."""
     path = SYSTEM_DIR / f"{name}.yaml"

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,7 +27,7 @@ from scenarios.optout import classify
 from scenarios.program import Scenario, load_scenario, system_scenario
 from scenarios.source import Document, SourceError, load
 
-DEFAULT_NOW = datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc)  # a Monday, 10:00 in New York
+DEFAULT_NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
 Presence = Literal["ready", "not_ready", "offline"]
 VISIBLE = (ev.SendReply, ev.Route, ev.Notify, ev.Tag, ev.Close, ev.SaveActivity, ev.OptOut)
 

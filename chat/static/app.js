@@ -81,8 +81,14 @@ const state = {
   newFrom: null,          // chosen "from" in new-conversation mode
 };
 
-const SEND_TIMEOUT_MS = 10000;
-const SEND_ATTEMPTS = 3;
+// A call not answered this soon means the link is gone (the server answers every call within
+// its own 10 s, "retry" included): say "Reconnecting…" and reconnect rather than show
+// "Connected" while sends hang. Sends stay queued and go again with the same client_id.
+const ACK_TIMEOUT_MS = 2500;
+const SYNC_TIMEOUT_MS = 15000;
+const SEND_ATTEMPTS = 8;          // answers with `retry` (the server's store is unavailable)
+const RETRY_MAX_MS = 10000;
+const RESTART_WAIT_MS = 10000;    // after `server_restarting`: the server's shutdown_seconds and a margin
 
 // ---------------------------------------------------------------------------------------------
 // DOM helpers
@@ -186,15 +192,25 @@ function acceptToken(res, data) {
   renderUser();
 }
 
+/** POST /api/refresh, one tab at a time: the server ends the session when one refresh token is
+ *  presented twice, and the tabs of this browser share the cookie that holds it. */
+function postRefresh() {
+  if (navigator.locks && navigator.locks.request) {
+    return navigator.locks.request("didchat-refresh", () => postJSON("/api/refresh"));
+  }
+  return postJSON("/api/refresh");
+}
+
 let refreshing = null;
 /** POST /api/refresh; resolves true with a new token, false when the session is gone. */
 function refreshToken() {
   if (refreshing) return refreshing;
   refreshing = (async () => {
     try {
-      const { res, data } = await postJSON("/api/refresh");
+      const { res, data } = await postRefresh();
       if (res.ok && data && data.token) {
         acceptToken(res, data);
+        await sendAuth();
         return true;
       }
       if (res.status === 401 || res.status === 403) {
@@ -236,8 +252,17 @@ async function login(username, password) {
 }
 
 async function logout() {
-  try { await postJSON("/api/logout"); } catch { /* leaving anyway */ }
-  endSession(null);
+  endSession(null); // first: this tab's own `session_ended` needs no message
+  try { await postJSON("/api/logout"); } catch { /* left anyway; the session lapses */ }
+}
+
+/** Hand the open socket the current token, so its calls go on being answered. */
+async function sendAuth() {
+  const socket = state.socket;
+  if (!socket || !socket.connected || !state.token) return;
+  try {
+    await socket.timeout(ACK_TIMEOUT_MS).emitWithAck("auth", { token: state.token });
+  } catch { /* the next call that is refused with `reauth` tries again */ }
 }
 
 function resetData() {
@@ -305,6 +330,19 @@ function connectSocket() {
     state.connected = true;
     setConnection("syncing"); // "connected" once the first sync of this connection is merged
     sync();
+  });
+
+  socket.on("server_restarting", () => {  // the server stops soon; it closes us, we reconnect
+    state.connected = false;
+    setConnection("reconnecting");
+    // Should it never close us, the link is rebuilt all the same (queued sends wait meanwhile).
+    setTimeout(() => { if (state.socket === socket && socket.connected && !state.connected) linkLost(socket); },
+      RESTART_WAIT_MS);
+  });
+
+  socket.on("session_ended", (info) => {  // logged out (in another tab) or revoked
+    const reason = info && info.reason;
+    endSession(reason === "logged_out" ? "You logged out in another tab." : "Your session has ended. Please sign in again.");
   });
 
   socket.on("disconnect", (reason) => {
@@ -378,14 +416,32 @@ function setConnection(s) {
   $("presence").disabled = s !== "connected";
 }
 
-function emitWithAck(event, payload, timeout = SEND_TIMEOUT_MS) {
+function emitOnce(event, payload, timeout) {
   return new Promise((resolve, reject) => {
     const socket = state.socket;
-    if (!socket || !socket.connected) { reject(new Error("not connected")); return; }
+    if (!socket || !socket.connected || !state.connected) { reject(new Error("not connected")); return; }
     socket.timeout(timeout).emit(event, payload, (err, ack) => {
-      if (err) reject(err); else resolve(ack);
+      if (!err) { resolve(ack); return; }
+      if (state.socket === socket && socket.connected) linkLost(socket);
+      reject(err);
     });
   });
+}
+
+/** An unanswered call: the link is dead or stuck. Show it, and let the manager reconnect. */
+function linkLost(socket) {
+  state.connected = false;
+  setConnection("reconnecting");
+  for (const item of state.outbox) if (item.state === "sending") item.inFlight = false;
+  if (socket.io && socket.io.engine) socket.io.engine.close(); // the manager reconnects, then we sync
+}
+
+/** A call with its ack; a call refused for an expired token is repeated once after a refresh. */
+async function emitWithAck(event, payload, timeout = ACK_TIMEOUT_MS) {
+  const ack = await emitOnce(event, payload, timeout);
+  if (!(ack && ack.ok === false && ack.reauth)) return ack;
+  if (!(await refreshToken())) return ack;
+  return emitOnce(event, payload, timeout);
 }
 
 let syncTimer = null;
@@ -401,7 +457,7 @@ async function sync() {
   const cursors = {};
   for (const id of state.conversations.keys()) cursors[id] = lastSeq(id);
   try {
-    const ack = await emitWithAck("sync", { cursors, since: state.since }, 15000);
+    const ack = await emitWithAck("sync", { cursors, since: state.since }, SYNC_TIMEOUT_MS);
     if (!ack || ack.ok === false) throw new Error((ack && ack.error) || "sync refused");
     mergeSync(ack);
     if (state.connected) setConnection("connected");
@@ -620,18 +676,22 @@ async function trySend(item) {
   try {
     ack = await emitWithAck("send", item.payload); // same client_id on every retry
   } catch (err) {
-    item.inFlight = false;
-    if (!state.outbox.includes(item)) return; // stored meanwhile (seen via push/sync)
-    if (item.attempts < SEND_ATTEMPTS && state.connected) {
-      setTimeout(() => trySend(item), 1000 * item.attempts);
-    } else if (state.connected) {
+    item.inFlight = false; // unanswered: the link is being rebuilt; sent again after the next sync
+    renderTranscript();
+    return;
+  }
+  item.inFlight = false;
+  if (ack && ack.ok === false && ack.retry && state.outbox.includes(item)) {
+    // The server could not store it just now; the same client_id keeps a retry from doubling it.
+    if (item.attempts < SEND_ATTEMPTS) {
+      setTimeout(() => trySend(item), Math.min(RETRY_MAX_MS, 500 * 2 ** item.attempts));
+    } else {
       item.state = "unconfirmed";
-      item.error = "No answer from the server";
+      item.error = ack.error || "The server could not store it";
       renderTranscript();
     }
     return;
   }
-  item.inFlight = false;
   if (ack && ack.ok && ack.message) {
     state.outbox = state.outbox.filter((o) => o !== item);
     const msg = ack.message;
@@ -737,13 +797,13 @@ function renderConversationList() {
       "aria-current": state.selected === conv.id ? "true" : null,
     },
       el("div", { className: "ci-top" },
-        el("span", { className: "ci-name", text: name || number }),
+        el("span", { className: "ci-name", dir: "auto", text: name || number }),
         el("span", { className: "ci-time muted", text: formatTime(last ? last.created_at : conv.updated_at) })),
       el("div", { className: "ci-bottom" },
         el("span", { className: "ci-sub muted", text: name ? number : (conv.state === "closed" ? "closed" : "") }),
       ),
       el("div", { className: "ci-bottom" },
-        el("span", { className: "ci-preview", "data-testid": "conversation-preview", text: preview }),
+        el("span", { className: "ci-preview", dir: "auto", "data-testid": "conversation-preview", text: preview }),
         unread ? el("span", { className: "badge", "data-testid": "unread-badge", text: String(unread), "aria-label": `${unread} unread` }) : null),
     );
     li.addEventListener("click", () => selectConversation(conv.id));
@@ -791,7 +851,9 @@ function renderPane() {
   $("conv-title").hidden = sel === "new";
   if (conv) {
     const { name, number } = contactLabel(conv);
-    $("conv-name").textContent = name ? `${name} · ${number}` : number;
+    // Each part isolated: an RTL override in a contact's name must not reverse the number after it.
+    const part = (text) => el("bdi", { dir: "auto", text });
+    $("conv-name").replaceChildren(...(name ? [part(name), " · ", part(number)] : [part(number)]));
     const parts = [`to ${conv.access_number || ""}`];
     if (conv.state === "closed") parts.push("closed");
     $("conv-sub").textContent = parts.join(" · ");
@@ -878,7 +940,7 @@ function renderNote(m) {
   return el("li", { className: "message note", "data-testid": "message", "data-direction": "note", "data-id": m.id, "data-seq": m.seq },
     el("div", { className: "bubble" },
       el("div", { className: "note-label muted", text: "Note (only you see this)" }),
-      el("div", { className: "message-text", "data-testid": "message-text", text: m.text || "" }),
+      el("div", { className: "message-text", dir: "auto", "data-testid": "message-text", text: m.text || "" }),
       el("div", { className: "meta" }, el("time", { datetime: m.created_at || "", text: formatTime(m.created_at) }))));
 }
 
@@ -908,7 +970,7 @@ function renderMessage(m) {
     "data-seq": m.seq,
   },
     el("div", { className: "bubble" },
-      el("div", { className: "message-text", "data-testid": "message-text", text: m.text || "" }),
+      el("div", { className: "message-text", dir: "auto", "data-testid": "message-text", text: m.text || "" }),
       meta));
 }
 
@@ -935,7 +997,7 @@ function renderPending(item) {
     "data-client-id": item.client_id,
   },
     el("div", { className: "bubble" },
-      el("div", { className: "message-text", "data-testid": "message-text", text: item.text }),
+      el("div", { className: "message-text", dir: "auto", "data-testid": "message-text", text: item.text }),
       meta));
 }
 

@@ -14,10 +14,11 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import overload
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 import structlog
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from chat.store.fast import is_hot, plan_for, run
@@ -30,6 +31,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; they were stored as UTC."""
     if value is None or value.tzinfo is not None:
@@ -82,11 +87,13 @@ class Database:
         if not self.is_sqlite:
             async with self.write() as conn:
                 return [await unit(conn) for unit in units]
+        assert self._write_lock is not None  # SQLite has one
         async with self._write_lock:
             return self._write_sync(units)
 
     def _write_sync(self, units) -> list:
         if self._writer_conn is None or self._writer_conn.invalidated:  # one connection, kept: the only writer
+            assert self._sync_engine is not None  # SQLite has one, and only SQLite gets here
             self._writer_conn = self._sync_engine.connect()
             self._inline = InlineConnection(self._writer_conn)
         with self._writer_conn.begin():
@@ -102,6 +109,7 @@ class Database:
         async with lock:
             async with self.engine.connect() as conn:
                 if self.is_sqlite:
+                    assert conn.sync_connection is not None  # set once the connection is open
                     conn.sync_connection.info["immediate"] = True
                 async with conn.begin():
                     yield conn

@@ -49,7 +49,8 @@ class _Row(tuple):
 
 
 def _row_class(names: Sequence[str]) -> type:
-    base = namedtuple("Row", names)  # noqa: PYI024 - attribute access like SQLAlchemy's Row
+    # mypy types only namedtuples with literal fields; these are a statement's result columns
+    base = namedtuple("Row", names)  # type: ignore[misc]  # noqa: PYI024 - attribute access like SQLAlchemy's Row
     return type("Row", (base, _Row), {"__slots__": ()})
 
 
@@ -103,7 +104,8 @@ def _build(statement, keys: list[str], dialect) -> Plan | None:
         bind = compiled.binds[name]
         own = _REQUIRED if bind.required or name in keys else bind.effective_value
         binds.append((name, own, _faster(bind.type, dialect, procs.get(name))))
-    row, results = None, ()
+    row: type | None = None
+    results: tuple[Callable | None, ...] = ()
     columns = compiled._result_columns  # noqa: SLF001
     if columns:
         labels = [c.keyname for c in columns]
@@ -205,12 +207,13 @@ def run(dbapi: sqlite3.Connection, plan: Plan, params: dict) -> FastResult:
         raw = cursor.fetchall() if plan.row is not None else ()
     except sqlite3.Error as err:
         raise sa.exc.DBAPIError.instance(plan.sql, values, err, sqlite3.Error) from err
-    if not raw:
-        rows = []
+    row = plan.row
+    if not raw or row is None:  # no row class: nothing was fetched
+        rows: list[tuple] = []
     elif plan.results:
-        rows = [tuple.__new__(plan.row, [v if p is None else p(v) for p, v in zip(plan.results, r)]) for r in raw]
+        rows = [tuple.__new__(row, [v if p is None else p(v) for p, v in zip(plan.results, r)]) for r in raw]
     else:
-        rows = [tuple.__new__(plan.row, r) for r in raw]
+        rows = [tuple.__new__(row, r) for r in raw]
     pk = None
     if plan.primary_key:
         pk = tuple(cursor.lastrowid if k == plan.autoincrement else params.get(k) for k in plan.primary_key)

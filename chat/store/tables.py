@@ -32,6 +32,7 @@ access_numbers = sa.Table(
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")),
     sa.Column("extension", sa.String(32)),
     sa.Column("connector", sa.String(64)),
+    sa.Column("team", sa.String(64)),  # the route of new conversations, when not user
 )
 
 contacts = sa.Table(
@@ -67,6 +68,8 @@ conversations = sa.Table(
     ),
     sa.Index("ix_conversations_assigned_id", "assigned_id", "updated_at"),
     sa.Index("ix_conversations_state", "state", "owner_id"),
+    # `team` is the queue a conversation waits in: a team, a shared number's presenters, or "@admins".
+    sa.Index("ix_conversations_queue", "state", "team"),
 )
 
 messages = sa.Table(
@@ -92,6 +95,9 @@ messages = sa.Table(
     sa.Column("incomplete", sa.Boolean, nullable=False, server_default=sa.false()),
     # An opt-out/opt-in confirmation: the one message an opted-out contact still gets.
     sa.Column("compliance", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Inbound whose text had to change to be storable (U+FFFD for U+0000, lone surrogates or bytes
+    # that were not UTF-8): base64 of the payload as received (gateway InboundSms.original).
+    sa.Column("original", sa.Text),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
     sa.UniqueConstraint("conversation_id", "seq"),
@@ -139,6 +145,7 @@ pending_reports = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("received_at", Time, nullable=False),
     sa.Index("ix_pending_reports_ref", "connector", "provider_id"),
+    sa.Index("ix_pending_reports_received_at", "received_at"),  # the expiry sweep (chat.receipts)
 )
 
 outbox = sa.Table(
@@ -181,4 +188,17 @@ crm_outbox = sa.Table(
     sa.Column("next_attempt_at", Time, nullable=False, index=True),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", Time, nullable=False),
+)
+
+# An agent's login: one row per refresh-token family, its token rotated on every use (chat.sessions).
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # random; also the family of its refresh tokens
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False),  # SHA-256 of the current refresh token
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("last_used_at", Time, nullable=False),
+    sa.Column("expires_at", Time, nullable=False),
+    sa.Column("revoked_at", Time),
+    sa.Column("revoked_reason", sa.String(32)),  # logout | reuse
 )

@@ -8,7 +8,6 @@ Rules:
 """
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ class HttpClient:
         try:
             async with self._open().post(url, allow_redirects=False, **kwargs) as response:
                 return Answer(response.status, _json(await response.read()))
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise SendError(f"no answer from {url} within {self._timeout.total}s", temporary=True) from None
         except aiohttp.ClientError as err:
             raise SendError(f"cannot reach {url}: {err}", temporary=True) from None

@@ -5,8 +5,12 @@ Rules:
   module moves bytes, keeps time, and keeps the API's promises.
 - Ack after the callback: a deliver_sm/data_sm is answered with the status `on_incoming` returns,
   only once it returned; if it raises, ESME_RX_T_APPN (temporary: the SMSC retries).
-- Which submit leaves when is session.SubmitQueue's decision (arrival order, pauses of the whole
-  client after ESME_RTHROTTLED / ESME_RMSGQFUL / ESME_RSYSERR, a probe after each pause, the rate).
+- Which submit leaves when is queue.SubmitQueue's decision (arrival order, pauses of the whole
+  client after ESME_RTHROTTLED / ESME_RMSGQFUL / ESME_RSYSERR, capped at throttle_max_pause, a
+  probe after each pause, the rate).
+- What it answered and was answered is counted in plain ints (`Tally`, `metrics()`), for whoever
+  exports them; nothing here knows a metrics library.
+- The bind password never leaves: not in the settings' repr, not in a log line.
 - Every wait ends: submit waits at most submit_wait for a bound link, each request at most
   response_timeout for its answer; stop() is bounded by a few response_timeouts.
 - One link = one TCP connection = one bind: one for a transceiver, two for transmitter_receiver;
@@ -17,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, cast
 
 import structlog
 
@@ -37,7 +42,8 @@ from gateway.smpp.pdu import (
     status_name,
     validate,
 )
-from gateway.smpp.session import DONE, RETRY, Queued, SubmitQueue
+from gateway.smpp.queue import DONE, RETRY, Queued, SubmitQueue
+from gateway.smpp.session import BINDING, BOUND, CLOSED, OPEN, UNBINDING
 
 log = structlog.get_logger("gateway.smpp")
 
@@ -46,7 +52,7 @@ class SmppSettings:
     host: str
     port: int
     system_id: str
-    password: str
+    password: str = field(repr=False)
     system_type: str = ""
     address_range: str = ""
     bind: Literal["transceiver", "transmitter_receiver"] = "transceiver"
@@ -57,13 +63,15 @@ class SmppSettings:
     reconnect_max: float = 60.0
     rate_limit: float = 0  # submit_sm PDUs (= segments) per second; 0 = unlimited
     throttle_pause: float = 1.0  # first pause after ESME_RTHROTTLED / ESME_RMSGQFUL (doubles, capped)
+    throttle_max_pause: float = 1.5  # the cap of that pause: 20 throttles in a row pass in ~30 s
     submit_retries: int = 5  # bounded resends of one PDU on 0x58 / 0x14 / 0x08
     submit_wait: float = 30  # how long submit() waits for a bound link
 
     def __post_init__(self) -> None:
         if self.bind not in ("transceiver", "transmitter_receiver"):
             raise ValueError(f"bind: 'transceiver' or 'transmitter_receiver', got {self.bind!r}")
-        for name in ("window", "enquire_link_seconds", "response_timeout", "reconnect_min", "throttle_pause"):
+        for name in ("window", "enquire_link_seconds", "response_timeout", "reconnect_min", "throttle_pause",
+                     "throttle_max_pause"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be positive, got {getattr(self, name)!r}")
         if self.reconnect_max < self.reconnect_min or self.rate_limit < 0 or self.submit_retries < 0:
@@ -144,12 +152,13 @@ def _submit_fields(part: SubmitPart) -> dict[str, object]:
 
 
 def _incoming(pdu: Pdu) -> Incoming:
-    f = pdu.fields
+    f = pdu.fields  # decoded by pdu.py over smpplib's defaults: strings str, integers int, octets bytes
     return Incoming(
-        command=pdu.command, source_addr=f["source_addr"], source_ton=f["source_addr_ton"],
-        source_npi=f["source_addr_npi"], dest_addr=f["destination_addr"], dest_ton=f["dest_addr_ton"],
-        dest_npi=f["dest_addr_npi"], esm_class=f["esm_class"], data_coding=f["data_coding"],
-        short_message=f.get("short_message", b""), tlvs=MappingProxyType(dict(pdu.tlvs)),
+        command=pdu.command, source_addr=cast(str, f["source_addr"]), source_ton=cast(int, f["source_addr_ton"]),
+        source_npi=cast(int, f["source_addr_npi"]), dest_addr=cast(str, f["destination_addr"]),
+        dest_ton=cast(int, f["dest_addr_ton"]), dest_npi=cast(int, f["dest_addr_npi"]),
+        esm_class=cast(int, f["esm_class"]), data_coding=cast(int, f["data_coding"]),
+        short_message=cast(bytes, f.get("short_message", b"")), tlvs=MappingProxyType(dict(pdu.tlvs)),
         sequence=pdu.sequence,
     )
 
@@ -160,6 +169,23 @@ def backoff(attempt: int, low: float, high: float) -> float:
     return random.uniform(delay / 2, delay)
 
 
+THROTTLES = frozenset({0x58, 0x14})  # ESME_RTHROTTLED, ESME_RMSGQFUL: "slow down"
+_STATE_ORDER = (BINDING, OPEN, UNBINDING)  # what a client with a bind down reports, first found
+
+
+@dataclass
+class Tally:
+    """What one client answered and was answered since it started: plain counts by status name."""
+
+    deliver_sm_resp: Counter[str] = field(default_factory=Counter)
+    submit_sm_resp: Counter[str] = field(default_factory=Counter)
+    throttled: int = 0  # submit_sm answered ESME_RTHROTTLED or ESME_RMSGQFUL
+
+    def submit_answered(self, status: int) -> None:
+        self.submit_sm_resp[status_name(status)] += 1
+        self.throttled += status in THROTTLES
+
+
 @dataclass(frozen=True, eq=False)
 class _Job:
     """One submit_sm and the future its caller awaits."""
@@ -167,6 +193,11 @@ class _Job:
     fields: dict[str, object]
     tlvs: dict[str, object]
     future: asyncio.Future
+
+
+def _job(queued: Queued) -> _Job:
+    """The _Job a queued submit carries: the client pushes nothing else."""
+    return cast(_Job, queued.token)
 
 
 class SmppClient:
@@ -183,14 +214,33 @@ class SmppClient:
         self._stopping = False
         self._keepers: list[asyncio.Task] = []
         self._watchers: set[asyncio.Task] = set()
-        self._queue = SubmitQueue(settings.throttle_pause, settings.submit_retries, settings.rate_limit)
+        self._queue = SubmitQueue(settings.throttle_pause, settings.submit_retries, settings.rate_limit,
+                                  settings.throttle_max_pause)
         self.last_error: str | None = None  # the latest bind or link error, e.g. "ESME_RINVPASWD"
+        self.tally = Tally()
 
     # -- state ---------------------------------------------------------------------------------
     @property
     def is_bound(self) -> bool:
         """Every bind of this client is up."""
         return all(bind in self._links for bind in self.settings.binds)
+
+    @property
+    def state(self) -> str:
+        """"bound" when every bind is up, else the state of a bind that is not (binding, open, ...)."""
+        if self.is_bound:
+            return BOUND
+        states = {link.session.state for link in self._current.values()}
+        return next((state for state in _STATE_ORDER if state in states), CLOSED)
+
+    def metrics(self) -> dict:
+        """Bind state, window and counts, as plain values for an exporter."""
+        return {
+            "state": self.state, "window": self.settings.window,
+            "in_flight": sum(link.session.in_flight for link in self._links.values()),
+            "deliver_sm_resp": dict(self.tally.deliver_sm_resp),
+            "submit_sm_resp": dict(self.tally.submit_sm_resp), "throttled": self.tally.throttled,
+        }
 
     def _transmitter(self) -> _Link | None:
         return self._links.get("transceiver") or self._links.get("transmitter")
@@ -275,8 +325,8 @@ class SmppClient:
 
     def _fail_queue(self, error: SmppError) -> None:
         for queued in self._queue.drain():
-            if not queued.token.future.done():
-                queued.token.future.set_exception(error)
+            if not _job(queued).future.done():
+                _job(queued).future.set_exception(error)
 
     # -- incoming ------------------------------------------------------------------------------
     async def _hand_over(self, pdu: Pdu) -> int:
@@ -291,6 +341,10 @@ class SmppClient:
             self._log.error("smpp.incoming_bad_status", status=repr(status))
             return ESME_RX_T_APPN
         return status
+
+    def _answered(self, pdu: Pdu, status: int) -> None:
+        """Count the deliver_sm_resp / data_sm_resp status about to be written."""
+        self.tally.deliver_sm_resp[status_name(status)] += 1
 
     # -- submitting ----------------------------------------------------------------------------
     async def submit(self, part: SubmitPart) -> str:
@@ -325,24 +379,26 @@ class SmppClient:
 
     def _send_delay(self, link: _Link) -> float | None:
         """0 to send now, seconds to wait, or None to wait for a change."""
-        self._queue.discard(lambda queued: queued.token.future.done())
+        self._queue.discard(lambda queued: _job(queued).future.done())
         return self._queue.delay(asyncio.get_running_loop().time(), link.session)
 
     def _send_next(self, link: _Link) -> None:
         queued = self._queue.pop(asyncio.get_running_loop().time())
-        job = queued.token
+        job = _job(queued)
         link.request("submit_sm", partial(self._settle, queued), job.tlvs, **job.fields)
 
     def _settle(self, queued: Queued, pdu: Pdu | None, error: SmppError | None) -> None:
         """A submit_sm's fate: done, resent in its place after a pause, or failed."""
         self._poke()
-        job = queued.token
+        job = _job(queued)
         if job.future.done():
             return
         if error is not None:
             job.future.set_exception(error)
             return
+        assert pdu is not None  # a request's callback gets its answer or an error
         status = pdu.status or (ESME_RSYSERR if pdu.command == "generic_nack" else ESME_ROK)
+        self.tally.submit_answered(status)
         now = asyncio.get_running_loop().time()
         outcome = self._queue.answered(queued, status, now, retry=not self._stopping)
         if outcome == DONE:
@@ -354,20 +410,33 @@ class SmppClient:
             job.future.set_exception(SmppError(status, f"submit_sm to {job.fields['destination_addr']}"))
 
     # -- stopping ------------------------------------------------------------------------------
-    async def stop(self) -> None:
-        """Refuse new submits, let those in flight settle, answer what is being handed over, unbind."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new submits, let those in flight settle, answer what is being handed over, unbind.
+
+        `grace` bounds the whole of it (a shutdown has a budget); each wait is also bounded by
+        response_timeout. Links still up when it is spent are closed without an unbind."""
         if self._stopping:
             return
         self._stopping = True
         self._poke()
-        timeout = self.settings.response_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (grace if grace is not None else 3 * self.settings.response_timeout)
+
+        def left() -> float:
+            return max(0.0, min(self.settings.response_timeout, deadline - loop.time()))
+
         self._fail_queue(_local("STOPPING", "the client stopped before sending it"))
         links = list(self._current.values())
-        await self._until(lambda: all(link.session.in_flight == 0 for link in links), timeout)
+        await self._until(lambda: all(link.session.in_flight == 0 for link in links), left())
         answering = [task for link in links for task in link.answering]
         if answering:
-            await asyncio.wait(answering, timeout=timeout)
-        await asyncio.gather(*(link.unbind() for link in links), return_exceptions=True)
+            await asyncio.wait(answering, timeout=max(left(), 0.001))
+        unbinds = asyncio.gather(*(link.unbind() for link in links), return_exceptions=True)
+        try:
+            await asyncio.wait_for(unbinds, max(left(), 0.05))
+        except TimeoutError:
+            for link in links:
+                link.close("shutdown budget spent")
         for keeper in self._keepers:
             keeper.cancel()
         for watcher in list(self._watchers):

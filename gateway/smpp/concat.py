@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
+from typing import SupportsInt, cast
 
 from gateway.smpp.text import ESM_UDHI, decode_short_message
 
@@ -44,7 +45,7 @@ def fragment_of(
 ) -> Fragment:
     """Return the fragment a deliver_sm (or data_sm) carries; BadFragment when malformed."""
     payload = _user_data(short_message, tlvs)
-    place = None
+    place: tuple[int | None, int, int, int] | None = None  # (ref, width, total, seq)
     if esm_class & ESM_UDHI:
         place, payload = _split_udh(payload)
     place = place or _sar_place(tlvs) or (None, 0, 1, 1)
@@ -106,7 +107,8 @@ def _sar_place(tlvs: Mapping[str, object]) -> tuple[int, int, int, int] | None:
         missing = ", ".join(name for name in _SAR_TLVS if name not in present)
         raise BadFragment(f"SAR TLVs incomplete: missing {missing}")
     try:
-        ref, total, seq = (int(tlvs[name]) for name in _SAR_TLVS)
+        # any object: int() refuses the wrong kind with the TypeError caught below
+        ref, total, seq = (int(cast(SupportsInt, tlvs[name])) for name in _SAR_TLVS)
     except (TypeError, ValueError):
         raise BadFragment("SAR TLVs must be integers") from None
     return ref, 16, total, seq

@@ -1,16 +1,17 @@
 """One link: one TCP connection carrying one bind, from connect to unbind, for an SmppClient.
 
 Rules:
-- One link = one TCP connection = one bind; it connects, binds, reads and dispatches, ticks
-  (deadlines, enquire_link) and unbinds. Protocol decisions stay in session.py and pdu.py.
+- The pump: it connects, reads and feeds the bytes to the session (session.py), executes the
+  events the session hands back (write, hand over, settle, close), and sleeps until the session's
+  next deadline to tell it the time (late answers, enquire_link). It decides nothing about the
+  protocol: every answer, every state change and every "this link is dead" is the session's.
 - Every request's callback runs exactly once: on its answer, on its deadline (TIMEOUT) or when the
-  link ends (LINK_LOST). A missed enquire_link or unbind, or DEAD_AFTER_TIMEOUTS misses in a row,
-  end the link.
+  link ends (LINK_LOST).
 - A deliver_sm/data_sm is answered with the status its client hands back, only once it did;
   nothing is sent once the link is closed.
 - What is the client's stays the client's: the link calls back into its SmppClient (bound, lost,
-  bind failed, hand over, send loop) and makes errors with the factory it is given; it never
-  imports client.py at run time (client.py imports this module).
+  bind failed, hand over, answered, send loop) and makes errors with the factory it is given; it
+  never imports client.py at run time (client.py imports this module).
 """
 from __future__ import annotations
 
@@ -19,35 +20,24 @@ import contextlib
 import socket
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import structlog
 
-from gateway.smpp.pdu import (
-    ESME_RINVBNDSTS,
-    ESME_RINVCMDID,
-    ESME_ROK,
-    BadPdu,
-    Framer,
-    Pdu,
-    encode,
-    generic_nack,
-    request,
-    response,
-    status_name,
-)
+from gateway.smpp.pdu import Pdu, encode, status_name
 from gateway.smpp.session import (
-    BIND_FAILED,
-    BIND_OK,
-    BIND_SENT,
     CONNECTED,
     LINK_LOST,
-    UNBIND_RECEIVED,
-    UNBIND_SENT,
-    UNBINDING,
-    UNBOUND,
+    Close,
+    Deliver,
+    Event,
+    Expired,
     Pending,
+    Refused,
+    Send,
     Session,
+    Settled,
+    Stray,
 )
 
 if TYPE_CHECKING:
@@ -55,9 +45,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("gateway.smpp")
 
-DEAD_AFTER_TIMEOUTS = 3  # responses missed in a row before the link counts as dead
+TICK_MAX = 0.25  # seconds: the longest the pump sleeps between looks at the clock, whatever is due
 
-Callback = Callable[[Pdu | None, "SmppError | None"], None]
+Callback = Callable[[Pdu | None, "SmppError | None"], None]  # the Pending.token of this link's requests
 LocalError = Callable[[str, str], "SmppError"]  # (name, detail) -> a temporary local SmppError
 
 
@@ -74,13 +64,12 @@ class _Link:
         self.client = client
         self.local_error = local_error
         self.settings = client.settings
-        self.session = Session(bind, client.settings.window)
-        self.framer = Framer()
+        s = client.settings
+        self.session = Session(bind, s.window, keepalive=s.enquire_link_seconds, response_timeout=s.response_timeout)
         self.writer: asyncio.StreamWriter | None = None
         self._out: list[bytes] = []  # encoded PDUs waiting for the end of this loop turn
         self.closed = asyncio.Event()
         self.answering: set[asyncio.Task] = set()
-        self.missed = 0
         self.log = log.bind(connector=client.name, bind=bind)
 
     @property
@@ -90,16 +79,16 @@ class _Link:
     async def run(self) -> bool:
         """Connect, bind and serve until the link ends; True if it got bound."""
         s = self.settings
-        reader, self.writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port), s.response_timeout)
-        sock = self.writer.get_extra_info("socket")
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port), s.response_timeout)
+        self.writer = writer
+        sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.session.handle(CONNECTED)
-        workers = [asyncio.create_task(self._read(reader))]
+        workers = [asyncio.create_task(self._read(reader)), asyncio.create_task(self._tick())]
         try:
             if not await self._bind():
                 return False
-            workers.append(asyncio.create_task(self._tick()))
             if self.transmits:
                 workers.append(asyncio.create_task(self.client._send_loop(self)))
             self.client._link_bound(self)
@@ -113,28 +102,27 @@ class _Link:
             self.client._link_lost(self)
 
     async def _bind(self) -> bool:
+        """Send the bind and wait for its fate; the session moved the state as the answer was read."""
         s = self.settings
         answer = asyncio.get_running_loop().create_future()
         self.request(f"bind_{self.session.bind}", partial(_settled, answer), system_id=s.system_id,
                      password=s.password, system_type=s.system_type, address_range=s.address_range)
-        self.session.handle(BIND_SENT)
-        pdu, error = await answer
+        _, error = await answer
         if error is not None:
             self.client._bind_failed(self, error.name)
             return False
-        if pdu.status != ESME_ROK:
-            self.session.handle(BIND_FAILED)
-            self.client._bind_failed(self, status_name(pdu.status))
+        if self.session.bind_status:
+            self.client._bind_failed(self, status_name(self.session.bind_status))
             return False
-        self.session.handle(BIND_OK)
         return True
 
     def request(self, command: str, callback: Callback, tlvs: Mapping[str, object] | None = None,
                 **fields: object) -> Pending:
         """Send a request; `callback(pdu, error)` runs once, on its answer, timeout or link loss."""
         loop = asyncio.get_running_loop()
-        pending = self.session.start(command, loop.time(), self.settings.response_timeout, callback)
-        self.send(request(command, pending.sequence, tlvs, **fields))
+        pending, pdu = self.session.request(command, loop.time(), self.settings.response_timeout, callback,
+                                            dict(tlvs or {}), **fields)
+        self.send(pdu)
         return pending
 
     def send(self, pdu: Pdu) -> None:
@@ -161,16 +149,15 @@ class _Link:
             self.writer.close()
         self.log.info("smpp.link_closed", reason=reason)
         for pending in self.session.abandon():
-            pending.token(None, self.local_error("LINK_LOST", f"{pending.command} unanswered: {reason}"))
+            if pending.token is not None:
+                cast(Callback, pending.token)(None, self.local_error("LINK_LOST", f"{pending.command} unanswered: {reason}"))
 
     # -- reading -------------------------------------------------------------------------------
     async def _read(self, reader: asyncio.StreamReader) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            while data := await reader.read(65536):
-                for item in self.framer.feed(data):
-                    self._dispatch(item)
-                if self.framer.broken or self.closed.is_set():
-                    break
+            while not self.closed.is_set() and (data := await reader.read(65536)):
+                self._execute(self.session.receive_data(data, loop.time()))
         except OSError as err:
             self.log.warning("smpp.read_failed", error=repr(err))
         except Exception:
@@ -178,93 +165,75 @@ class _Link:
         finally:
             self.close("connection closed")
 
-    def _dispatch(self, item: Pdu | BadPdu) -> None:
-        if isinstance(item, BadPdu):
-            return self._bad(item)
-        if item.is_response:
-            return self._answered(item)
-        handler = {"enquire_link": self._on_enquire_link, "unbind": self._on_unbind,
-                   "deliver_sm": self._on_message, "data_sm": self._on_message}.get(item.command)
-        if handler is None:
-            self.log.warning("smpp.unsupported_request", command=item.command, sequence=item.sequence)
-            self.send(generic_nack(item.sequence, ESME_RINVCMDID))
-        elif not self.session.may_receive(item.command):
-            self.log.warning("smpp.request_refused", command=item.command, state=self.session.state)
-            self.send(response(item, ESME_RINVBNDSTS))
-        else:
-            handler(item)
+    def _execute(self, events: list[Event]) -> None:
+        for event in events:
+            _ACTIONS[type(event)](self, event)
 
-    def _bad(self, bad: BadPdu) -> None:
-        self.log.warning("smpp.bad_pdu", reason=bad.reason, sequence=bad.sequence, status=status_name(bad.status))
-        if not bad.is_response:
-            self.send(generic_nack(bad.sequence, bad.status))
-        if bad.fatal:
-            self.close("framing lost")
+    def _send_event(self, event: Send) -> None:
+        self.send(event.pdu)
 
-    def _answered(self, pdu: Pdu) -> None:
-        pending = self.session.settle(pdu)
-        if pending is None:
-            self.log.warning("smpp.unknown_response", command=pdu.command, sequence=pdu.sequence,
-                             status=status_name(pdu.status))
-            return
-        self.missed = 0
-        pending.token(pdu, None)
+    def _refused(self, event: Refused) -> None:
+        status = None if event.answer is None else status_name(event.answer.status)
+        self.log.warning("smpp.request_refused", command=event.command, sequence=event.sequence,
+                         status=status, reason=event.reason)
+        if event.answer is not None:
+            self.send(event.answer)
 
-    def _on_enquire_link(self, pdu: Pdu) -> None:
-        self.send(response(pdu))
-
-    def _on_unbind(self, pdu: Pdu) -> None:
-        self.session.handle(UNBIND_RECEIVED)
-        self.send(response(pdu))
-        self.session.handle(UNBOUND)
-        self.close("unbound by the SMSC")
-
-    def _on_message(self, pdu: Pdu) -> None:
-        task = asyncio.create_task(self._answer(pdu))
+    def _deliver(self, event: Deliver) -> None:
+        task = asyncio.create_task(self._answer(event.pdu))
         self.answering.add(task)
         task.add_done_callback(self.answering.discard)
 
+    def _settle(self, event: Settled) -> None:
+        if event.pdu.status and event.pending.command == "enquire_link":
+            self.log.warning("smpp.enquire_link_refused", status=status_name(event.pdu.status))
+        if event.pending.token is not None:  # the session's own requests (enquire_link) have none
+            cast(Callback, event.pending.token)(event.pdu, None)
+
+    def _expired(self, event: Expired) -> None:
+        pending = event.pending
+        self.log.warning("smpp.response_timeout", command=pending.command, sequence=pending.sequence)
+        if pending.token is not None:
+            cast(Callback, pending.token)(None, self.local_error("TIMEOUT", f"no {pending.command}_resp in {self.settings.response_timeout}s"))
+
+    def _stray(self, event: Stray) -> None:
+        self.log.warning("smpp.unknown_response", command=event.pdu.command, sequence=event.pdu.sequence,
+                         status=status_name(event.pdu.status))
+
+    def _close(self, event: Close) -> None:
+        self.close(event.reason)
+
     async def _answer(self, pdu: Pdu) -> None:
         status = await self.client._hand_over(pdu)
-        if self.closed.is_set():
+        answer = None if self.closed.is_set() else self.session.answer(pdu, status)
+        if answer is None:
             self.log.warning("smpp.resp_not_sent", command=pdu.command, sequence=pdu.sequence)
             return
-        self.send(response(pdu, status))
+        self.client._answered(pdu, status)
+        self.send(answer)
 
     # -- time ----------------------------------------------------------------------------------
     async def _tick(self) -> None:
-        s = self.settings
+        """Sleep until the session's next deadline (polling at most every TICK_MAX), then tell it the time."""
         loop = asyncio.get_running_loop()
-        step = min(0.25, s.response_timeout / 4, s.enquire_link_seconds / 4)
-        enquire_at = loop.time() + s.enquire_link_seconds
+        self._execute(self.session.tick(loop.time()))
         while not self.closed.is_set():
-            await asyncio.sleep(step)
-            now = loop.time()
-            for pending in self.session.expired(now):
-                self._expired(pending)
-            if now >= enquire_at and self.session.may_send("enquire_link"):
-                self.request("enquire_link", self._enquire_answered)
-                enquire_at = now + s.enquire_link_seconds
-
-    def _enquire_answered(self, pdu: Pdu | None, error: SmppError | None) -> None:
-        if pdu is not None and pdu.status != ESME_ROK:
-            self.log.warning("smpp.enquire_link_refused", status=status_name(pdu.status))
-
-    def _expired(self, pending: Pending) -> None:
-        self.log.warning("smpp.response_timeout", command=pending.command, sequence=pending.sequence)
-        pending.token(None, self.local_error("TIMEOUT", f"no {pending.command}_resp in {self.settings.response_timeout}s"))
-        self.missed += 1
-        if pending.command in ("enquire_link", "unbind") or self.missed >= DEAD_AFTER_TIMEOUTS:
-            self.close(f"{pending.command} unanswered")
+            deadline = self.session.next_deadline()
+            wait = TICK_MAX if deadline is None else min(TICK_MAX, max(0.0, deadline - loop.time()))
+            await asyncio.sleep(wait)
+            self._execute(self.session.tick(loop.time()))
 
     async def unbind(self) -> None:
         """Unbind politely (bounded by response_timeout), then close."""
         if self.session.may_send("unbind"):
             answer = asyncio.get_running_loop().create_future()
             self.request("unbind", partial(_settled, answer))
-            self.session.handle(UNBIND_SENT)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(answer, self.settings.response_timeout)
-            if self.session.state == UNBINDING:
-                self.session.handle(UNBOUND)
         self.close("unbound")
+
+
+_ACTIONS: dict[type, Callable[..., None]] = {  # what the pump does with each kind of event
+    Send: _Link._send_event, Refused: _Link._refused, Deliver: _Link._deliver, Settled: _Link._settle,
+    Expired: _Link._expired, Stray: _Link._stray, Close: _Link._close,
+}

@@ -10,6 +10,7 @@ Rules:
   given (a throwaway one here), and `sequence=` is ignored when building: it is set afterwards.
 - A frame that cannot be decoded becomes a `BadPdu` that says how to answer it; the stream goes
   on. A command_length out of bounds means framing is lost: `Framer.broken` and nothing more.
+- A bind's password (SECRET_FIELDS) never shows in a Pdu's repr or in a PduError.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ ESME_ROK = consts.SMPP_ESME_ROK
 ESME_RINVCMDLEN = consts.SMPP_ESME_RINVCMDLEN
 ESME_RINVCMDID = consts.SMPP_ESME_RINVCMDID
 ESME_RINVBNDSTS = consts.SMPP_ESME_RINVBNDSTS
+ESME_RBINDFAIL = consts.SMPP_ESME_RBINDFAIL
 ESME_RSYSERR = consts.SMPP_ESME_RSYSERR
 ESME_RINVPASWD = consts.SMPP_ESME_RINVPASWD
 ESME_RMSGQFUL = consts.SMPP_ESME_RMSGQFUL
@@ -44,6 +46,8 @@ STATUS_NAMES: Mapping[int, str] = {
 }
 # Statuses after which the same PDU may succeed later (CONVENTIONS: SMPP 3.4); anything else is final.
 TEMPORARY_STATUSES = frozenset({0x58, 0x08, 0x14, 0x45, 0x67, 0xFE, 0xFF, 0x64})
+
+SECRET_FIELDS = frozenset({"password"})  # never in a repr, a log line or an error message
 
 # The commands smpplib can build and parse.
 COMMANDS = frozenset({
@@ -102,6 +106,16 @@ class Pdu:
     def get(self, name: str, default: object = None) -> object:
         """A mandatory field or a TLV by name."""
         return self.fields.get(name, self.tlvs.get(name, default))
+
+    def __repr__(self) -> str:
+        fields = {name: _shown(name, value) for name, value in self.fields.items()}
+        return (f"Pdu(command={self.command!r}, sequence={self.sequence}, status={self.status}, "
+                f"fields={fields!r}, tlvs={dict(self.tlvs)!r})")
+
+
+def _shown(name: str, value: object) -> object:
+    """`value` as a repr or an error message may show it: a bind's password never."""
+    return "********" if name in SECRET_FIELDS else value
 
 
 @dataclass(frozen=True)
@@ -235,7 +249,7 @@ def _check_value(command_name: str, name: str, param: command.Param, value: obje
     where = f"{command_name}.{name}"
     if param.type is str:
         if not isinstance(value, str) or not value.isascii() or "\0" in value:
-            raise PduError(f"{where}: must be an ASCII string without NUL, got {value!r}")
+            raise PduError(f"{where}: must be an ASCII string without NUL, got {_shown(name, value)!r}")
         if len(value) >= param.max:
             raise PduError(f"{where}: at most {param.max - 1} characters, got {len(value)}")
     elif param.type is ostr:
@@ -251,6 +265,7 @@ def _encode_tlv(command_name: str, name: str, value: object) -> bytes:
     kind, size = TLV_TYPES[name]
     where = f"{command_name}.{name}"
     if kind is int:
+        assert size is not None  # every integer TLV has a size (_tlv_types)
         if not isinstance(value, int) or not 0 <= value < 256 ** size:
             raise PduError(f"{where}: must be an integer of {size} octet(s), got {value!r}")
         raw = value.to_bytes(size, "big")

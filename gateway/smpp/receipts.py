@@ -76,7 +76,8 @@ def parse_receipt(text: str, tlvs: Mapping[str, object]) -> Receipt:
     message_id = _tlv_text(tlvs.get("receipted_message_id")) or fields.get("id")
     if not message_id:
         raise BadReceipt(f"delivery receipt without a message id: {text[:80]!r}")
-    stat = MESSAGE_STATES.get(_tlv_int(tlvs.get("message_state"))) or _stat(fields.get("stat"))
+    state = _tlv_int(tlvs.get("message_state"))
+    stat = (MESSAGE_STATES.get(state) if state is not None else None) or _stat(fields.get("stat"))
     if not stat:
         raise BadReceipt(f"delivery receipt without a state: {text[:80]!r}")
     return Receipt(

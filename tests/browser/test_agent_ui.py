@@ -79,7 +79,7 @@ async def _wait_for_sent(twilio_api, body: str, timeout: float = 5.0) -> dict:
             pytest.fail(f"the fake Twilio API never received {body!r}; it got {bodies!r}")
         try:
             await twilio_api.wait_for_requests(seen + 1, timeout=remaining)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             pass
 
 
@@ -242,3 +242,49 @@ async def test_agent_receives_replies_and_sees_delivery(browser, didchat_server)
             await page.screenshot(path=SCREENSHOT, full_page=False)
         finally:
             await context.close()
+
+
+async def _log_in(page, server) -> None:
+    from playwright.async_api import expect
+
+    await page.goto(server.url + "/")
+    await page.get_by_test_id("login-username").fill(server.agent[0])
+    await page.get_by_test_id("login-password").fill(server.agent[1])
+    await page.get_by_test_id("login-submit").click()
+    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected", timeout=LIVE)
+
+
+async def test_logging_out_in_one_tab_shows_the_login_page_in_the_others(browser, didchat_server):
+    from playwright.async_api import expect
+
+    context = await browser.new_context()
+    first = await context.new_page()
+    await _log_in(first, didchat_server)
+    second = await context.new_page()  # same browser: the refresh cookie restores the session
+    await second.goto(didchat_server.url + "/")
+    await expect(second.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected", timeout=LIVE)
+    await first.get_by_test_id("logout").click()
+    for page in (first, second):
+        await expect(page.get_by_test_id("login-username")).to_be_visible(timeout=LIVE)
+    await second.reload()  # and the session is gone for good
+    await expect(second.get_by_test_id("login-username")).to_be_visible(timeout=LIVE)
+    await context.close()
+
+
+async def test_an_expired_token_is_refreshed_transparently(browser, make_server):
+    from playwright.async_api import expect
+
+    server = await make_server(extra="token_minutes: 0.02\n")  # 1.2 s
+    page = await (await browser.new_context()).new_page()
+    await _log_in(page, server)
+    await server.simulate_sms(server.customer, server.alice_number, "still there?")
+    item = page.locator(f'[data-testid="conversation-item"][data-contact="{server.customer}"]')
+    await expect(item).to_be_visible(timeout=LIVE)
+    await item.click()
+    await asyncio.sleep(1.5)  # the token has expired on the open socket
+    await page.get_by_test_id("reply-text").fill("after the expiry")
+    await page.get_by_test_id("reply-text").press("Enter")
+    sent = await _wait_for_sent(server.twilio_api, "after the expiry", timeout=10)
+    assert sent["To"] == server.customer
+    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+    await expect(page.get_by_test_id("error-banner")).to_be_hidden()

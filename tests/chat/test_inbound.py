@@ -65,8 +65,9 @@ async def test_forged_signature_is_403_and_stores_nothing(didchat_server):
 
 
 async def test_malformed_body_is_400_naming_the_field(didchat_server):
-    from gateway import twilio_signature
     from urllib.parse import urlencode
+
+    from gateway import twilio_signature
     url, _, _ = didchat_server.webhook(CUSTOMER, ALICE, "x")
     params = {"MessageSid": "SM" + "c" * 32, "AccountSid": didchat_server.twilio_api.account_sid, "To": ALICE, "Body": "x"}
     sig = twilio_signature(didchat_server.twilio_api.auth_token, url, params)
@@ -132,8 +133,8 @@ async def test_sms_for_an_owner_who_is_offline_waits_and_arrives_when_they_are_r
 
 
 async def test_bad_token_is_refused(didchat_server):
-    import socketio
     import pytest
+    import socketio
     client = socketio.AsyncClient(reconnection=False)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await client.connect(didchat_server.url, namespaces=["/agent"], auth={"token": "nope"},

@@ -3,8 +3,9 @@
 Rules:
 - It listens on 127.0.0.1 by default and records everything: binds, submits (accepted or not,
   with their decoded fields and the message_id answered), what was delivered and acknowledged.
-- Faults are switches a test flips: throttle_for, drop_links, refuse_connections_for,
-  slow_responses, answer_submits_with, ignore_enquire_link, send_garbage, reject_bind.
+- Faults are switches a test flips: throttle_for, throttle_next, drop_links, refuse_connections_for,
+  slow_responses, answer_submits_with, ignore_enquire_link, send_garbage, reject_bind, and
+  deliver_on_bind (bind_resp and a burst of deliver_sm in ONE write, as loaded SMSCs do).
 - Waits end: every helper that waits takes a timeout; the only sleeps are injected delays.
 """
 from __future__ import annotations
@@ -35,6 +36,15 @@ from gateway.smpp.session import BIND_OK, BIND_SENT, CONNECTED, Session
 
 MESSAGE_STATES = {"ENROUTE": 1, "DELIVRD": 2, "EXPIRED": 3, "DELETED": 4, "UNDELIV": 5,
                   "ACCEPTD": 6, "UNKNOWN": 7, "REJECTD": 8}
+
+
+def _deliver_fields(source: str, dest: str, short_message: bytes, esm_class: int = 0, data_coding: int = 0,
+                    tlvs: dict | None = None, source_ton: int = 1, source_npi: int = 1, dest_ton: int = 1,
+                    dest_npi: int = 1) -> dict[str, Any]:
+    """deliver_sm's mandatory fields from deliver()'s keyword arguments (tlvs travel apart)."""
+    return dict(source_addr=source, source_addr_ton=source_ton, source_addr_npi=source_npi,
+                destination_addr=dest, dest_addr_ton=dest_ton, dest_addr_npi=dest_npi,
+                esm_class=esm_class, data_coding=data_coding, short_message=short_message)
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,10 @@ class TestSmsc:
         self._ignore_enquire = False
         self._bind_status: int | None = None
         self._submit_status: int | None = None
+        self._throttle_next = 0
+        self._on_bind: list[dict[str, Any]] = []
+        self.bursts: list[list[int | None]] = []  # deliver_sm_resp statuses of each deliver_on_bind burst
+        self._bursting: set[asyncio.Task] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> TestSmsc:
@@ -163,6 +177,15 @@ class TestSmsc:
     def throttle_for(self, seconds: float) -> None:
         """Answer submit_sm with ESME_RTHROTTLED for `seconds` from now."""
         self._throttle_until = self._now() + seconds
+
+    def throttle_next(self, count: int) -> None:
+        """Answer the next `count` submit_sm with ESME_RTHROTTLED, whenever they come."""
+        self._throttle_next = count
+
+    def deliver_on_bind(self, messages: list[dict[str, Any]]) -> None:
+        """On the next bind that receives, write these deliver_sm (deliver() kwargs) in the same
+        write as the bind_resp; their statuses land in `bursts`, the messages in delivered/unacked."""
+        self._on_bind.extend(messages)
 
     def refuse_connections_for(self, seconds: float) -> None:
         """Close new connections at once for `seconds` from now."""
@@ -251,8 +274,9 @@ class TestSmsc:
         status = self._bind_status
         if status is None and (pdu.fields["system_id"], pdu.fields["password"]) != (self.system_id, self.password):
             status = ESME_RINVPASWD
-        conn.send(response(pdu, status or ESME_ROK, system_id="TestSmsc"))
+        answer = encode(response(pdu, status or ESME_ROK, system_id="TestSmsc"))
         if status:
+            conn.writer.write(answer)
             self.counters["binds_refused"] += 1
             return
         conn.bind, conn.system_id = pdu.command.removeprefix("bind_"), pdu.fields["system_id"]
@@ -261,6 +285,35 @@ class TestSmsc:
             conn.session.handle(event)
         self.sessions.append(conn)
         self.counters["binds"] += 1
+        burst = self._burst(conn) if conn.receives else []
+        conn.writer.write(answer + b"".join(data for data, _ in burst))
+        if burst:
+            task = asyncio.ensure_future(self._burst_answered(burst))
+            self._bursting.add(task)
+            task.add_done_callback(self._bursting.discard)
+
+    def _burst(self, conn: SmscSession) -> list[tuple[bytes, tuple[dict[str, Any], asyncio.Future]]]:
+        """The deliver_sm waiting for this bind, encoded, each with the future of its answer."""
+        messages, self._on_bind = self._on_bind, []
+        burst = []
+        for kwargs in messages:
+            sequence = conn.session.next_sequence()
+            answer = conn.pending[sequence] = asyncio.get_running_loop().create_future()
+            burst.append((encode(request("deliver_sm", sequence, kwargs.get("tlvs"), **_deliver_fields(**kwargs))),
+                          (kwargs, answer)))
+        return burst
+
+    async def _burst_answered(self, burst, timeout: float = 10.0) -> None:
+        statuses: list[int | None] = []
+        for _, (kwargs, answer) in burst:
+            try:
+                status = (await asyncio.wait_for(answer, timeout)).status
+            except (TimeoutError, ConnectionError):
+                status = None
+            statuses.append(status)
+            (self.delivered if status == ESME_ROK else self.unacked).append(kwargs)
+        self.bursts.append(statuses)
+        self._poke()
 
     async def _submit(self, conn: SmscSession, pdu: Pdu) -> None:
         conn.in_flight += 1
@@ -270,7 +323,7 @@ class TestSmsc:
         try:
             if self._delay:
                 await asyncio.sleep(self._delay)
-            status = ESME_RTHROTTLED if self._now() < self._throttle_until else self._submit_status or ESME_ROK
+            status = self._submit_answer()
             message_id = self._new_id() if status == ESME_ROK else ""
             self.submits.append(ReceivedSubmit(pdu.sequence, dict(pdu.fields), dict(pdu.tlvs), status,
                                                message_id, conn.system_id))
@@ -278,6 +331,14 @@ class TestSmsc:
         finally:
             conn.in_flight -= 1
             self._poke()
+
+    def _submit_answer(self) -> int:
+        if self._throttle_next > 0:
+            self._throttle_next -= 1
+            return ESME_RTHROTTLED
+        if self._now() < self._throttle_until:
+            return ESME_RTHROTTLED
+        return self._submit_status or ESME_ROK
 
     def _new_id(self) -> str:
         number = next(self._ids)
@@ -308,11 +369,9 @@ class TestSmsc:
                       timeout: float = 5.0) -> int:
         """Send one deliver_sm to a receiving bind; its deliver_sm_resp command_status."""
         conn = await self._receiver(timeout)
-        answer = await conn.request(
-            "deliver_sm", timeout, tlvs, source_addr=source, source_addr_ton=source_ton,
-            source_addr_npi=source_npi, destination_addr=dest, dest_addr_ton=dest_ton,
-            dest_addr_npi=dest_npi, esm_class=esm_class, data_coding=data_coding,
-            short_message=short_message)
+        fields = _deliver_fields(source, dest, short_message, esm_class, data_coding, source_ton=source_ton,
+                                 source_npi=source_npi, dest_ton=dest_ton, dest_npi=dest_npi)
+        answer = await conn.request("deliver_sm", timeout, tlvs, **fields)
         return answer.status
 
     async def deliver_many(self, messages: list[dict[str, Any]], window: int | None = None,

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.text import GSM7, GSM_EXTENSION, UCS2, count_segments, count_units, encoding_for
+from gateway.text import GSM7, GSM_EXTENSION, UCS2, count_segments, count_units, encoding_for, storable
 
 GSM_BASIC_SAMPLE = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCXYZÄÖÑÜ§¿abcxyzäöñüà"
 EXTENSION = "€[]{}~^\\|\f"
@@ -92,3 +92,27 @@ def test_segments_grow_with_text(text):
     single = 160 if encoding == GSM7 else 70
     assert (segments == 1) == (count_units(text) <= single)
     assert count_segments(text + text)[1] >= segments
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("a\x00b", "a\ufffdb"), ("\ud800", "\ufffd"), ("\udfff\ud83d", "\ufffd\ufffd"), ("\x00" * 3, "\ufffd" * 3)],
+)
+def test_storable_replaces_what_no_store_holds(text, expected):
+    assert storable(text) == (expected, True)
+
+
+def test_storable_keeps_every_other_text_as_it_is():
+    text = "Grüße € 😀 \t\x01\x7f\ufffd"
+    assert storable(text) == (text, False)
+
+
+unstorable = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=()) | st.just("\x00")
+
+
+@given(st.text(alphabet=st.characters() | unstorable))
+def test_storable_text_always_encodes_and_keeps_its_length(text):
+    out, changed = storable(text)
+    out.encode("utf-8")  # strict: no lone surrogate survives
+    assert "\x00" not in out and len(out) == len(text)
+    assert changed == (out != text)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.messages import STATUSES
-from gateway.webhooks import GenericWebhook, MalformedWebhook, SignatureError, didchat_signature
+from gateway.webhooks import GenericWebhook, MalformedWebhook, SignatureError, WebhookError, didchat_signature
 
 SECRET = "s3cret"
 MESSAGE = {"id": "m-1", "from": "+14155550123", "to": "+14155550100", "text": "Hi"}
@@ -18,9 +18,12 @@ def hook():
     return GenericWebhook("generic", SECRET)
 
 
-def signed(payload, secret=SECRET):
+JSON = {"Content-Type": "application/json"}
+
+
+def signed(payload, secret=SECRET, content_type="application/json"):
     body = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
-    return body, {"X-Didchat-Signature": didchat_signature(secret, body)}
+    return body, {"X-Didchat-Signature": didchat_signature(secret, body), "Content-Type": content_type}
 
 
 def test_signature_is_hmac_sha256_of_the_body(hook):
@@ -53,7 +56,7 @@ def test_timestamps(hook, timestamp, expected):
 @pytest.mark.parametrize("name", ["x-didchat-signature", "X-DIDCHAT-SIGNATURE"])
 def test_header_case_is_ignored(hook, name):
     body, headers = signed(MESSAGE)
-    assert hook.parse_message(body, {name: headers["X-Didchat-Signature"]}).text == "Hi"
+    assert hook.parse_message(body, {name: headers["X-Didchat-Signature"]} | JSON).text == "Hi"
 
 
 @pytest.mark.parametrize(
@@ -89,8 +92,8 @@ def test_signature_before_parsing(hook, body):
 @pytest.mark.parametrize(
     ("payload", "field", "message"),
     [
-        (b"not json", None, "body is not valid JSON"),
-        (b"[1, 2]", None, "body is not a JSON object"),
+        (b"not json", "body", "body is not valid JSON"),
+        (b"[1, 2]", "body", "body is not a JSON object"),
         ({**MESSAGE, "id": None}, "id", "missing field 'id'"),
         ({**MESSAGE, "id": ""}, "id", "field 'id' must be a non-empty string"),
         ({k: v for k, v in MESSAGE.items() if k != "from"}, "from", "missing field 'from'"),
@@ -141,3 +144,105 @@ def test_status_errors_name_the_field(hook, payload, field):
     with pytest.raises(MalformedWebhook) as caught:
         hook.parse_status(*signed(payload))
     assert caught.value.field == field
+
+
+# --- every decodable message is stored (issue 8, point 3) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (json.dumps({**MESSAGE, "text": "a\x00b"}).encode(), "a\ufffdb"),
+        (b'{"id": "m-1", "from": "+14155550123", "to": "+14155550100", "text": "x\\ud800y"}', "x\ufffdy"),
+        (b'{"id": "m-1", "from": "+14155550123", "to": "+14155550100", "text": "caf\xe9"}', "caf\ufffd"),
+    ],
+    ids=["nul", "lone-surrogate", "latin-1-byte"],
+)
+def test_unstorable_text_is_repaired_and_the_body_kept(hook, body, text):
+    sms = hook.parse_message(*signed(body))
+    assert sms.text == text
+    assert sms.original == body
+
+
+def test_clean_text_keeps_no_original(hook):
+    assert hook.parse_message(*signed({**MESSAGE, "text": "Grüße 😀"})).original is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**MESSAGE, "id": "m\x001"}, "id"),
+        ({**MESSAGE, "id": "\ud800"}, "id"),
+        ({**MESSAGE, "id": "x" * 129}, "id"),
+        ({**MESSAGE, "from": "+14155550123\x00"}, "from"),
+        ({**MESSAGE, "to": "+14155550100\ud800"}, "to"),
+        ({**MESSAGE, "from": "1" * 65}, "from"),
+    ],
+)
+def test_ids_and_numbers_that_cannot_be_exact_are_refused(hook, payload, field):
+    with pytest.raises(MalformedWebhook) as caught:
+        hook.parse_message(*signed(payload))
+    assert caught.value.field == field
+
+
+def test_status_error_text_is_repaired(hook):
+    report = hook.parse_status(*signed({"id": "p-9", "status": "failed", "error": "bad\x00\ud800"}))
+    assert report.error == "bad\ufffd\ufffd"
+
+
+# --- bodies that used to raise (issue 8, point 4) -------------------------------------------------
+
+
+def test_an_id_of_5000_digits_names_the_field(hook):
+    body = b'{"id": ' + b"9" * 5000 + b', "from": "+14155550123", "to": "+14155550100", "text": "Hi"}'
+    with pytest.raises(MalformedWebhook, match="5000 digits") as caught:
+        hook.parse_message(*signed(body))
+    assert caught.value.field == "id"
+
+
+def test_a_huge_integer_in_a_field_we_do_not_read_is_harmless(hook):
+    body = json.dumps({**MESSAGE}).encode()[:-1] + b', "extra": ' + b"1" * 5000 + b"}"
+    assert hook.parse_message(*signed(body)).text == "Hi"
+
+
+def test_a_huge_timestamp_names_the_field(hook):
+    body = json.dumps(MESSAGE).encode()[:-1] + b', "timestamp": ' + b"1" * 5000 + b"}"
+    with pytest.raises(MalformedWebhook) as caught:
+        hook.parse_message(*signed(body))
+    assert caught.value.field == "timestamp"
+
+
+@pytest.mark.parametrize("where", ["top", "text"])
+def test_deep_nesting_is_400_naming_the_body(hook, where):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    body = deep if where == "top" else b'{"id": "m-1", "text": ' + deep + b"}"
+    with pytest.raises(MalformedWebhook, match="nested too deeply") as caught:
+        hook.parse_message(*signed(body))
+    assert caught.value.field == "body"
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonp"])
+def test_only_json_is_taken(hook, content_type):
+    body, headers = signed(MESSAGE)
+    headers = {k: v for k, v in headers.items() if k != "Content-Type"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    with pytest.raises(WebhookError) as caught:
+        hook.parse_message(body, headers)
+    assert caught.value.status == 415 and caught.value.field == "Content-Type"
+    assert (content_type or "none") in caught.value.message
+
+
+def test_json_with_a_charset_is_taken(hook):
+    assert hook.parse_message(*signed(MESSAGE, content_type="Application/JSON; charset=utf-8")).text == "Hi"
+
+
+def test_signature_comes_before_the_content_type(hook):
+    with pytest.raises(SignatureError):
+        hook.parse_message(json.dumps(MESSAGE).encode(), {"Content-Type": "text/plain"})
+
+
+def test_a_signature_header_that_is_not_utf8_is_refused(hook):
+    body, _ = signed(MESSAGE)
+    with pytest.raises(SignatureError):
+        hook.parse_message(body, {"X-Didchat-Signature": "sha256=\udcff"} | JSON)

@@ -10,6 +10,7 @@ from gateway.webhooks import (
     MalformedWebhook,
     SignatureError,
     TwilioWebhook,
+    twilio_params,
     twilio_routing,
     twilio_signature,
 )
@@ -240,3 +241,63 @@ def test_status_signature_is_checked(hook):
     body, headers = signed(status_fields("delivered"))
     with pytest.raises(SignatureError):
         hook.parse_status(URL, body.replace(b"delivered", b"failed"), headers)
+
+
+# --- every decodable message is stored (issue 8, point 3) ----------------------------------------
+
+
+def raw_signed(body: bytes, url=URL, token=TOKEN):
+    """Sign a raw form body as Twilio would, over the fields as they read (invalid UTF-8 as U+FFFD)."""
+    return body, {"X-Twilio-Signature": twilio_signature(token, url, twilio_params(body))}
+
+
+@pytest.mark.parametrize(
+    ("encoded", "text"),
+    [("a%00b", "a\ufffdb"), ("caf%E9", "caf\ufffd"), ("x%ED%A0%80y", "x\ufffd\ufffd\ufffdy")],
+    ids=["nul", "latin-1-byte", "encoded-surrogate"],
+)
+def test_unstorable_body_is_repaired_and_the_form_kept(hook, encoded, text):
+    body = urlencode({k: v for k, v in INBOUND.items() if k != "Body"}).encode() + b"&Body=" + encoded.encode()
+    sms = hook.parse_message(URL, *raw_signed(body))
+    assert sms.text == text
+    assert sms.original == body
+
+
+def test_raw_bytes_that_are_not_utf8_are_repaired_and_kept(hook):
+    body = urlencode({k: v for k, v in INBOUND.items() if k != "Body"}).encode() + b"&Body=caf\xe9"
+    sms = hook.parse_message(URL, *raw_signed(body))
+    assert (sms.text, sms.original) == ("caf\ufffd", body)
+
+
+def test_clean_form_keeps_no_original(hook):
+    assert hook.parse_message(URL, *signed(INBOUND)).original is None
+
+
+def test_media_fields_are_repaired(hook):
+    fields = {**INBOUND, "NumMedia": "1", "MediaUrl0": "https://m.example/\x00", "MediaContentType0": "image/png\x00"}
+    sms = hook.parse_message(URL, *signed(fields))
+    assert sms.media == (Media("https://m.example/\ufffd", "image/png\ufffd"),)
+    assert sms.original is not None
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"From": "+14155550123\x00"}, "From"),
+        ({"To": "\x00+14155550100"}, "To"),
+        ({"MessageSid": "SM\x00", "SmsSid": "SM\x00"}, "MessageSid"),
+        ({"MessageSid": "SM" + "1" * 200}, "MessageSid"),
+        ({"NumMedia": "9" * 4400}, "NumMedia"),
+        ({"NumMedia": "٣"}, "NumMedia"),
+        ({"NumMedia": "-1"}, "NumMedia"),
+    ],
+)
+def test_fields_that_cannot_be_exact_are_refused(hook, change, field):
+    with pytest.raises(MalformedWebhook) as caught:
+        hook.parse_message(URL, *signed({**INBOUND, **change}))
+    assert caught.value.field == field
+
+
+def test_status_error_message_is_repaired(hook):
+    fields = status_fields("failed", ErrorCode="30008", ErrorMessage="odd\x00")
+    assert hook.parse_status(URL, *signed(fields)).error == "30008: odd\ufffd"

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from scenarios import Engine, Result, Scenario, parse_scenario
 
-NOW = datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc)  # Monday 10:00 in New York
+NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York
 
 
 def facts(text: str = "Hi", message_id: int | None = 1, presence: str = "ready", **extra) -> dict:

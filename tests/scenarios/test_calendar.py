@@ -1,13 +1,13 @@
 """Business hours on the local wall clock, across DST changes."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from scenarios.calendar import parse_hours
 
-UTC = timezone.utc
+UTC = UTC
 NY = parse_hours("America/New_York", {"mon-fri": "09:00-17:00", "sat": "10:00-12:00, 13:00-14:00",
                                       "sun": "01:00-01:30"}, ["2026-12-25", "01-01"])
 

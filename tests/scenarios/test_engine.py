@@ -6,8 +6,20 @@ from datetime import timedelta
 import pytest
 
 from scenarios import (
-    Call, CallResult, Close, CustomerReply, Notify, OptOut, Route, SaveActivity, SendReply,
-    SetContactFields, SetTimer, Tag, Timeout, Trigger,
+    Call,
+    CallResult,
+    Close,
+    CustomerReply,
+    Notify,
+    OptOut,
+    Route,
+    SaveActivity,
+    SendReply,
+    SetContactFields,
+    SetTimer,
+    Tag,
+    Timeout,
+    Trigger,
 )
 from tests.scenarios.conftest import NOW, Runner, facts
 

@@ -1,11 +1,10 @@
-"""inbound originals, status expiry, routes for new conversations
+"""inbound originals: messages.original keeps the payload of a text that had to be made storable
 
 Revision ID: 0004
 Revises: 0003
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0004'
 down_revision = '0003'
@@ -14,8 +13,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('original', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_column('original')

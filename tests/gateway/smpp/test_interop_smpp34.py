@@ -159,3 +159,69 @@ async def test_deliver_sm_on_a_receiver_bind(server):
         receiver = next(e for e in esmes if e.can_receive)
         answer = await asyncio.wait_for(receiver.deliver_sm(OURS, b"to the receiver", source_addr=CUSTOMER), 1)
         assert answer.is_success and inbox.received[0].short_message == b"to the receiver"
+
+
+class JoiningProxy:
+    """A TCP hop in front of smpp34 that holds its first write (the bind_resp) until its next one
+    has come, and forwards both in ONE write: what a loaded SMSC does by itself (issue 8, point 14).
+    smpp34 alone never does it here: Python sees the bound Esme only after the bind_resp has left."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.joined = 0  # first writes forwarded together with what followed them
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self._server.close()
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        for pipe in (self._pipe(reader, up_writer), self._joined_pipe(up_reader, writer)):
+            task = asyncio.create_task(pipe)
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes = b"") -> None:
+        try:
+            writer.write(first)
+            while data := await reader.read(65536):
+                writer.write(data)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _joined_pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = await reader.read(65536)
+        with contextlib.suppress(TimeoutError):
+            first += await asyncio.wait_for(reader.read(65536), 2)
+            self.joined += 1
+        await self._pipe(reader, writer, first)
+
+
+async def test_deliver_sm_from_smpp34_in_the_same_segment_as_its_bind_resp(server):
+    smsc, port = server
+    proxy = JoiningProxy(port)
+    inbox = Inbox()
+    client = SmppClient("interop", fast_settings(await proxy.start(), response_timeout=2), inbox)
+    running = asyncio.create_task(client.run())
+    try:
+        esme = await next_event(smsc, smpp34.Esme)  # bound on smpp34's side; its bind_resp waits in the proxy
+        answers = await asyncio.gather(*(esme.deliver_sm(OURS, f"right behind {k}".encode(), source_addr=CUSTOMER)
+                                         for k in range(3)))
+        assert proxy.joined == 1 and [a.command_status for a in answers] == [0, 0, 0]
+        assert sorted(m.short_message for m in inbox.received) == [f"right behind {k}".encode() for k in range(3)]
+        assert client.is_bound
+    finally:
+        await client.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(running, 5)
+        await proxy.stop()

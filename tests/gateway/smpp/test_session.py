@@ -10,12 +10,8 @@ from gateway.smpp.session import (
     BOUND,
     CLOSED,
     CONNECTED,
-    DONE,
-    FAIL,
     LINK_LOST,
-    MAX_PAUSE_FACTOR,
     OPEN,
-    RETRY,
     TRANSITIONS,
     UNBIND_RECEIVED,
     UNBIND_SENT,
@@ -23,7 +19,6 @@ from gateway.smpp.session import (
     UNBOUND,
     ProtocolError,
     Session,
-    SubmitQueue,
 )
 
 
@@ -149,81 +144,3 @@ def test_bad_arguments_are_refused():
         Session("trx")
     with pytest.raises(ValueError, match="window"):
         Session("transceiver", 0)
-
-
-# -- the submit queue ---------------------------------------------------------------------------
-
-def test_queue_sends_in_arrival_order_within_the_window():
-    queue, session = SubmitQueue(), bound(window=2)
-    for name in "abc":
-        queue.push(name)
-    assert queue.delay(0, session) == 0
-    sent = []
-    while queue.delay(0, session) == 0:
-        queued = queue.pop(0)
-        session.start("submit_sm", 0, 10, queued)
-        sent.append(queued.token)
-    assert sent == ["a", "b"] and queue.delay(0, session) is None  # window full
-
-
-def test_retryable_answer_requeues_in_place_pauses_and_probes():
-    queue, session = SubmitQueue(throttle_pause=1.0, retries=3), bound(window=5)
-    first, second = queue.push("a"), queue.push("b")
-    for queued in (queue.pop(0), queue.pop(0)):
-        session.start("submit_sm", 0, 10, queued)
-    assert queue.answered(first, 0x58, now=0.1) == RETRY
-    assert queue.answered(second, 0x58, now=0.1) == RETRY  # same burst: no second pause
-    session.abandon()
-    assert queue.paused_until == pytest.approx(1.1) and queue.delay(0.5, session) == pytest.approx(0.6)
-    probe = queue.pop(1.1)
-    assert probe is first and probe.attempts == 1
-    session.start("submit_sm", 1.1, 10, probe)
-    assert queue.delay(1.2, session) is None  # probing: one alone
-    assert queue.answered(probe, 0x58, now=1.2) == RETRY  # a new burst doubles the pause
-    assert queue.paused_until == pytest.approx(3.2)
-    session.abandon()
-    probe = queue.pop(3.2)
-    assert queue.answered(probe, 0, now=3.3) == DONE and not queue.probing
-    assert queue.delay(3.3, session) == 0 and queue.pop(3.3) is second
-
-
-def test_retries_are_bounded_and_other_statuses_fail_at_once():
-    queue = SubmitQueue(throttle_pause=0.1, retries=1)
-    queued = queue.push("a")
-    queue.pop(0)
-    assert queue.answered(queued, 0x14, now=0) == RETRY
-    queue.pop(1)
-    assert queue.answered(queued, 0x14, now=1) == FAIL
-    other = queue.push("b")
-    queue.pop(2)
-    assert queue.answered(other, 0x0B, now=2) == FAIL
-    assert queue.answered(other, 0x58, now=2, retry=False) == FAIL
-
-
-def test_rate_limit_spaces_sends():
-    queue, session = SubmitQueue(rate_limit=10), bound(window=10)
-    for name in "abc":
-        queue.push(name)
-    queue.pop(0)
-    assert queue.delay(0, session) == pytest.approx(0.1)
-    queue.pop(0.1)
-    assert queue.delay(0.15, session) == pytest.approx(0.05)
-
-
-def test_pauses_are_capped():
-    queue = SubmitQueue(throttle_pause=1.0, retries=100)
-    queued = queue.push("a")
-    now = 0.0
-    for _ in range(10):
-        queue.pop(now)
-        queue.answered(queued, 0x58, now)
-        pause, now = queue.paused_until - now, queue.paused_until
-    assert pause == MAX_PAUSE_FACTOR
-
-
-def test_drain_and_discard():
-    queue = SubmitQueue()
-    for name in "abc":
-        queue.push(name)
-    queue.discard(lambda queued: queued.token == "a")
-    assert [q.token for q in queue.drain()] == ["b", "c"] and len(queue) == 0
