@@ -137,13 +137,31 @@ async def _stop_work(app: web.Application, svc: Services, smpp: list, scan: asyn
     await svc.automation.stop()
 
 
+CANCEL_WAIT_SECONDS = 3.0  # a worker stuck in a driver call must not hold the exit past the budget
+
+
 async def _cancel(tasks: list[asyncio.Task]) -> None:
-    """Cancel workers and wait for them; one that died of an error is logged, not re-raised."""
+    """Cancel workers and wait for them, a bounded time; one that died of an error is logged, not re-raised."""
     for task in tasks:
         task.cancel()
-    for task, result in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True)):
-        if isinstance(result, Exception):
-            log.warning("didchat.worker_failed", worker=task.get_name(), error=type(result).__name__)
+    if not tasks:
+        return
+    done, stuck = await asyncio.wait(tasks, timeout=CANCEL_WAIT_SECONDS)
+    for task in stuck:
+        log.warning("didchat.worker_stuck", worker=task.get_name(), stack=_where(task))
+    for task in done:
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, Exception):
+            log.warning("didchat.worker_failed", worker=task.get_name(), error=type(error).__name__)
+
+
+def _where(task: asyncio.Task) -> str:
+    """The innermost frame a task waits in (file:line function), for the log."""
+    frames = task.get_stack(limit=20)
+    if not frames:
+        return "?"
+    code = frames[-1].f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{frames[-1].f_lineno} {code.co_name}"
 
 
 async def notify_admins(svc: Services, text: str) -> None:
