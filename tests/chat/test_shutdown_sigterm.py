@@ -26,11 +26,11 @@ async def answers(url: str) -> bool:
 
 
 @pytest.fixture
-async def didchat_process(tmp_path, twilio_api):
-    """`didchat run --config ...` on 127.0.0.1 with a SQLite file, started and ready."""
+async def didchat_process(tmp_path, twilio_api, database_url):
+    """`didchat run --config ...` on 127.0.0.1 (SQLite file or PostgreSQL), started and ready."""
     port = free_port()
     path = tmp_path / "didchat.yaml"
-    path.write_text(config_text(port, f"sqlite+aiosqlite:///{tmp_path}/didchat.db", twilio_api))
+    path.write_text(config_text(port, database_url, twilio_api))
     log = (tmp_path / "didchat.log").open("wb")
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "chat", "run", "--config", str(path),
                                                    stdout=log, stderr=asyncio.subprocess.STDOUT)
