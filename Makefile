@@ -3,7 +3,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test chromium
+.PHONY: demo test system
 
 $(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml package.json package-lock.json
 demo: $(STAMP)
 	$(BIN)/didchat demo
 
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Debian packages the tests drive: a real Chromium, and nginx as the load balancer in front of two nodes.
+system:
+	@command -v chromium >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx >/dev/null; }
 
-test: $(STAMP) chromium
+test: $(STAMP) system
 	$(BIN)/ruff check .
 	$(BIN)/mypy gateway chat
 	$(BIN)/lint-imports

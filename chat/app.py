@@ -10,25 +10,25 @@ import socketio.packet
 import structlog
 from aiohttp import web
 
-from chat.agents import AgentNamespace
-from chat.auth import Tokens, secret_key
-from chat.automation import Automation
-from chat.commit import GroupCommit
+from chat.agents.auth import Tokens, secret_key
+from chat.agents.login import LOGIN
+from chat.agents.namespace import AgentNamespace
+from chat.agents.ops import LINKS, STOPPING, tell_agents
 from chat.config import Config, SmppConnector
-from chat.crm import CrmOutbox
-from chat.directory import sync_directory
-from chat.hub import Hub
-from chat.login import LOGIN
+from chat.domain.directory import sync_directory
+from chat.domain.statuses import report_unit
 from chat.metrics import METRICS, Live, Metrics
-from chat.ops import LINKS, STOPPING, tell_agents
-from chat.outbox import Outbox
-from chat.presence import Presence
-from chat.receipts import report_unit
-from chat.routing import Router
-from chat.scenario_files import ScenarioFiles
 from chat.services import SERVICES, Services, build_senders, status_callbacks, webhook_parsers
 from chat.store import Database, migrate
+from chat.store.commit import GroupCommit
 from chat.web import add_routes
+from chat.workers.automation import Automation
+from chat.workers.crm import CrmOutbox
+from chat.workers.hub import Hub
+from chat.workers.outbox import Outbox
+from chat.workers.presence import Presence
+from chat.workers.routing import Router
+from chat.workers.scenario_files import ScenarioFiles
 
 log = structlog.get_logger()
 
@@ -74,7 +74,7 @@ def smpp_connections(svc: Services, config: Config) -> list:
     wanted = [c for c in config.connectors if isinstance(c, SmppConnector)]
     if not wanted:
         return []
-    from chat.smpp import SmppConnection
+    from chat.connectors.smpp import SmppConnection
 
     return [SmppConnection(svc, c) for c in wanted]
 

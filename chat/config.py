@@ -156,12 +156,26 @@ class LoginConfig(Strict):
         default_factory=list, description="reverse proxies whose X-Forwarded-For names the client (e.g. 10.0.0.0/8)")
 
 
+class ClusterConfig(Strict):
+    """Several nodes on one PostgreSQL database and one Redis (README, "Running several nodes")."""
+
+    node_name: str | None = Field(default=None, max_length=64, description="this node's name in logs, leases and claims; default host-pid")
+    heartbeat_seconds: float = Field(default=2, gt=0, description="how often a node renews its presence, claims and leases")
+    presence_ttl_seconds: float = Field(default=8, gt=0, description="a dead node's agents are offline after this long")
+    claim_seconds: float = Field(default=30, gt=0, description="a row of work claimed by a node that died is free again after this long")
+    lease_seconds: float = Field(default=6, gt=0, description="an SMPP bind held by a node that died is taken over after this long")
+    redis_prefix: str = Field(default="didchat", pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+                              description="prefix of every Redis key and channel: clusters that share a Redis keep apart")
+
+
 class Config(Strict):
     public_url: str = "http://127.0.0.1:8080"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     data_dir: str = "data"
     database_url: str | None = None
+    redis_url: SecretStr | None = Field(default=None, description="redis://host:6379/0: several nodes share pushes, presence and wake-ups")
+    cluster: ClusterConfig = ClusterConfig()
     secret_key: SecretStr | None = Field(default=None, min_length=32)
     token_minutes: float = Field(default=15, gt=0)
     presence_grace_seconds: float = Field(default=10, ge=0)
@@ -196,6 +210,11 @@ class Config(Strict):
         url = os.environ.get("DIDCHAT_DATABASE_URL") or self.database_url
         return url or f"sqlite+aiosqlite:///{os.path.abspath(self.data_dir)}/didchat.db"
 
+    def redis(self) -> str | None:
+        """The Redis URL (environment, then file), or None for one node on its own."""
+        url = os.environ.get("DIDCHAT_REDIS_URL") or (self.redis_url.get_secret_value() if self.redis_url else None)
+        return url or None
+
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read, validate and cross-check a configuration file, or raise SourceError."""
@@ -219,18 +238,6 @@ def cross_check(config: Config, doc: Document) -> Iterator[Problem]:
     yield from _check_connectors(config, doc)
     yield from _check_callbacks(config, doc)
     yield from _check_teams(config, doc)
-
-
-def config_warnings(config: Config, doc: Document) -> Iterator[Problem]:
-    """What a checked file allows but was hardly meant: an SMS number whose new conversations no route gives anyone."""
-    from chat.directory import unrouted  # the routing rule lives in the directory, which imports this module
-
-    for i in unrouted(config):
-        num = config.access_numbers[i]
-        fix = f"give team {num.team!r} members" if num.team else \
-            "give it a user or a team, or let agents present it (may_present, callback_numbers.default)"
-        yield doc.problem(("access_numbers", i), f"{num.number} takes SMS but no one would get its new "
-                                                 f"conversations (they would wait for an admin): {fix}")
 
 
 def _check_users(config: Config, doc: Document) -> Iterator[Problem]:

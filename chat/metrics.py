@@ -102,11 +102,11 @@ class Live:
     """A collector of what the app is doing now: its parts, read at each scrape."""
 
     metrics: Metrics
-    # chat.smpp.SmppConnection, each with metrics() -> {state, window, in_flight, throttled,
+    # chat.connectors.smpp.SmppConnection, each with metrics() -> {state, window, in_flight, throttled,
     # deliver_sm_resp: {status name: n}, submit_sm_resp: {status name: n}, inbound: {outcome: n}}
     links: Sequence
-    router: object  # chat.routing.Router, with backlog() -> (messages, oldest age in seconds)
-    presence: object  # chat.presence.Presence
+    router: object  # chat.workers.routing.Router, with backlog() -> (messages, oldest age in seconds)
+    presence: object  # chat.workers.presence.Presence
     login_failures: Callable[[], Mapping[str, int]] | None = None  # failed logins by reason
 
     def collect(self):

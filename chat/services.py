@@ -8,15 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
-from chat.auth import Tokens
-from chat.commit import GroupCommit
+from chat.agents.auth import Tokens
 from chat.config import Config, GenericConnector, LoopbackConnector, TwilioConnector
-from chat.directory import Directory
-from chat.hub import Hub
-from chat.loopback import LoopbackSender
-from chat.presence import Presence
-from chat.routing import Router
+from chat.connectors.loopback import LoopbackSender
+from chat.domain.directory import Directory
 from chat.store import Database
+from chat.store.commit import GroupCommit
+from chat.workers.hub import Hub
+from chat.workers.presence import Presence
+from chat.workers.routing import Router
 from gateway import GenericSender, GenericWebhook, Sender, TwilioSender, TwilioWebhook
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,9 +33,9 @@ class Services:
     hub: Hub
     router: Router
     webhooks: dict[str, TwilioWebhook | GenericWebhook]
-    outbox: Any = None  # chat.outbox.Outbox, set once senders exist
-    automation: Any = None  # chat.automation.Automation
-    crm: Any = None  # chat.crm.CrmOutbox
+    outbox: Any = None  # chat.workers.outbox.Outbox, set once senders exist
+    automation: Any = None  # chat.workers.automation.Automation
+    crm: Any = None  # chat.workers.crm.CrmOutbox
     http: Any = None  # one aiohttp.ClientSession for scenario calls and CRM activities
     vendor_dir: Path = field(default_factory=lambda: Path(
         os.environ.get("DIDCHAT_VENDOR_DIR", REPO / "node_modules" / "socket.io-client" / "dist")))

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from chat import login, ops, receipts, sessions, webhooks
+from chat.agents import login, ops, sessions
 from chat.config import Config
+from chat.connectors import receipts, webhooks
 from chat.replies import error
 from chat.services import SERVICES
 

@@ -145,7 +145,7 @@ pending_reports = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("received_at", Time, nullable=False),
     sa.Index("ix_pending_reports_ref", "connector", "provider_id"),
-    sa.Index("ix_pending_reports_received_at", "received_at"),  # the expiry sweep (chat.receipts)
+    sa.Index("ix_pending_reports_received_at", "received_at"),  # the expiry sweep (chat.connectors.receipts)
 )
 
 outbox = sa.Table(
@@ -190,7 +190,7 @@ crm_outbox = sa.Table(
     sa.Column("created_at", Time, nullable=False),
 )
 
-# An agent's login: one row per refresh-token family, its token rotated on every use (chat.sessions).
+# An agent's login: one row per refresh-token family, its token rotated on every use (chat.agents.sessions).
 sessions = sa.Table(
     "sessions", metadata,
     sa.Column("id", sa.String(32), primary_key=True),  # random; also the family of its refresh tokens

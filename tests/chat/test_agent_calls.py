@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
-from chat.conversations import contact_id, open_conversation
+from chat.domain.conversations import contact_id, open_conversation
 from tests.conftest import ALICE, CUSTOMER, MAIN, until
 
 RESERVED = ["connect", "disconnect"]
 FIELDS = ["cursors", "since", "conversation_id", "to", "text", "client_id", "from", "state", "seq", "number", "token"]
-ANSWER_SECONDS = 12  # the server's bound (chat.agents.CALL_SECONDS) and a margin
+ANSWER_SECONDS = 12  # the server's bound (chat.agents.namespace.CALL_SECONDS) and a margin
 
 scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=2**63 - 5, max_value=2**70)
            | st.floats() | st.text(max_size=30) | st.sampled_from(["1", "ready", ALICE, "", "\x00"]))

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from chat.config import Config
-from chat.directory import sync_directory
+from chat.domain.directory import sync_directory
 from chat.store import Database, migrate
 from chat.store.tables import access_numbers, users
 from gateway.numbers import InvalidNumber, normalize_number

@@ -4,8 +4,8 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from chat.hub import MAX_BATCH, Pushes, coalesce
-from chat.routing import BACKLOG, Router
+from chat.workers.hub import MAX_BATCH, Pushes, coalesce
+from chat.workers.routing import BACKLOG, Router
 
 
 class Recorder:

@@ -6,7 +6,7 @@ import json
 
 from structlog.testing import capture_logs
 
-from chat.login import LOGIN
+from chat.agents.login import LOGIN
 from tests.chat.test_login_throttle import attempt
 from tests.conftest import PASSWORD
 

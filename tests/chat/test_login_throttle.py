@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 from argon2 import PasswordHasher
 
+from chat.agents.login import LOGIN, client_address
+from chat.agents.throttle import Busy, Hashing, Limits, LoginGuard, Tallies, Throttled
 from chat.config import LoginConfig
-from chat.login import LOGIN, client_address
-from chat.throttle import Busy, Hashing, Limits, LoginGuard, Tallies, Throttled
 from tests.conftest import ALICE, CUSTOMER, PASSWORD
 
 FAST_HASH = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)

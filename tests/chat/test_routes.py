@@ -218,8 +218,8 @@ async def test_a_claim_is_exclusive_even_between_two_open_transactions(database_
     """Two nodes' claims at the same moment: the second waits for the first's row lock, then finds nothing."""
     import sqlalchemy as sa
 
-    from chat.routing import claim_waiting
     from chat.store import Database, migrate
+    from chat.workers.routing import claim_waiting
 
     db = Database(database_url)
     try:
@@ -253,8 +253,8 @@ async def test_a_claim_is_exclusive_even_between_two_open_transactions(database_
 
 
 async def test_backlog_counts_what_is_stored_but_not_yet_routed():
-    from chat.ingest import Stored
-    from chat.routing import Router
+    from chat.domain.inbound import Stored
+    from chat.workers.routing import Router
 
     router = Router(commit=None, hub=None, presence=None)
     assert router.backlog() == (0, 0.0)

@@ -8,7 +8,7 @@ import pytest
 import socketio
 import sqlalchemy as sa
 
-from chat.ops import STOPPING
+from chat.agents.ops import STOPPING
 from chat.store import Database
 from chat.store.tables import messages, outbox
 from tests.conftest import ALICE, CUSTOMER, SMPP_NUMBER, AgentClient, smpp_connector, until

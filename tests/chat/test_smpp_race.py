@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from chat.ops import LINKS
+from chat.agents.ops import LINKS
 from chat.store.tables import messages
 from tests.conftest import SMPP_NUMBER, smpp_connector
 from tests.fakes.smsc import TestSmsc

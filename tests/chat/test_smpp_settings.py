@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from chat.config import SmppConnector
-from chat.smpp import settings
+from chat.connectors.smpp import settings
 
 
 def connector(**options) -> SmppConnector:

@@ -10,7 +10,8 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from chat.receipts import EXPIRE_BATCH, sweep
+from chat.connectors.receipts import sweep
+from chat.domain.statuses import EXPIRE_BATCH
 from chat.store import utcnow
 from chat.store.tables import pending_reports
 from gateway import twilio_signature

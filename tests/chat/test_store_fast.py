@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 import sqlalchemy as sa
 
-from chat.conversations import ADD_CONTACT, ADD_CONVERSATION, ADD_MESSAGE, BUMP_SEQ, FIND_ACTIVE
+from chat.domain.conversations import ADD_CONTACT, ADD_CONVERSATION, ADD_MESSAGE, BUMP_SEQ, FIND_ACTIVE
 from chat.store import Database, migrate
 from chat.store.fast import hot, is_hot
 from chat.store.tables import contacts, conversations, messages

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from chat.ingest import inbound_unit
+from chat.domain.inbound import inbound_unit
 from chat.store.tables import contacts, messages
 from gateway import InboundSms, didchat_signature, twilio_signature
 from gateway.webhooks import twilio_params

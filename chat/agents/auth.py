@@ -3,7 +3,7 @@
 Rules: an access token lives `token_minutes`, names its user and its session, and travels in
 the Socket.IO `auth` payload (and the `auth` event); a refresh token is `<session id>.<random>`,
 lives in an httpOnly, SameSite=Strict cookie scoped to /api (Secure behind https), and only its
-SHA-256 is stored (chat.sessions). No token or key appears in a repr, a log line or an error.
+SHA-256 is stored (chat.agents.sessions). No token or key appears in a repr, a log line or an error.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import jwt
 import sqlalchemy as sa
 from aiohttp import web
 
-from chat.directory import Agent
+from chat.domain.directory import Agent
 from chat.store.tables import users
 
 REFRESH_COOKIE = "didchat_refresh"
@@ -109,7 +109,7 @@ def secret_key(configured: str | None, data_dir: str) -> str:
 async def check_password(db, name: str, password: str, verify) -> int:
     """The user id for a correct name and password, or Unauthorized.
 
-    `verify(stored_hash | None, password)` (chat.throttle.Hashing) checks an unknown name at the
+    `verify(stored_hash | None, password)` (chat.agents.throttle.Hashing) checks an unknown name at the
     same cost as a known one: no user enumeration by timing. The database connection is given
     back before the hash, which may wait its turn.
     """

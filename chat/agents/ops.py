@@ -24,11 +24,11 @@ import structlog
 from aiohttp import web
 
 from chat.config import Config, SmppConnector
-from chat.hub import NAMESPACE
 from chat.metrics import CONTENT_TYPE, METRICS, Metrics, queue_depth
 from chat.replies import error
 from chat.services import SERVICES
 from chat.store.tables import crm_outbox, outbox
+from chat.workers.hub import NAMESPACE
 
 log = structlog.get_logger()
 READY_TIMEOUT = 2.0  # seconds a readiness probe waits for the database
@@ -61,7 +61,7 @@ class Stopping:
 
 STOPPING = web.AppKey("stopping", Stopping)
 CONFIG = web.AppKey("ops_config", Config)
-LINKS = web.AppKey("smpp_links", list)  # the running chat.smpp.SmppConnection objects (chat.app fills it)
+LINKS = web.AppKey("smpp_links", list)  # the running chat.connectors.smpp.SmppConnection objects (chat.app fills it)
 
 
 async def live(request: web.Request) -> web.Response:

@@ -4,17 +4,18 @@ Rules: the provider's message id, scoped by connector, is stored once however of
 provider retries (invariant 2). A new conversation goes to the access number's owner (or, for
 a shared number, to the agent who last presented it to this contact), opening at once when
 that agent is available and waiting for them otherwise; failing those, to the least busy ready
-member of the number's queue, or it waits in that queue (chat.directory.Route).
+member of the number's queue, or it waits in that queue (chat.domain.directory.Route).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property, partial
+from typing import Protocol
 
 import sqlalchemy as sa
 
-from chat.conversations import (
+from chat.domain.conversations import (
     active_conversation,
     contact_id,
     conversation_payload,
@@ -25,12 +26,17 @@ from chat.conversations import (
     open_conversation,
     storable_inbound,
 )
-from chat.directory import ADMINS, Directory
-from chat.presence import Presence
+from chat.domain.directory import ADMINS, Directory
 from chat.store import utcnow
 from chat.store.fast import hot
 from chat.store.tables import messages
 from gateway import InboundSms, count_segments
+
+
+class Presence(Protocol):
+    """Who can take a conversation now (chat.workers.presence); read inside a unit, so never awaited."""
+
+    def available(self, user_id: int) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from chat.conversations import conversation_payload, conversation_query, iso, message_payload
+from chat.domain.conversations import conversation_payload, conversation_query, iso, message_payload
 from chat.store.tables import conversations, messages
 
 MAX_CONVERSATIONS = 500

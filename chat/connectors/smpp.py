@@ -22,11 +22,11 @@ from typing import cast
 import sqlalchemy as sa
 import structlog
 
-from chat.commit import Unit
 from chat.config import SmppConnector
-from chat.ingest import Fingerprint, Stored, store_inbound
-from chat.receipts import report_unit
+from chat.domain.inbound import Fingerprint, Stored, store_inbound
+from chat.domain.statuses import report_unit
 from chat.store import utcnow
+from chat.store.commit import Unit
 from chat.store.tables import smpp_parts
 from gateway import InboundSms, StatusReport, count_segments
 from gateway.messages import FAILED, UNDELIVERED

@@ -1,6 +1,6 @@
 """The CRM activity outbox: each activity a scenario saves reaches the CRM once it acknowledges.
 
-Rules: an activity is stored once per idempotency key (chat.effects) and posted as JSON with
+Rules: an activity is stored once per idempotency key (chat.domain.effects) and posted as JSON with
 that key in `Idempotency-Key` until the CRM answers 2xx, with jittered backoff through outages;
 only then is it removed. A CRM that honours the key sees it exactly once.
 """

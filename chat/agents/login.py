@@ -3,7 +3,7 @@
 Rules: a wrong name and a wrong password get the same answer (401) and cost the same hash.
 Every failure is logged as `login.failed` with the name, the address and the reason ("wrong
 password", "unknown user", "throttled", "busy"), never the password, and counted in
-`LoginGate.guard.failures`. Too many failures (chat.throttle) get 429 with Retry-After and cost
+`LoginGate.guard.failures`. Too many failures (chat.agents.throttle) get 429 with Retry-After and cost
 no hash; too many logins already waiting for a hash get 503 with Retry-After. The address is
 the TCP peer (`request.remote`); X-Forwarded-For is read only when that peer is one of
 `login.trusted_proxies`, and then from the right, up to the first address that is not a
@@ -22,13 +22,13 @@ import structlog
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from chat.auth import Unauthorized, check_password
+from chat.agents.auth import Unauthorized, check_password
+from chat.agents.sessions import start_session
+from chat.agents.throttle import Busy, Hashing, LoginGuard, Throttled
 from chat.config import Config
-from chat.directory import hasher
+from chat.domain.directory import hasher
 from chat.replies import error
 from chat.services import SERVICES
-from chat.sessions import start_session
-from chat.throttle import Busy, Hashing, LoginGuard, Throttled
 
 log = structlog.get_logger()
 MAX_NAME = 200  # longer than any user name the store holds

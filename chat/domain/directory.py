@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 import structlog
 from argon2 import PasswordHasher
 
-from chat.config import AccessNumberConfig, Config, UserConfig
+from chat.config import AccessNumberConfig, Config, Document, Problem, UserConfig
 from chat.store import Database, utcnow
 from chat.store.tables import access_numbers, users
 
@@ -246,3 +246,13 @@ def unrouted(config: Config) -> list[int]:
     directory = build_directory(config, {u.name: i for i, u in enumerate(config.users, 1)})
     wanted = set(_unrouted(config, directory))
     return [i for i, n in enumerate(config.access_numbers) if n.number in wanted]
+
+
+def config_warnings(config: Config, doc: Document) -> Iterator[Problem]:
+    """What a checked file allows but was hardly meant: an SMS number whose new conversations no route gives anyone."""
+    for i in unrouted(config):
+        num = config.access_numbers[i]
+        fix = f"give team {num.team!r} members" if num.team else \
+            "give it a user or a team, or let agents present it (may_present, callback_numbers.default)"
+        yield doc.problem(("access_numbers", i), f"{num.number} takes SMS but no one would get its new "
+                                                 f"conversations (they would wait for an admin): {fix}")

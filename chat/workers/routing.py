@@ -19,14 +19,14 @@ from functools import partial
 import sqlalchemy as sa
 import structlog
 
-from chat.commit import GroupCommit
-from chat.conversations import conversation_payload, conversation_query, message_payload
-from chat.directory import ADMINS, Directory
-from chat.hub import Hub, Pushes
-from chat.ingest import Stored
-from chat.presence import Presence
+from chat.domain.conversations import conversation_payload, conversation_query, message_payload
+from chat.domain.directory import ADMINS, Directory
+from chat.domain.inbound import Stored
 from chat.store import utcnow
+from chat.store.commit import GroupCommit
 from chat.store.tables import conversations, messages
+from chat.workers.hub import Hub, Pushes
+from chat.workers.presence import Presence
 
 log = structlog.get_logger()
 BACKLOG = 100  # stored messages waiting to be routed before ingest holds its acknowledgements

@@ -1,4 +1,4 @@
-"""Delivery statuses of outbound messages, from status callbacks and (later) SMPP receipts.
+"""Delivery statuses of outbound messages (units of work), from status callbacks and SMPP receipts.
 
 Rules: a status only moves forward (queued → sent → final); a message of several parts is
 delivered when every part is and failed when any part fails. A report for a provider id we do
@@ -8,18 +8,13 @@ every few minutes (`setup`; on every node at once is harmless: the delete is by 
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 
 import sqlalchemy as sa
 import structlog
-from aiohttp import web
 
-from chat.config import Config
-from chat.conversations import iso
-from chat.services import SERVICES
+from chat.domain.conversations import iso
 from chat.store import utcnow
 from chat.store.fast import hot
 from chat.store.tables import conversations, messages, pending_reports, provider_refs
@@ -119,38 +114,3 @@ async def expire_reports(conn, before: datetime) -> int:
               .order_by(pending_reports.c.received_at).limit(EXPIRE_BATCH))
     result = await conn.execute(pending_reports.delete().where(pending_reports.c.id.in_(oldest.scalar_subquery())))
     return result.rowcount
-
-
-async def sweep(commit, keep: timedelta) -> int:
-    """Delete every parked report older than `keep`, a batch per transaction; how many went."""
-    total, deleted = 0, EXPIRE_BATCH
-    while deleted == EXPIRE_BATCH:
-        deleted = await commit.run(partial(expire_reports, before=utcnow() - keep))
-        total += deleted
-    return total
-
-
-async def sweep_forever(app: web.Application, keep: timedelta) -> None:
-    """Sweep now (a restart may find a backlog) and then every few minutes."""
-    every = min(SWEEP_SECONDS, keep.total_seconds() / 4)
-    while True:
-        try:
-            if deleted := await sweep(app[SERVICES].commit, keep):
-                log.info("receipts.expired", reports=deleted, hours=keep.total_seconds() / 3600)
-        except Exception as err:  # noqa: BLE001 - the next sweep tries again
-            log.warning("receipts.sweep_failed", error=type(err).__name__)
-        await asyncio.sleep(every)
-
-
-async def _sweeping(app: web.Application, keep: timedelta):
-    task = asyncio.create_task(sweep_forever(app, keep), name="status-expiry")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-def setup(app: web.Application, config: Config) -> None:
-    """The sweep of parked reports older than `unknown_status_hours`, as a cleanup context."""
-    keep = timedelta(hours=config.unknown_status_hours)
-    app.cleanup_ctx.append(partial(_sweeping, keep=keep))

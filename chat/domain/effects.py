@@ -12,8 +12,8 @@ from datetime import UTC
 
 import sqlalchemy as sa
 
-from chat.conversations import append_message, conversation_payload, get_conversation, message_payload
-from chat.directory import Directory
+from chat.domain.conversations import append_message, conversation_payload, get_conversation, message_payload
+from chat.domain.directory import Directory
 from chat.store import utcnow
 from chat.store.tables import contacts, conversations, crm_outbox, messages, outbox, scenario_runs, scenario_timers
 from gateway import count_segments
@@ -122,7 +122,7 @@ async def _route(conn, conv, effect: Route, directory: Directory, teams, after: 
         after.offers.extend(directory.by_name[m].id for m in teams[effect.name] if m in directory.by_name)
         return
     if effect.target == "owner" and conv.access_number not in directory.owners:
-        return  # a shared number has no owner: its route (chat.directory.Route) has placed the conversation
+        return  # a shared number has no owner: its route (chat.domain.directory.Route) has placed the conversation
     target = directory.owners.get(conv.access_number) if effect.target == "owner" else \
         getattr(directory.by_name.get(effect.name or ""), "id", None)
     if target is None:

@@ -22,13 +22,13 @@ import sqlalchemy as sa
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chat.auth import Claims, Unauthorized
-from chat.hub import NAMESPACE, room, session_room
-from chat.outbound import STORE_INT_MAX, Id, Refused, SendRequest, close_conversation, set_presented, store_send
-from chat.routing import queued_for
-from chat.sessions import session_alive
+from chat.agents.auth import Claims, Unauthorized
+from chat.agents.sessions import session_alive
+from chat.domain.history import sync_for
+from chat.domain.outbound import STORE_INT_MAX, Id, Refused, SendRequest, close_conversation, set_presented, store_send
 from chat.store.tables import conversations, users
-from chat.sync import sync_for
+from chat.workers.hub import NAMESPACE, room, session_room
+from chat.workers.routing import queued_for
 from scenarios import Trigger
 
 log = structlog.get_logger()

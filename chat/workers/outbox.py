@@ -15,39 +15,20 @@ from functools import partial
 import sqlalchemy as sa
 import structlog
 
-from chat.commit import GroupCommit
 from chat.config import OutboxConfig
+from chat.domain.outbox import _due_query, head_of
+from chat.domain.statuses import ADD_REF, apply_pending, settle_message, status_payload
 from chat.metrics import Metrics
-from chat.receipts import ADD_REF, apply_pending, settle_message, status_payload
-from chat.routing import Router
 from chat.store import Database, as_utc, utcnow
+from chat.store.commit import GroupCommit
 from chat.store.fast import hot
-from chat.store.tables import contacts, conversations, messages, outbox
+from chat.store.tables import conversations, messages, outbox
+from chat.workers.routing import Router
 from gateway import OutboundSms, Sender, SendError, SendResult
 from gateway.messages import FAILED
 
 log = structlog.get_logger()
 SCAN_RETRY_SECONDS = 1.0  # after a failed scan (the database is down): try again soon, not in a tight loop
-
-
-# The row a send needs: the outbox entry, its message's text and addresses, the contact's opt-out.
-DUE_COLUMNS = (outbox, messages.c.text, messages.c.sender, messages.c.recipient, messages.c.compliance,
-               contacts.c.opted_out)
-
-
-def _due_query():
-    return (sa.select(*DUE_COLUMNS)
-            .join(messages, messages.c.id == outbox.c.message_id)
-            .join(conversations, conversations.c.id == outbox.c.conversation_id)
-            .join(contacts, contacts.c.id == conversations.c.contact_id))
-
-
-# A conversation's first outbox row (the only one that may leave now).
-HEAD_OF = hot(_due_query().where(outbox.c.conversation_id == sa.bindparam("cid")).order_by(outbox.c.id).limit(1))
-
-
-async def head_of(conn, conversation_id: int):
-    return (await conn.execute(HEAD_OF, {"cid": conversation_id})).first()
 
 
 class Outbox:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from chat.conversations import (
+from chat.domain.conversations import (
     active_conversation,
     append_message,
     contact_id,
@@ -22,8 +22,8 @@ from chat.conversations import (
     message_payload,
     open_conversation,
 )
-from chat.directory import Agent, Directory
-from chat.outbox import head_of
+from chat.domain.directory import Agent, Directory
+from chat.domain.outbox import head_of
 from chat.store import utcnow
 from chat.store.fast import hot
 from chat.store.tables import contacts, conversations, messages, outbox

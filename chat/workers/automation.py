@@ -18,12 +18,12 @@ import aiohttp
 import sqlalchemy as sa
 import structlog
 
-from chat.effects import After, apply_result
-from chat.ingest import Stored
-from chat.scenario_files import ScenarioFiles
+from chat.domain.effects import After, apply_result
+from chat.domain.inbound import Stored
 from chat.store import as_utc, utcnow
 from chat.store.fast import hot
 from chat.store.tables import contacts, conversations, scenario_runs, scenario_timers
+from chat.workers.scenario_files import ScenarioFiles
 from scenarios import CallResult, Route, Timeout, Trigger, classify
 
 log = structlog.get_logger()

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import structlog
 from aiohttp import web
 
-from chat.auth import (
+from chat.agents.auth import (
     REFRESH_COOKIE,
     REFRESH_SECONDS,
     Unauthorized,

@@ -14,9 +14,9 @@ import structlog
 from aiohttp import web
 
 from chat.config import Config
-from chat.ingest import inbound_unit
+from chat.domain.inbound import inbound_unit
+from chat.domain.statuses import report_unit
 from chat.metrics import METRICS
-from chat.receipts import report_unit
 from chat.replies import error
 from chat.services import SERVICES, Services
 from gateway import GenericWebhook, InboundSms, StatusReport, TwilioWebhook, WebhookError, WebhookReply

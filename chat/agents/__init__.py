@@ -1,0 +1,1 @@
+"""The agents' side: the Socket.IO namespace, sessions, login, tokens, the HTTP ops endpoints."""

@@ -1,0 +1,1 @@
+"""The SMS edges inside the app: webhooks, SMPP glue, the loopback, delivery statuses."""

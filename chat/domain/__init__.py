@@ -1,0 +1,1 @@
+"""Units of work: the only modules that read and write the tables."""
