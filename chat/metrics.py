@@ -95,6 +95,7 @@ class Metrics:
 
 
 METRICS = web.AppKey("metrics", Metrics)
+LINKS = web.AppKey("smpp_links", list)  # the running chat.connectors.smpp.SmppConnection objects, for the operator's views
 
 
 @dataclass(frozen=True, eq=False)  # a registry keys its collectors by identity

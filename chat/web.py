@@ -6,6 +6,7 @@ no referrer, and a `Server` header that names no versions.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from aiohttp import web
@@ -14,9 +15,10 @@ from chat.agents import login, ops, sessions
 from chat.config import Config
 from chat.connectors import receipts, webhooks
 from chat.replies import error
-from chat.services import SERVICES
 
 STATIC = Path(__file__).resolve().parent / "static"
+REPO = Path(__file__).resolve().parent.parent
+VENDOR_DIR = Path(os.environ.get("DIDCHAT_VENDOR_DIR", REPO / "node_modules" / "socket.io-client" / "dist"))
 CSP = "; ".join((
     "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "font-src 'self'",
     "connect-src 'self'", "manifest-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'",
@@ -49,7 +51,7 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def vendor_socketio(request: web.Request) -> web.StreamResponse:
-    path = request.app[SERVICES].vendor_dir / "socket.io.min.js"
+    path = VENDOR_DIR / "socket.io.min.js"
     if not path.exists():
         return error(500, f"{path} is missing: run `npm ci` in the didchat folder (make demo does it)")
     return web.FileResponse(path)

@@ -120,6 +120,31 @@ def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str 
         """) + connectors + "\n" + extra
 
 
+class Parts:
+    """A running app's parts by name, through their typed keys (what tests look at)."""
+
+    def __init__(self, app: web.Application):
+        self.app = app
+
+    def __getattr__(self, name: str):
+        from chat.agents.auth import TOKENS
+        from chat.domain.directory import DIRECTORY
+        from chat.store.context import COMMIT, CONFIG, DB
+        from chat.workers.automation import AUTOMATION
+        from chat.workers.crm import CRM_OUTBOX, HTTP
+        from chat.workers.hub import HUB
+        from chat.workers.outbox import OUTBOX_WORKER
+        from chat.workers.presence import PRESENCE
+        from chat.workers.routing import ROUTER
+
+        keys = {"db": DB, "commit": COMMIT, "config": CONFIG, "directory": DIRECTORY, "tokens": TOKENS, "hub": HUB,
+                "presence": PRESENCE, "router": ROUTER, "outbox": OUTBOX_WORKER, "automation": AUTOMATION,
+                "crm": CRM_OUTBOX, "http": HTTP}
+        if name not in keys:
+            raise AttributeError(name)
+        return self.app[keys[name]]
+
+
 class Server:
     """A running didchat with helpers to act as a provider and as agents."""
 
@@ -155,8 +180,7 @@ class Server:
 
     @property
     def services(self):
-        from chat.services import SERVICES
-        return self.app[SERVICES]
+        return Parts(self.app)
 
     def webhook(self, sender: str, to: str, text: str, message_id: str | None = None):
         conn = self.config.connector_of(to) or self.config.connectors[0]

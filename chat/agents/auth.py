@@ -128,3 +128,6 @@ def session_payload(tokens: Tokens, agent: Agent, session_id: str, refresh: str,
                         samesite="Strict", secure=secure)
     user = {"name": agent.name, "display_name": agent.display_name, "role": agent.role}
     return {"token": token, "expires_at": exp, "user": user}
+
+
+TOKENS = web.AppKey("tokens", Tokens)

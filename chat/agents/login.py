@@ -28,7 +28,7 @@ from chat.agents.throttle import Busy, Hashing, LoginGuard, Throttled
 from chat.config import Config
 from chat.domain.directory import hasher
 from chat.replies import error
-from chat.services import SERVICES
+from chat.store.context import DB
 
 log = structlog.get_logger()
 MAX_NAME = 200  # longer than any user name the store holds
@@ -87,14 +87,14 @@ class BadCredentials(ValueError):
 
 
 async def login(request: web.Request) -> web.Response:
-    svc, gate = request.app[SERVICES], request.app[LOGIN]
+    gate = request.app[LOGIN]
     try:
         name, password = await _credentials(request)
     except BadCredentials as err:
         return error(400, str(err), err.field)
     address = client_address(request.remote, request.headers.getall("X-Forwarded-For", []), gate.trusted)
     try:
-        uid = await gate.check(svc.db, name, password, address)
+        uid = await gate.check(request.app[DB], name, password, address)
     except Throttled as err:
         return _refused(gate, name, address, "throttled", 429, err.retry_after,
                         f"too many failed logins; try again in {math.ceil(err.retry_after)} s")
@@ -106,7 +106,7 @@ async def login(request: web.Request) -> web.Response:
     except (SQLAlchemyError, OSError) as err:
         log.warning("login.store_failed", user=name, address=address, error=type(err).__name__)
         return error(503, "temporarily unavailable; try again", headers={"Retry-After": str(BUSY_RETRY_SECONDS)})
-    return await start_session(request, svc, uid)
+    return await start_session(request, uid)
 
 
 async def _credentials(request: web.Request) -> tuple[str, str]:

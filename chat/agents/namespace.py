@@ -15,20 +15,26 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import socketio
 import sqlalchemy as sa
 import structlog
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chat.agents.auth import Claims, Unauthorized
+from chat.agents.auth import TOKENS, Claims, Unauthorized
 from chat.agents.sessions import session_alive
+from chat.domain.directory import DIRECTORY
 from chat.domain.history import sync_for
 from chat.domain.outbound import STORE_INT_MAX, Id, Refused, SendRequest, close_conversation, set_presented, store_send
+from chat.store.context import COMMIT, DB
 from chat.store.tables import conversations, users
-from chat.workers.hub import NAMESPACE, room, session_room
-from chat.workers.routing import queued_for
+from chat.workers.automation import AUTOMATION
+from chat.workers.hub import HUB, NAMESPACE, room, session_room
+from chat.workers.outbox import OUTBOX_WORKER
+from chat.workers.presence import PRESENCE
+from chat.workers.routing import ROUTER, queued_for
 from scenarios import Trigger
 
 log = structlog.get_logger()
@@ -101,21 +107,17 @@ STORE_ERRORS = (sa.exc.SQLAlchemyError, sqlite3.Error, OSError, TimeoutError, Ru
 
 
 class AgentNamespace(socketio.AsyncNamespace):
-    def __init__(self, services):
+    def __init__(self, app: web.Application):
         super().__init__(NAMESPACE)
-        self._services = services
+        self.app = app  # its parts are read through their keys when an event comes (they start after this)
         self._seats: dict[str, Seat] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._events = {
+        self._events: dict[str | None, tuple[Any, Any]] = {
             "sync": (SyncPayload, self._sync), "send": (SendRequest, self._send),
             "presence": (PresencePayload, self._presence), "read": (ReadPayload, self._read),
             "present": (PresentPayload, self._present), "close": (ClosePayload, self._close),
             "auth": (AuthPayload, self._auth), "claim": (ClaimPayload, self._claim),
         }
-
-    @property
-    def svc(self):
-        return self._services()
 
     async def trigger_event(self, event, *args):
         """Every event: connect and disconnect from python-socketio, the rest answered by `_answer`."""
@@ -129,10 +131,10 @@ class AgentNamespace(socketio.AsyncNamespace):
     async def on_connect(self, sid, environ, auth=None):
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
-            claims = self.svc.tokens.verify(token)
-            if claims.user_id not in self.svc.directory.agents:
+            claims = self.app[TOKENS].verify(token)
+            if claims.user_id not in self.app[DIRECTORY].agents:
                 raise Unauthorized("unknown user")
-            async with self.svc.db.read() as conn:
+            async with self.app[DB].read() as conn:
                 if not await session_alive(conn, claims.session_id, claims.user_id):
                     raise Unauthorized("session ended")
                 choice = await conn.scalar(sa.select(users.c.presence).where(users.c.id == claims.user_id))
@@ -142,14 +144,14 @@ class AgentNamespace(socketio.AsyncNamespace):
             log.warning("agent.connect_failed", error=type(err).__name__)
             raise socketio.exceptions.ConnectionRefusedError("temporarily unavailable") from None
         await self._seat(sid, Seat.of(claims))
-        self.svc.presence.connect(claims.user_id, sid, choice or "ready")
+        self.app[PRESENCE].connect(claims.user_id, sid, choice or "ready")
         self._spawn(self._offer_waiting(claims.user_id))
-        log.info("agent.connected", user=self.svc.directory.agents[claims.user_id].name, sid=sid)
+        log.info("agent.connected", user=self.app[DIRECTORY].agents[claims.user_id].name, sid=sid)
 
     async def on_disconnect(self, sid, reason=None):
         seat = self._seats.pop(sid, None)
         if seat is not None:
-            self.svc.presence.disconnect(seat.user_id, sid)
+            self.app[PRESENCE].disconnect(seat.user_id, sid)
 
     async def _seat(self, sid: str, seat: Seat) -> None:
         """Seat the socket in its agent's room and its session's room."""
@@ -196,11 +198,11 @@ class AgentNamespace(socketio.AsyncNamespace):
             self._spawn(self.disconnect(sid))
             return ENDED
         payload = model.model_validate({} if data is None else data)
-        return await handler(sid, self.svc.directory.agents[seat.user_id], payload)
+        return await handler(sid, self.app[DIRECTORY].agents[seat.user_id], payload)
 
     async def _still_alive(self, sid: str, seat: Seat) -> bool:
         """Look the socket's session up again (it may have ended on another node)."""
-        async with self.svc.db.read() as conn:
+        async with self.app[DB].read() as conn:
             alive = await session_alive(conn, seat.session_id, seat.user_id)
         if alive and self._seats.get(sid) == seat:
             self._seats[sid] = Seat(seat.user_id, seat.session_id, seat.expires_at, time.monotonic())
@@ -208,70 +210,70 @@ class AgentNamespace(socketio.AsyncNamespace):
 
     async def _auth(self, sid, agent, data: AuthPayload) -> dict:
         """A fresh access token for this socket (after a refresh), so its calls go on being answered."""
-        claims = self.svc.tokens.verify(data.token)
+        claims = self.app[TOKENS].verify(data.token)
         if claims.user_id != agent.id:
             raise Refused("this token is for another user; reconnect instead", "token")
-        async with self.svc.db.read() as conn:
+        async with self.app[DB].read() as conn:
             if not await session_alive(conn, claims.session_id, claims.user_id):
                 raise Unauthorized("session ended")
         await self._seat(sid, Seat.of(claims))
         return {"ok": True, "expires_at": claims.expires_at}
 
     async def _sync(self, sid, agent, data: SyncPayload) -> dict:
-        async with self.svc.db.read() as conn:
+        async with self.app[DB].read() as conn:
             answer = await sync_for(conn, agent.id, dict(data.cursors), data.since)
-            answer["queue"] = await queued_for(conn, self.svc.directory.queues_of.get(agent.id, ()))
+            answer["queue"] = await queued_for(conn, self.app[DIRECTORY].queues_of.get(agent.id, ()))
         answer["user"] = {"name": agent.name, "display_name": agent.display_name, "role": agent.role}
-        answer["presence"] = self.svc.presence.state(agent.id)
-        answer["numbers"] = self.svc.directory.numbers_payload(agent)
+        answer["presence"] = self.app[PRESENCE].state(agent.id)
+        answer["numbers"] = self.app[DIRECTORY].numbers_payload(agent)
         return answer
 
     async def _send(self, sid, agent, req: SendRequest) -> dict:
-        queued = await self.svc.commit.run(partial(store_send, agent=agent, req=req, directory=self.svc.directory))
+        queued = await self.app[COMMIT].run(partial(store_send, agent=agent, req=req, directory=self.app[DIRECTORY]))
         if not queued.repeated:
             if queued.head is not None:
-                self.svc.outbox.offer(queued.head)
-            self.svc.automation.agent_replied(queued.message["conversation_id"])
+                self.app[OUTBOX_WORKER].offer(queued.head)
+            self.app[AUTOMATION].agent_replied(queued.message["conversation_id"])
             if queued.new_conversation:
-                await self.svc.hub.emit(agent.id, "conversation", queued.conversation)
-            await self.svc.hub.emit(agent.id, "message", queued.message, skip_sid=sid)
+                await self.app[HUB].emit(agent.id, "conversation", queued.conversation)
+            await self.app[HUB].emit(agent.id, "message", queued.message, skip_sid=sid)
         return {"ok": True, "message": queued.message, "conversation": queued.conversation}
 
     async def _presence(self, sid, agent, data: PresencePayload) -> dict:
-        await self.svc.commit.run(partial(_save_presence, user_id=agent.id, state=data.state))
-        self.svc.presence.choose(agent.id, data.state)
-        await self.svc.hub.emit(agent.id, "presence", {"state": data.state}, skip_sid=sid)
+        await self.app[COMMIT].run(partial(_save_presence, user_id=agent.id, state=data.state))
+        self.app[PRESENCE].choose(agent.id, data.state)
+        await self.app[HUB].emit(agent.id, "presence", {"state": data.state}, skip_sid=sid)
         self._spawn(self._offer_waiting(agent.id))
         return {"ok": True, "state": data.state}
 
     async def _read(self, sid, agent, data: ReadPayload) -> dict:
-        await self.svc.commit.run(partial(_mark_read, user_id=agent.id, conversation_id=data.conversation_id, seq=data.seq))
+        await self.app[COMMIT].run(partial(_mark_read, user_id=agent.id, conversation_id=data.conversation_id, seq=data.seq))
         return {"ok": True}
 
     async def _present(self, sid, agent, data: PresentPayload) -> dict:
         unit = partial(set_presented, agent=agent, conversation_id=data.conversation_id, number=data.number)
-        conv = await self.svc.commit.run(unit)
-        await self.svc.hub.emit(agent.id, "conversation", conv, skip_sid=sid)
+        conv = await self.app[COMMIT].run(unit)
+        await self.app[HUB].emit(agent.id, "conversation", conv, skip_sid=sid)
         return {"ok": True, "conversation": conv}
 
     async def _close(self, sid, agent, data: ClosePayload) -> dict:
         cid = data.conversation_id
-        conv = await self.svc.commit.run(partial(close_conversation, agent=agent, conversation_id=cid))
-        await self.svc.hub.emit(agent.id, "conversation", conv)
-        self._spawn(self.svc.automation.handle(cid, Trigger("conversation_closed")))
+        conv = await self.app[COMMIT].run(partial(close_conversation, agent=agent, conversation_id=cid))
+        await self.app[HUB].emit(agent.id, "conversation", conv)
+        self._spawn(self.app[AUTOMATION].handle(cid, Trigger("conversation_closed")))
         return {"ok": True, "conversation": conv}
 
     async def _claim(self, sid, agent, data: ClaimPayload) -> dict:
         """Take a conversation waiting in a queue of this agent's (the admins' queue: any admin's)."""
-        conv = await self.svc.router.claim(agent.id, data.conversation_id)
+        conv = await self.app[ROUTER].claim(agent.id, data.conversation_id)
         if conv is None:
             raise Refused(f"conversation {data.conversation_id} is not waiting in a queue of yours", "conversation_id")
         return {"ok": True, "conversation": conv}
 
     async def _offer_waiting(self, uid: int) -> None:
         try:
-            if self.svc.presence.available(uid):
-                await self.svc.router.assign_waiting(uid)
+            if self.app[PRESENCE].available(uid):
+                await self.app[ROUTER].assign_waiting(uid)
         except Exception as err:  # noqa: BLE001 - the conversations wait in the store; the next offer takes them
             log.warning("agent.offer_failed", user=uid, error=type(err).__name__)
 

@@ -18,17 +18,17 @@ import asyncio
 import functools
 import sqlite3
 import time
-from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
 
 from chat.config import Config, SmppConnector
-from chat.metrics import CONTENT_TYPE, METRICS, Metrics, queue_depth
+from chat.metrics import CONTENT_TYPE, LINKS, METRICS, Metrics, queue_depth
 from chat.replies import error
-from chat.services import SERVICES
+from chat.store.context import CONFIG, DB
 from chat.store.tables import crm_outbox, outbox
 from chat.workers.hub import NAMESPACE
+from chat.workers.tasks import STOPPING, Stopping
 
 log = structlog.get_logger()
 READY_TIMEOUT = 2.0  # seconds a readiness probe waits for the database
@@ -37,31 +37,6 @@ RETRY_AFTER = "5"
 RESTARTING = {"text": "didchat is restarting; reconnecting…"}
 
 
-@dataclass
-class Stopping:
-    """Whether shutdown began, and how much of its time (`seconds`) is left."""
-
-    seconds: float
-    began_at: float | None = None
-
-    @property
-    def began(self) -> bool:
-        return self.began_at is not None
-
-    def begin(self) -> None:
-        if self.began_at is None:
-            self.began_at = time.monotonic()
-
-    def left(self) -> float:
-        """Seconds of the shutdown budget left (all of it while running)."""
-        if self.began_at is None:
-            return self.seconds
-        return max(0.0, self.seconds - (time.monotonic() - self.began_at))
-
-
-STOPPING = web.AppKey("stopping", Stopping)
-CONFIG = web.AppKey("ops_config", Config)
-LINKS = web.AppKey("smpp_links", list)  # the running chat.connectors.smpp.SmppConnection objects (chat.app fills it)
 
 
 async def live(request: web.Request) -> web.Response:
@@ -72,17 +47,17 @@ async def ready(request: web.Request) -> web.Response:
     """200 when this node can take work, 503 with the reasons when it cannot."""
     app = request.app
     problems = ["shutting down"] if app[STOPPING].began else []
-    svc = app.get(SERVICES)
-    problems += ["starting"] if svc is None else await database_problems(svc.db)
+    db = app.get(DB)
+    problems += ["starting"] if db is None else await database_problems(db)
     body = {"ok": not problems, "problems": problems, "connectors": connector_states(app)}
     return web.json_response(body, status=503 if problems else 200)
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Every metric, in Prometheus' text format."""
-    svc = request.app.get(SERVICES)
-    if svc is not None:
-        await sample_queues(request.app[METRICS], svc.db)
+    db = request.app.get(DB)
+    if db is not None:
+        await sample_queues(request.app[METRICS], db)
     return web.Response(body=request.app[METRICS].text(), headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -201,7 +176,6 @@ async def tell_agents(app: web.Application, sio) -> None:
 
 def setup(app: web.Application, config: Config) -> None:
     """The operator's routes, the shutdown gate and the metrics registry."""
-    app[CONFIG] = config
     app[STOPPING] = Stopping(config.shutdown_seconds)
     app[LINKS] = []
     app[METRICS] = Metrics([c.name for c in config.connectors])

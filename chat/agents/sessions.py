@@ -19,6 +19,7 @@ from aiohttp import web
 from chat.agents.auth import (
     REFRESH_COOKIE,
     REFRESH_SECONDS,
+    TOKENS,
     Unauthorized,
     digest,
     new_refresh,
@@ -28,10 +29,12 @@ from chat.agents.auth import (
     session_payload,
 )
 from chat.config import Config
+from chat.domain.directory import DIRECTORY
 from chat.replies import error
-from chat.services import SERVICES, Services
 from chat.store import as_utc, utcnow
+from chat.store.context import COMMIT, CONFIG
 from chat.store.tables import sessions
+from chat.workers.hub import HUB
 
 log = structlog.get_logger()
 
@@ -84,19 +87,20 @@ async def _revoke(conn, session_id: str, reason: str) -> None:
                        .values(revoked_at=utcnow(), revoked_reason=reason))
 
 
-async def start_session(request: web.Request, svc: Services, uid: int) -> web.Response:
+async def start_session(request: web.Request, uid: int) -> web.Response:
     """Issue a session for a user who just proved who they are."""
-    if uid not in svc.directory.agents:
+    app = request.app
+    if uid not in app[DIRECTORY].agents:
         return error(401, "this user no longer exists")
     session_id = new_session_id()
     refresh = new_refresh(session_id)
-    await svc.commit.run(partial(open_session, session_id=session_id, user_id=uid, token_hash=digest(refresh)))
-    return _answer(svc, uid, session_id, refresh)
+    await app[COMMIT].run(partial(open_session, session_id=session_id, user_id=uid, token_hash=digest(refresh)))
+    return _answer(app, uid, session_id, refresh)
 
 
 async def refresh(request: web.Request) -> web.Response:
     """A new access token (and refresh cookie) for the session the cookie names."""
-    svc = request.app[SERVICES]
+    app = request.app
     try:
         presented = request.cookies.get(REFRESH_COOKIE)
         session_id = refresh_session(presented)
@@ -104,48 +108,48 @@ async def refresh(request: web.Request) -> web.Response:
         return error(401, "not logged in")
     assert presented is not None  # refresh_session refused a missing cookie
     replacement = new_refresh(session_id)
-    rotation = await svc.commit.run(partial(rotate_session, session_id=session_id, presented=digest(presented),
+    rotation = await app[COMMIT].run(partial(rotate_session, session_id=session_id, presented=digest(presented),
                                             replacement=digest(replacement)))
     if rotation.reused:
-        log.warning("session.token_reused", user=_name(svc, rotation.user_id), address=request.remote)
-        await svc.hub.end_session(session_id, "ended")
-    if rotation.user_id is None or rotation.reused or rotation.user_id not in svc.directory.agents:
-        return _logged_out(svc, 401)
-    return _answer(svc, rotation.user_id, session_id, replacement)
+        log.warning("session.token_reused", user=_name(app, rotation.user_id), address=request.remote)
+        await app[HUB].end_session(session_id, "ended")
+    if rotation.user_id is None or rotation.reused or rotation.user_id not in app[DIRECTORY].agents:
+        return _logged_out(app, 401)
+    return _answer(app, rotation.user_id, session_id, replacement)
 
 
 async def logout(request: web.Request) -> web.Response:
     """End the cookie's session and disconnect its sockets, in every tab."""
-    svc = request.app[SERVICES]
+    app = request.app
     try:
         session_id = refresh_session(request.cookies.get(REFRESH_COOKIE))
     except Unauthorized:
-        return _logged_out(svc, 204)
-    await svc.commit.run(partial(end_session, session_id=session_id))
-    await svc.hub.end_session(session_id, "logged_out")
-    return _logged_out(svc, 204)
+        return _logged_out(app, 204)
+    await app[COMMIT].run(partial(end_session, session_id=session_id))
+    await app[HUB].end_session(session_id, "logged_out")
+    return _logged_out(app, 204)
 
 
-def _answer(svc: Services, uid: int, session_id: str, refresh_token: str) -> web.Response:
+def _answer(app: web.Application, uid: int, session_id: str, refresh_token: str) -> web.Response:
     response = web.Response(content_type="application/json")
-    payload = session_payload(svc.tokens, svc.directory.agents[uid], session_id, refresh_token, _secure(svc), response)
+    payload = session_payload(app[TOKENS], app[DIRECTORY].agents[uid], session_id, refresh_token, _secure(app), response)
     response.text = json.dumps(payload)
     return response
 
 
-def _logged_out(svc: Services, status: int) -> web.Response:
+def _logged_out(app: web.Application, status: int) -> web.Response:
     response = error(401, "not logged in") if status == 401 else web.Response(status=status)
-    response.del_cookie(REFRESH_COOKIE, path="/api", secure=_secure(svc), httponly=True, samesite="Strict")
+    response.del_cookie(REFRESH_COOKIE, path="/api", secure=_secure(app), httponly=True, samesite="Strict")
     return response
 
 
-def _secure(svc: Services) -> bool:
+def _secure(app: web.Application) -> bool:
     """Browsers send a Secure cookie only over https: set it whenever the public URL is https."""
-    return svc.config.public_url.lower().startswith("https://")
+    return app[CONFIG].public_url.lower().startswith("https://")
 
 
-def _name(svc: Services, uid: int | None) -> str | None:
-    agent = svc.directory.agents.get(uid) if uid is not None else None
+def _name(app: web.Application, uid: int | None) -> str | None:
+    agent = app[DIRECTORY].agents.get(uid) if uid is not None else None
     return agent.name if agent else None
 
 

@@ -11,8 +11,8 @@ from aiohttp import web
 
 from chat.config import Config
 from chat.domain.statuses import EXPIRE_BATCH, expire_reports
-from chat.services import SERVICES
 from chat.store import utcnow
+from chat.store.context import COMMIT
 
 log = structlog.get_logger()
 SWEEP_SECONDS = 300  # the longest pause between sweeps (shorter for a shorter expiry)
@@ -32,7 +32,7 @@ async def sweep_forever(app: web.Application, keep: timedelta) -> None:
     every = min(SWEEP_SECONDS, keep.total_seconds() / 4)
     while True:
         try:
-            if deleted := await sweep(app[SERVICES].commit, keep):
+            if deleted := await sweep(app[COMMIT], keep):
                 log.info("receipts.expired", reports=deleted, hours=keep.total_seconds() / 3600)
         except Exception as err:  # noqa: BLE001 - the next sweep tries again
             log.warning("receipts.sweep_failed", error=type(err).__name__)

@@ -21,13 +21,20 @@ from typing import cast
 
 import sqlalchemy as sa
 import structlog
+from aiohttp import web
 
 from chat.config import SmppConnector
+from chat.domain.directory import DIRECTORY, Directory
 from chat.domain.inbound import Fingerprint, Stored, store_inbound
 from chat.domain.statuses import report_unit
+from chat.metrics import LINKS
 from chat.store import utcnow
-from chat.store.commit import Unit
+from chat.store.commit import GroupCommit, Unit
+from chat.store.context import COMMIT, CONFIG
 from chat.store.tables import smpp_parts
+from chat.workers.presence import PRESENCE, Presence
+from chat.workers.routing import ROUTER, Router
+from chat.workers.tasks import STOPPING
 from gateway import InboundSms, StatusReport, count_segments
 from gateway.messages import FAILED, UNDELIVERED
 from gateway.smpp.address import AddressError, normalize_address
@@ -47,8 +54,8 @@ _REPLACEMENT = "\ufffd"
 class SmppConnection:
     """One configured SMPP connector: its client, its inbound handler and its janitor."""
 
-    def __init__(self, svc, cfg: SmppConnector):
-        self.svc, self.cfg = svc, cfg
+    def __init__(self, cfg: SmppConnector, *, directory: Directory, commit: GroupCommit, router: Router, presence: Presence):
+        self.cfg, self.directory, self.commit, self.router, self.presence = cfg, directory, commit, router, presence
         self.client = SmppClient(cfg.name, settings(cfg), self.on_incoming)
         self.sender = SmppSender(self.client, concat=cfg.concat, max_parts=cfg.max_parts, id_base=cfg.submit_id_base)
         self._tasks: list[asyncio.Task] = []
@@ -100,7 +107,7 @@ class SmppConnection:
         """(status, outcome) for one MO that is not a receipt."""
         sender = normalize_address(inc.source_addr, inc.source_ton, inc.source_npi, self.cfg.country)
         recipient = normalize_address(inc.dest_addr, inc.dest_ton, inc.dest_npi, self.cfg.country)
-        if recipient not in self.svc.directory.sms_numbers:
+        if recipient not in self.directory.sms_numbers:
             log.warning("smpp.not_our_number", connector=self.cfg.name, dest=recipient)
             return ESME_RINVDSTADR, "refused"
         fragment = fragment_of(inc.esm_class, inc.data_coding, inc.short_message, inc.tlvs)
@@ -109,10 +116,10 @@ class SmppConnection:
             unit = partial(self._store_whole, whole=self._whole(fragment, sender, recipient))
         else:
             unit = partial(self._store_part, fragment=fragment, sender=sender, recipient=recipient)
-        stored = await self.svc.commit.run(unit)
+        stored = await self.commit.run(unit)
         if stored is not None:
-            self.svc.router.dispatch(stored)
-            await self.svc.router.caught_up()
+            self.router.dispatch(stored)
+            await self.router.caught_up()
         return ROK, "duplicate" if stored is not None and stored.duplicate else "stored"
 
     async def _receipt(self, inc: Incoming) -> None:
@@ -121,7 +128,7 @@ class SmppConnection:
         status = receipt_status(receipt.stat)
         error = f"{receipt.stat} (err {receipt.err})" if status in (FAILED, UNDELIVERED) else None
         report = StatusReport(self.cfg.name, canonical_id(receipt.message_id, self.cfg.receipt_id_base), status, error)
-        await self.svc.router.push_status(await self.svc.commit.run(report_unit(report)))
+        await self.router.push_status(await self.commit.run(report_unit(report)))
 
     def _whole(self, fragment: Fragment, sender: str, recipient: str) -> tuple:
         """A one-part message as _inbound takes it."""
@@ -176,7 +183,7 @@ class SmppConnection:
     async def _inbound(self, conn, sender, recipient, text, digest, incomplete, counted=None,
                        original=None) -> Stored:
         sms = InboundSms(self.cfg.name, "", sender, recipient, text, original=original)
-        return await store_inbound(conn, sms, self.svc.directory, self.svc.presence,
+        return await store_inbound(conn, sms, self.directory, self.presence,
                                    Fingerprint(digest, self.cfg.dedupe_window), incomplete=incomplete,
                                    counted=counted)
 
@@ -186,8 +193,8 @@ class SmppConnection:
         while True:
             await asyncio.sleep(interval)
             try:
-                for stored in await self.svc.commit.run(self._expire):
-                    self.svc.router.dispatch(stored)
+                for stored in await self.commit.run(self._expire):
+                    self.router.dispatch(stored)
             except Exception:  # noqa: BLE001 - tried again next round
                 log.exception("smpp.expire_failed", connector=self.cfg.name)
 
@@ -229,3 +236,17 @@ def settings(cfg: SmppConnector) -> SmppSettings:
         throttle_pause=cfg.throttle_pause, throttle_max_pause=cfg.throttle_max_pause,
         submit_retries=cfg.submit_retries,
     )
+
+
+async def smpp_context(app: web.Application):
+    """Bind every SMPP connector (app[LINKS]); unbind them after the outbox settled (it stops first)."""
+    links = [SmppConnection(c, directory=app[DIRECTORY], commit=app[COMMIT], router=app[ROUTER], presence=app[PRESENCE])
+             for c in app[CONFIG].connectors if isinstance(c, SmppConnector)]
+    app[LINKS][:] = links
+    for link in links:
+        link.start()
+    yield
+    stopping = app[STOPPING]
+    for link in links:
+        await link.stop(grace=max(0.5, stopping.left()))
+    app[LINKS].clear()

@@ -14,16 +14,21 @@ import structlog
 from aiohttp import web
 
 from chat.config import Config
+from chat.connectors.providers import webhook_parsers
+from chat.domain.directory import DIRECTORY, Directory
 from chat.domain.inbound import inbound_unit
 from chat.domain.statuses import report_unit
 from chat.metrics import METRICS
 from chat.replies import error
-from chat.services import SERVICES, Services
+from chat.store.context import COMMIT, CONFIG
+from chat.workers.presence import PRESENCE
+from chat.workers.routing import ROUTER
 from gateway import GenericWebhook, InboundSms, StatusReport, TwilioWebhook, WebhookError, WebhookReply
 
 log = structlog.get_logger()
 TWIML_EMPTY = WebhookReply(200, b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>', "text/xml")
 JSON_OK = WebhookReply(200, b'{"ok":true}', "application/json")
+PARSERS = web.AppKey("webhook_parsers", dict[str, TwilioWebhook | GenericWebhook])  # connector name -> its parser
 
 
 async def twilio_message(request: web.Request) -> web.Response:
@@ -48,25 +53,25 @@ async def generic_status(request: web.Request) -> web.Response:
 
 async def _webhook(request: web.Request, kind: type, what: str, reply: WebhookReply) -> web.Response:
     """Verify, parse, check the number is this connector's, commit, then answer (the rules above)."""
-    svc = request.app[SERVICES]
+    app = request.app
     name = request.match_info["connector"]
-    parser = svc.webhooks.get(name)
+    parser = app[PARSERS].get(name)
     if not isinstance(parser, kind):
         return error(404, f"no {kind.__name__.removesuffix('Webhook').lower()} connector named {name!r}")
     body = await request.read()
     try:
-        item = _parse(parser, what, svc.public_url(request.path_qs), body, request.headers)
+        item = _parse(parser, what, app[CONFIG].public_url.rstrip("/") + request.path_qs, body, request.headers)
     except WebhookError as err:
         log.warning("webhook.refused", connector=name, status=err.status, error=err.message)
         request.app[METRICS].webhook(name, what, "refused")
         return error(err.status, err.message, err.field)
     assert parser is not None  # isinstance above
-    refused = _foreign(svc, name, parser.recipient_field, item) if isinstance(item, InboundSms) else None
+    refused = _foreign(app[DIRECTORY], name, parser.recipient_field, item) if isinstance(item, InboundSms) else None
     if refused is not None:
         request.app[METRICS].webhook(name, what, "refused")
         return refused
     try:
-        duplicate = await _commit_and_route(svc, item)
+        duplicate = await _commit_and_route(app, item)
     except Exception as err:  # noqa: BLE001 - the provider will retry
         log.exception("webhook.store_failed", connector=name)
         request.app[METRICS].webhook(name, what, "failed")
@@ -75,11 +80,11 @@ async def _webhook(request: web.Request, kind: type, what: str, reply: WebhookRe
     return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
 
-def _foreign(svc: Services, connector: str, field: str, sms: InboundSms) -> web.Response | None:
+def _foreign(directory: Directory, connector: str, field: str, sms: InboundSms) -> web.Response | None:
     """A 404 for an SMS to a number that is not ours or that another connector owns, else None."""
-    if sms.recipient not in svc.directory.sms_numbers:
+    if sms.recipient not in directory.sms_numbers:
         problem = f"{sms.recipient} is not one of our SMS numbers"
-    elif svc.directory.connector_of.get(sms.recipient) != connector:
+    elif directory.connector_of.get(sms.recipient) != connector:
         problem = f"{sms.recipient} is not a number of connector {connector!r}"
     else:
         return None
@@ -92,20 +97,22 @@ def _parse(parser, what: str, url: str, body: bytes, headers) -> InboundSms | St
     return parser.parse_message(*args) if what == "message" else parser.parse_status(*args)
 
 
-async def _commit_and_route(svc: Services, item: InboundSms | StatusReport) -> bool:
+async def _commit_and_route(app: web.Application, item: InboundSms | StatusReport) -> bool:
     """Commit and route what a webhook carried; whether it was a message we had already."""
+    commit, router = app[COMMIT], app[ROUTER]
     if isinstance(item, InboundSms):
-        stored = await svc.commit.run(inbound_unit(item, svc.directory, svc.presence))
-        svc.router.dispatch(stored)
-        await svc.router.caught_up()
+        stored = await commit.run(inbound_unit(item, app[DIRECTORY], app[PRESENCE]))
+        router.dispatch(stored)
+        await router.caught_up()
         return stored.duplicate
     else:
-        await svc.router.push_status(await svc.commit.run(report_unit(item)))
+        await router.push_status(await commit.run(report_unit(item)))
         return False
 
 
 def setup(app: web.Application, config: Config) -> None:
-    """The webhook routes (and, for a long-lived part, its cleanup context)."""
+    """The webhook routes, and each connector's signature-checking parser."""
+    app[PARSERS] = webhook_parsers(config)
     app.router.add_post("/webhooks/twilio/{connector}", twilio_message)
     app.router.add_post("/webhooks/twilio/{connector}/status", twilio_status)
     app.router.add_post("/webhooks/generic/{connector}", generic_message)

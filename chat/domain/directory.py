@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 import structlog
+from aiohttp import web
 from argon2 import PasswordHasher
 
 from chat.config import AccessNumberConfig, Config, Document, Problem, UserConfig
 from chat.store import Database, utcnow
+from chat.store.context import CONFIG, DB
 from chat.store.tables import access_numbers, users
 
 log = structlog.get_logger()
@@ -256,3 +258,12 @@ def config_warnings(config: Config, doc: Document) -> Iterator[Problem]:
             "give it a user or a team, or let agents present it (may_present, callback_numbers.default)"
         yield doc.problem(("access_numbers", i), f"{num.number} takes SMS but no one would get its new "
                                                  f"conversations (they would wait for an admin): {fix}")
+
+
+DIRECTORY = web.AppKey("directory", Directory)
+
+
+async def directory_context(app: web.Application):
+    """The users and numbers of the configuration, synced into the store before anything routes."""
+    app[DIRECTORY] = await sync_directory(app[DB], app[CONFIG])
+    yield

@@ -17,13 +17,23 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 import structlog
+from aiohttp import web
 
+from chat.domain.directory import DIRECTORY, Directory
 from chat.domain.effects import After, apply_result
 from chat.domain.inbound import Stored
-from chat.store import as_utc, utcnow
+from chat.store import Database, as_utc, utcnow
+from chat.store.commit import GroupCommit
+from chat.store.context import COMMIT, CONFIG, DB
 from chat.store.fast import hot
 from chat.store.tables import contacts, conversations, scenario_runs, scenario_timers
+from chat.workers.crm import HTTP
+from chat.workers.hub import HUB, Hub
+from chat.workers.presence import PRESENCE, Presence
+from chat.workers.routing import ROUTER, Router
 from chat.workers.scenario_files import ScenarioFiles
+from chat.workers.tasks import cancel
+from chat.workers.wake import CRM, OUTBOX, WAKE, Wake
 from scenarios import CallResult, Route, Timeout, Trigger, classify
 
 log = structlog.get_logger()
@@ -31,8 +41,10 @@ MIN_PAUSE, MAX_PAUSE = 0.05, 30.0  # seconds between looks at stored timers
 
 
 class Automation:
-    def __init__(self, svc, files: ScenarioFiles):
-        self.svc, self.files = svc, files
+    def __init__(self, *, db: Database, commit: GroupCommit, directory: Directory, teams: dict, presence: Presence,
+                 hub: Hub, router: Router, http: aiohttp.ClientSession, wake: Wake, files: ScenarioFiles):
+        self.db, self.commit, self.directory, self.teams = db, commit, directory, teams
+        self.presence, self.hub, self.router, self.http, self.wake, self.files = presence, hub, router, http, wake, files
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
@@ -40,7 +52,7 @@ class Automation:
 
     async def load(self) -> None:
         """Learn which conversations have runs, so events for the others can skip the store."""
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             self._running = set((await conn.scalars(sa.select(scenario_runs.c.conversation_id))).all())
 
     # -- events in -----------------------------------------------------------------------
@@ -75,7 +87,7 @@ class Automation:
             if await self.handle(cid, event, seed=seed if cid not in self._running else None):
                 seed = None
         if due:
-            await self.svc.commit.run(partial(_reply_due, cid=cid, at=utcnow() + due))
+            await self.commit.run(partial(_reply_due, cid=cid, at=utcnow() + due))
             self._wake.set()
 
     async def handle(self, cid: int, event, optout: bool = False, seed=None) -> bool:
@@ -88,8 +100,8 @@ class Automation:
         return after is not None
 
     async def _read(self, cid: int):
-        async with self.svc.db.read() as conn:
-            conv = (await conn.execute(sa.select(conversations).where(conversations.c.id == cid))).first()
+        async with self.db.read() as conn:
+            conv: Any = (await conn.execute(sa.select(conversations).where(conversations.c.id == cid))).first()
             contact = (await conn.execute(sa.select(contacts).where(contacts.c.id == conv.contact_id))).first()
             row = (await conn.execute(sa.select(scenario_runs).where(scenario_runs.c.conversation_id == cid))).first()
         return conv, contact, row
@@ -113,22 +125,22 @@ class Automation:
         if not result.effects and result.run is None and row is None:
             return None  # nothing ran and nothing to keep
         unit = partial(apply_result, conversation_id=cid, scenario=bound.scenario.name, result=result,
-                       directory=self.svc.directory, teams=self.svc.config.teams, compliance=optout)
+                       directory=self.directory, teams=self.teams, compliance=optout)
         if optout:  # pre-empts the running execution and every wait it had
             unit = partial(_preempt_then, unit=unit, conversation_id=cid)
-        return await self.svc.commit.run(unit)
+        return await self.commit.run(unit)
 
     def _routed_already(self, conv, effect) -> bool:
         """A route to whoever has the conversation now changes nothing."""
         if not isinstance(effect, Route) or conv.assigned_id is None or conv.state == "closed":
             return False
-        directory = self.svc.directory
+        directory = self.directory
         target = directory.owners.get(conv.access_number) if effect.target == "owner" else \
             getattr(directory.by_name.get(effect.name or ""), "id", None) if effect.target == "user" else None
         return target == conv.assigned_id
 
     def _facts(self, conv, contact, event, bound) -> dict:
-        owner = self.svc.directory.agents.get(conv.owner_id) if conv.owner_id else None
+        owner = self.directory.agents.get(conv.owner_id) if conv.owner_id else None
         data = event.data if isinstance(event, Trigger) else {}
         return {
             "contact": {"number": contact.number, "name": contact.name, "fields": dict(contact.fields or {})},
@@ -136,20 +148,20 @@ class Automation:
                              "new": conv.last_seq <= 1},
             "message": {"text": data.get("text", ""), "id": data.get("id")},
             "owner": {"name": owner.name if owner else "", "display_name": owner.display_name if owner else "",
-                      "presence": self.svc.presence.state(owner.id) if owner else "offline"},
+                      "presence": self.presence.state(owner.id) if owner else "offline"},
             "params": dict(bound.scenario.params),
         }
 
     async def _after(self, cid: int, after: After) -> None:
         for user, event, payload in after.pushes:
-            await self.svc.hub.emit(user, event, payload)
+            await self.hub.emit(user, event, payload)
         for user in dict.fromkeys(after.offers):
-            if self.svc.presence.available(user):
-                await self.svc.router.assign_waiting(user)
+            if self.presence.available(user):
+                await self.router.assign_waiting(user)
         if after.queued:
-            self.svc.outbox.wake()
+            self.wake(OUTBOX)
         if after.activities:
-            self.svc.crm.wake()
+            self.wake(CRM)
         for call in after.calls:
             self._spawn(self._call(cid, call))
         if after.closed:
@@ -157,12 +169,12 @@ class Automation:
         self._wake.set()
 
     async def _call(self, cid: int, call) -> None:
-        status, body = await http_call(self.svc.http, call)
+        status, body = await http_call(self.http, call)
         await self.handle(cid, CallResult(call.call_id, status, body))
 
     # -- no agent reply ---------------------------------------------------------------------
     async def _clear_reply_due(self, cid: int) -> None:
-        await self.svc.commit.run(partial(_reply_due, cid=cid, at=None))
+        await self.commit.run(partial(_reply_due, cid=cid, at=None))
 
     # -- timers -----------------------------------------------------------------------------
     async def run_timers(self) -> None:
@@ -182,7 +194,7 @@ class Automation:
                 pass
 
     async def _next_due(self) -> float:
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             times = [await conn.scalar(sa.select(sa.func.min(column))) for column in (
                 scenario_runs.c.wake_at, scenario_timers.c.at, conversations.c.reply_due_at)]
         pending = [as_utc(t) for t in times if t is not None]
@@ -192,7 +204,7 @@ class Automation:
 
     async def _fire_due(self) -> None:
         now = utcnow()
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             waits = (await conn.scalars(sa.select(scenario_runs.c.conversation_id).where(scenario_runs.c.wake_at <= now))).all()
             timers = (await conn.execute(sa.select(scenario_timers).where(scenario_timers.c.at <= now))).all()
             silent = (await conn.scalars(sa.select(conversations.c.id).where(
@@ -200,7 +212,7 @@ class Automation:
         for cid in waits:
             await self.handle(cid, Timeout())
         for timer in timers:
-            await self.svc.commit.run(partial(_drop_timer, timer_id=timer.id))
+            await self.commit.run(partial(_drop_timer, timer_id=timer.id))
             await self.handle(timer.conversation_id, Trigger("timer", {"name": timer.name}))
         for cid in silent:
             await self._clear_reply_due(cid)
@@ -258,3 +270,28 @@ async def _reply_due(conn, cid: int, at) -> None:
 
 async def _drop_timer(conn, timer_id: int) -> None:
     await conn.execute(scenario_timers.delete().where(scenario_timers.c.id == timer_id))
+
+
+AUTOMATION = web.AppKey("automation", Automation)
+
+
+async def automation_context(app: web.Application):
+    """Scenario files (a broken one stops start-up here), the scenario runner and its timers."""
+    hub = app[HUB]
+
+    async def notify_admins(text: str) -> None:
+        """A notice on every admin's screen (the caller logs it)."""
+        for agent in app[DIRECTORY].agents.values():
+            if agent.role == "admin":
+                await hub.emit(agent.id, "notice", {"level": "error", "text": text})
+
+    config = app[CONFIG]
+    files = ScenarioFiles(config, notify_admins)
+    automation = app[AUTOMATION] = Automation(
+        db=app[DB], commit=app[COMMIT], directory=app[DIRECTORY], teams=config.teams, presence=app[PRESENCE],
+        hub=hub, router=app[ROUTER], http=app[HTTP], wake=app[WAKE], files=files)
+    await automation.load()
+    tasks = [asyncio.create_task(automation.run_timers(), name="timers"), asyncio.create_task(files.watch(), name="scenario-files")]
+    yield
+    await cancel(tasks)
+    await automation.stop()

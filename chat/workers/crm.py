@@ -14,9 +14,13 @@ from functools import partial
 import aiohttp
 import sqlalchemy as sa
 import structlog
+from aiohttp import web
 
 from chat.store import Database, as_utc, utcnow
+from chat.store.context import COMMIT, DB
 from chat.store.tables import crm_outbox
+from chat.workers.tasks import running
+from chat.workers.wake import CRM, WAKE, Wake
 
 log = structlog.get_logger()
 BACKOFF_MAX = 300.0
@@ -24,12 +28,13 @@ SCAN_RETRY_SECONDS = 1.0  # after a failed round (the database is down): try aga
 
 
 class CrmOutbox:
-    def __init__(self, db: Database, commit, http: aiohttp.ClientSession, backoff: float = 1.0):
+    def __init__(self, db: Database, commit, http: aiohttp.ClientSession, backoff: float = 1.0, wake: Wake | None = None):
         self.db, self.commit, self.http, self.backoff = db, commit, http, backoff
-        self._wake = asyncio.Event()
+        self._wakes = wake or Wake()
+        self._wake = self._wakes.event(CRM)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._wakes(CRM)
 
     async def run(self) -> None:
         while True:
@@ -89,3 +94,20 @@ async def _done(conn, row_id: int) -> None:
 async def _retry(conn, row_id: int, error: str, delay: float) -> None:
     await conn.execute(crm_outbox.update().where(crm_outbox.c.id == row_id).values(
         attempts=crm_outbox.c.attempts + 1, last_error=error, next_attempt_at=utcnow() + timedelta(seconds=delay)))
+
+
+CRM_OUTBOX = web.AppKey("crm_outbox", CrmOutbox)
+HTTP = web.AppKey("http", aiohttp.ClientSession)  # one client for scenario calls and CRM activities
+
+
+async def http_context(app: web.Application):
+    async with aiohttp.ClientSession() as http:
+        app[HTTP] = http
+        yield
+
+
+async def crm_context(app: web.Application):
+    """The CRM outbox's worker, for as long as the app runs."""
+    crm = app[CRM_OUTBOX] = CrmOutbox(app[DB], app[COMMIT], app[HTTP], wake=app[WAKE])
+    async with running(crm.run(), "crm"):
+        yield

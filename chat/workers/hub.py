@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import socketio
+from aiohttp import web
 
 NAMESPACE = "/agent"
 MAX_BATCH = 1000  # items in one `messages` or `statuses` event
@@ -114,3 +115,6 @@ def coalesce(events: list[tuple[str, dict]]) -> list[tuple[str, object]]:
             out.append((event, payload))
     end_run()
     return out
+
+
+HUB = web.AppKey("hub", Hub)

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 
 import sqlalchemy as sa
 import structlog
+from aiohttp import web
 
 from chat.config import OutboxConfig
 from chat.domain.outbox import _due_query, head_of
 from chat.domain.statuses import ADD_REF, apply_pending, settle_message, status_payload
-from chat.metrics import Metrics
+from chat.metrics import METRICS, Metrics
 from chat.store import Database, as_utc, utcnow
 from chat.store.commit import GroupCommit
+from chat.store.context import COMMIT, CONFIG, DB
 from chat.store.fast import hot
 from chat.store.tables import conversations, messages, outbox
-from chat.workers.routing import Router
+from chat.workers.routing import ROUTER, Router
+from chat.workers.tasks import STOPPING, cancel
+from chat.workers.wake import OUTBOX, WAKE, Wake
 from gateway import OutboundSms, Sender, SendError, SendResult
 from gateway.messages import FAILED
 
@@ -43,10 +48,11 @@ class Outbox:
 
     def __init__(self, db: Database, commit: GroupCommit, router: Router, senders: dict[str, Sender],
                  config: OutboxConfig, callbacks: dict[str, str | None], windows: dict[str, int] | None = None,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, wake: Wake | None = None):
         self.db, self.commit, self.router, self.metrics = db, commit, router, metrics
         self.senders, self.config, self.callbacks = senders, config, callbacks
-        self._wake = asyncio.Event()
+        self._wakes = wake or Wake()
+        self._wake = self._wakes.event(OUTBOX)
         self._busy: set[int] = set()  # conversations with a chain running
         self._again: set[int] = set()  # busy conversations offered a new head meanwhile
         # Rows whose send just ended, with the tick it ended at: a scan that started before
@@ -59,8 +65,8 @@ class Outbox:
         self._sending: set[asyncio.Task] = set()
 
     def wake(self) -> None:
-        """Something was queued: scan now rather than at the next due time."""
-        self._wake.set()
+        """Something was queued: scan now rather than at the next due time (on every node)."""
+        self._wakes(OUTBOX)
 
     def offer(self, head) -> None:
         """A conversation's head row, just committed: send it now unless its chain is running."""
@@ -212,3 +218,29 @@ async def record_failure(conn, row, error: SendError, config: OutboxConfig) -> t
     assigned = await conn.scalar(sa.select(conversations.c.assigned_id).where(conversations.c.id == row.conversation_id))
     status = status_payload(row.message_id, row.conversation_id, FAILED, str(error), now, assigned)
     return status, await head_of(conn, row.conversation_id)
+
+
+OUTBOX_WORKER = web.AppKey("outbox", Outbox)
+
+
+def outbox_context(senders: Callable[[web.Application], dict[str, Sender]], windows: Callable[[web.Application], dict[str, int]],
+                   callbacks: dict[str, str | None]):
+    """The outbox worker over `senders(app)` (built once the connectors run). It stops first:
+    sends in flight settle while the SMPP links are still bound, within the shutdown budget."""
+
+    async def context(app: web.Application):
+        built = senders(app)
+        outbox = app[OUTBOX_WORKER] = Outbox(app[DB], app[COMMIT], app[ROUTER], built, app[CONFIG].outbox, callbacks,
+                                             windows=windows(app), metrics=app[METRICS], wake=app[WAKE])
+        scan = asyncio.create_task(outbox.run(), name="outbox")
+        try:
+            yield
+        finally:
+            stopping = app[STOPPING]
+            stopping.begin()
+            await cancel([scan])  # no new scans of the outbox
+            await outbox.stop(grace=max(0.5, stopping.left()))
+            for sender in built.values():
+                await sender.close()
+
+    return context

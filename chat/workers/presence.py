@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from aiohttp import web
+
 READY, NOT_READY, OFFLINE = "ready", "not_ready", "offline"
 CHOICES = (READY, NOT_READY)
 
@@ -65,3 +67,6 @@ class Presence:
         if seen.sids:
             return True
         return seen.left_at is not None and self.clock() - seen.left_at < self.grace
+
+
+PRESENCE = web.AppKey("presence", Presence)

@@ -18,15 +18,18 @@ from functools import partial
 
 import sqlalchemy as sa
 import structlog
+from aiohttp import web
 
 from chat.domain.conversations import conversation_payload, conversation_query, message_payload
-from chat.domain.directory import ADMINS, Directory
+from chat.domain.directory import ADMINS, DIRECTORY, Directory
 from chat.domain.inbound import Stored
 from chat.store import utcnow
 from chat.store.commit import GroupCommit
+from chat.store.context import COMMIT
 from chat.store.tables import conversations, messages
-from chat.workers.hub import Hub, Pushes
-from chat.workers.presence import Presence
+from chat.workers.hub import HUB, Hub, Pushes
+from chat.workers.presence import PRESENCE, Presence
+from chat.workers.tasks import running
 
 log = structlog.get_logger()
 BACKLOG = 100  # stored messages waiting to be routed before ingest holds its acknowledgements
@@ -34,7 +37,8 @@ MAX_QUEUE_LISTED = 200  # waiting conversations an agent's sync lists
 
 
 class Router:
-    def __init__(self, commit: GroupCommit, hub: Hub, presence: Presence, directory: Directory | None = None):
+    def __init__(self, commit: GroupCommit, hub: Hub, presence: Presence, directory: Directory | None = None,
+                 on_routed: Callable[[Stored], None] | None = None):
         self.commit = commit
         self.hub = hub
         self.presence = presence
@@ -42,7 +46,7 @@ class Router:
         self._queue: asyncio.Queue[Stored] = asyncio.Queue()
         self._queued_at: deque[float] = deque()  # when each stored message not yet routed was dispatched
         self._drained = asyncio.Event()  # set whenever the router took what was queued
-        self.on_routed: Callable[[Stored], None] | None = None  # called with each routed message (the scenarios' inbound events)
+        self.on_routed = on_routed  # called with each routed message (the scenarios' inbound events)
 
     def dispatch(self, stored: Stored) -> None:
         """Route after the commit, in commit order: pushes never overtake one another."""
@@ -198,3 +202,18 @@ async def queued_for(conn, queues: tuple[str, ...]) -> list[dict]:
         .order_by(conversations.c.updated_at).limit(MAX_QUEUE_LISTED)
     )).all()
     return [conversation_payload(r) | {"state": "waiting", "queue": r.team} for r in rows]
+
+
+ROUTER = web.AppKey("router", Router)
+
+
+def routing_context(on_routed: Callable[[web.Application, Stored], None] | None = None):
+    """The router and its worker; `on_routed(app, stored)` hears each routed message (the scenario runner)."""
+
+    async def context(app: web.Application):
+        hear = partial(on_routed, app) if on_routed else None
+        router = app[ROUTER] = Router(app[COMMIT], app[HUB], app[PRESENCE], app[DIRECTORY], on_routed=hear)
+        async with running(router.run(), "routing"):
+            yield
+
+    return context

@@ -8,9 +8,9 @@ import pytest
 import socketio
 import sqlalchemy as sa
 
-from chat.agents.ops import STOPPING
 from chat.store import Database
 from chat.store.tables import messages, outbox
+from chat.workers.tasks import STOPPING
 from tests.conftest import ALICE, CUSTOMER, SMPP_NUMBER, AgentClient, smpp_connector, until
 from tests.fakes.smsc import TestSmsc
 

@@ -1,51 +1,13 @@
-"""The running app's parts, built once at start-up and shared through one AppKey."""
+"""The SMS APIs each connector speaks: its webhook parser, where its statuses are posted, its sender.
+
+(One module per provider under gateway/providers/ and one table of them is the next step; until
+then this is the only place in chat/ that names a provider.)
+"""
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-from aiohttp import web
-
-from chat.agents.auth import Tokens
 from chat.config import Config, GenericConnector, LoopbackConnector, TwilioConnector
 from chat.connectors.loopback import LoopbackSender
-from chat.domain.directory import Directory
-from chat.store import Database
-from chat.store.commit import GroupCommit
-from chat.workers.hub import Hub
-from chat.workers.presence import Presence
-from chat.workers.routing import Router
 from gateway import GenericSender, GenericWebhook, Sender, TwilioSender, TwilioWebhook
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Services:
-    config: Config
-    db: Database
-    directory: Directory
-    tokens: Tokens
-    presence: Presence
-    commit: GroupCommit
-    hub: Hub
-    router: Router
-    webhooks: dict[str, TwilioWebhook | GenericWebhook]
-    outbox: Any = None  # chat.workers.outbox.Outbox, set once senders exist
-    automation: Any = None  # chat.workers.automation.Automation
-    crm: Any = None  # chat.workers.crm.CrmOutbox
-    http: Any = None  # one aiohttp.ClientSession for scenario calls and CRM activities
-    vendor_dir: Path = field(default_factory=lambda: Path(
-        os.environ.get("DIDCHAT_VENDOR_DIR", REPO / "node_modules" / "socket.io-client" / "dist")))
-
-    def public_url(self, path_qs: str) -> str:
-        """The URL a provider called, as it saw it (behind a proxy: from `public_url`)."""
-        return self.config.public_url.rstrip("/") + path_qs
-
-
-SERVICES = web.AppKey("services", Services)
 
 
 def webhook_parsers(config: Config) -> dict[str, TwilioWebhook | GenericWebhook]:
