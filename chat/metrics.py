@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -161,9 +160,3 @@ def routing_families(router):
     waiting, age = router.backlog()
     return (GaugeMetricFamily("didchat_routing_backlog", "Stored messages not yet routed", value=waiting),
             GaugeMetricFamily("didchat_routing_lag_seconds", "Age of the oldest stored message not yet routed", value=age))
-
-
-async def queue_depth(conn, table: sa.Table) -> tuple[int, datetime | None]:
-    """How many rows a worker's queue table holds, and when the oldest was queued."""
-    row = (await conn.execute(sa.select(sa.func.count(), sa.func.min(table.c.created_at)).select_from(table))).one()
-    return row[0], row[1]

@@ -15,14 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jwt
-import sqlalchemy as sa
 from aiohttp import web
 
-from chat.domain.directory import Agent
-from chat.store.tables import users
+from chat.domain.directory import Agent, password_of
+from chat.domain.sessions import REFRESH_SECONDS
 
 REFRESH_COOKIE = "didchat_refresh"
-REFRESH_SECONDS = 12 * 3600  # a session unused this long ends
 
 
 class Unauthorized(Exception):
@@ -88,10 +86,6 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def same_digest(a: str, b: str) -> bool:
-    return secrets.compare_digest(a.encode(), b.encode())
-
-
 def secret_key(configured: str | None, data_dir: str) -> str:
     """The configured signing key, or one generated once and kept in the data folder."""
     if configured:
@@ -114,7 +108,7 @@ async def check_password(db, name: str, password: str, verify) -> int:
     back before the hash, which may wait its turn.
     """
     async with db.read() as conn:
-        row = (await conn.execute(sa.select(users.c.id, users.c.password_hash).where(users.c.name == name))).first()
+        row = await password_of(conn, name)
     if not await verify(row.password_hash if row else None, password):
         raise Unauthorized("unknown user" if row is None else "wrong password")
     return row.id

@@ -24,12 +24,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chat.agents.auth import TOKENS, Claims, Unauthorized
-from chat.agents.sessions import session_alive
+from chat.domain.agents import mark_read, save_presence, saved_presence
 from chat.domain.directory import DIRECTORY
 from chat.domain.history import sync_for
 from chat.domain.outbound import STORE_INT_MAX, Id, Refused, SendRequest, close_conversation, set_presented, store_send
+from chat.domain.sessions import session_alive
 from chat.store.context import COMMIT, DB
-from chat.store.tables import conversations, users
 from chat.workers.automation import AUTOMATION
 from chat.workers.hub import HUB, NAMESPACE, room, session_room
 from chat.workers.outbox import OUTBOX_WORKER
@@ -137,7 +137,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             async with self.app[DB].read() as conn:
                 if not await session_alive(conn, claims.session_id, claims.user_id):
                     raise Unauthorized("session ended")
-                choice = await conn.scalar(sa.select(users.c.presence).where(users.c.id == claims.user_id))
+                choice = await saved_presence(conn, claims.user_id)
         except Unauthorized:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
         except STORE_ERRORS as err:
@@ -240,14 +240,14 @@ class AgentNamespace(socketio.AsyncNamespace):
         return {"ok": True, "message": queued.message, "conversation": queued.conversation}
 
     async def _presence(self, sid, agent, data: PresencePayload) -> dict:
-        await self.app[COMMIT].run(partial(_save_presence, user_id=agent.id, state=data.state))
+        await self.app[COMMIT].run(partial(save_presence, user_id=agent.id, state=data.state))
         self.app[PRESENCE].choose(agent.id, data.state)
         await self.app[HUB].emit(agent.id, "presence", {"state": data.state}, skip_sid=sid)
         self._spawn(self._offer_waiting(agent.id))
         return {"ok": True, "state": data.state}
 
     async def _read(self, sid, agent, data: ReadPayload) -> dict:
-        await self.app[COMMIT].run(partial(_mark_read, user_id=agent.id, conversation_id=data.conversation_id, seq=data.seq))
+        await self.app[COMMIT].run(partial(mark_read, user_id=agent.id, conversation_id=data.conversation_id, seq=data.seq))
         return {"ok": True}
 
     async def _present(self, sid, agent, data: PresentPayload) -> dict:
@@ -289,15 +289,3 @@ def _invalid(err: ValidationError) -> dict:
     field = ".".join(str(p) for p in first["loc"]) or None
     message = first["msg"] if field else f"the payload must be a JSON object: {first['msg']}"
     return {"ok": False, "error": f"{field}: {first['msg']}" if field else message, "field": field}
-
-
-async def _save_presence(conn, user_id: int, state: str) -> None:
-    await conn.execute(users.update().where(users.c.id == user_id).values(presence=state))
-
-
-async def _mark_read(conn, user_id: int, conversation_id: int, seq: int) -> None:
-    await conn.execute(
-        conversations.update()
-        .where(conversations.c.id == conversation_id, conversations.c.assigned_id == user_id, conversations.c.read_seq < seq)
-        .values(read_seq=seq)
-    )

@@ -23,10 +23,10 @@ import structlog
 from aiohttp import web
 
 from chat.config import Config, SmppConnector
-from chat.metrics import CONTENT_TYPE, LINKS, METRICS, Metrics, queue_depth
+from chat.domain.queues import queue_depths
+from chat.metrics import CONTENT_TYPE, LINKS, METRICS, Metrics
 from chat.replies import error
 from chat.store.context import CONFIG, DB
-from chat.store.tables import crm_outbox, outbox
 from chat.workers.hub import NAMESPACE
 from chat.workers.tasks import STOPPING, Stopping
 
@@ -66,8 +66,8 @@ async def sample_queues(metrics: Metrics, db) -> None:
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             async with db.read() as conn:
-                for name, table in (("outbox", outbox), ("crm_outbox", crm_outbox)):
-                    metrics.queue(name, *await queue_depth(conn, table))
+                for name, (depth, oldest) in (await queue_depths(conn)).items():
+                    metrics.queue(name, depth, oldest)
     except Exception as err:  # noqa: BLE001 - the scrape still answers; readiness names the problem
         log.warning("metrics.queue_failed", error=type(err).__name__)
 

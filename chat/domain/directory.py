@@ -260,6 +260,11 @@ def config_warnings(config: Config, doc: Document) -> Iterator[Problem]:
                                                  f"conversations (they would wait for an admin): {fix}")
 
 
+async def password_of(conn, name: str):
+    """The user's id and password hash, by name (None for an unknown name)."""
+    return (await conn.execute(sa.select(users.c.id, users.c.password_hash).where(users.c.name == name))).first()
+
+
 DIRECTORY = web.AppKey("directory", Directory)
 
 

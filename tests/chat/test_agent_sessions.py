@@ -161,7 +161,7 @@ async def test_the_refresh_cookie_is_secure_when_the_public_url_is_https(make_se
 
 async def test_a_session_ended_elsewhere_is_noticed_on_the_next_call(didchat_server, monkeypatch):
     import chat.agents.namespace
-    from chat.agents.sessions import end_session
+    from chat.domain.sessions import end_session
 
     monkeypatch.setattr(chat.agents.namespace, "SESSION_CHECK_SECONDS", 0.1)
     b = await browser(didchat_server)
