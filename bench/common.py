@@ -1,5 +1,6 @@
 """What the benchmarks share: the machine line, percentiles, CPU readings, `didchat run` as a
-separate process (fresh temp dir, SQLite file, waits for /healthz) and the agent's Socket.IO client.
+separate process (fresh temp dir, SQLite file, waits for /healthz), the lines every config starts
+with, and the agent's Socket.IO client. Several nodes on one database: nodes.py.
 
 Everything listens and connects on 127.0.0.1 only; every wait is bounded in time.
 """
@@ -158,6 +159,23 @@ class CpuMeter:
         return into
 
 
+class Pace:
+    """An open-loop schedule: item i is due at t0 + i/rate, whatever became of the earlier ones
+    (so a slow answer delays nothing after it: no coordinated omission)."""
+
+    def __init__(self, rate: float, lead: float = 0.05):
+        self.rate = rate
+        self.t0 = time.perf_counter() + lead
+
+    async def wait(self, i: int) -> float:
+        """Sleep until item i is due; its planned time."""
+        planned = self.t0 + i / self.rate
+        delay = planned - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return planned
+
+
 def write_results(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
@@ -190,19 +208,25 @@ def text_table(rows: list[tuple[str, ...]]) -> str:
 # ---------------------------------------------------------------- the server process
 
 class ServerProcess:
-    """`didchat run --config FILE` in its own process, on a fresh temp dir and SQLite file.
+    """`didchat run --config FILE --port PORT` in its own process, on a fresh temp dir and SQLite file.
 
-    start(config_text) writes the YAML given (it may use .port, .dir, .db_url) and waits for
-    GET /healthz; stop() sends SIGINT (clean aiohttp shutdown), kills after 10 s, removes the dir."""
+    start(config_text) writes the YAML given (it may use .port, .dir, .db_url; see head_config) and
+    waits for GET /healthz; stop() sends SIGINT (clean aiohttp shutdown), kills after 10 s, removes
+    the dir. A node of a cluster (nodes.py) gets the cluster's `folder`: its config is already
+    there (start(None)), its log is `<name>.log`, and the folder is the cluster's to remove."""
 
-    def __init__(self, label: str, keep: bool = False):
-        self.dir = Path(tempfile.mkdtemp(prefix=f"didchat-bench-{label}-"))
+    redis_url: str | None = None  # one process on its own: no Redis (nodes.Cluster sets both)
+    redis_prefix: str | None = None
+
+    def __init__(self, label: str, keep: bool = False, folder: Path | None = None, name: str = "server"):
+        self.owns_dir = folder is None
+        self.dir = folder or Path(tempfile.mkdtemp(prefix=f"didchat-bench-{label}-"))
         self.keep = keep
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db_url = f"sqlite+aiosqlite:///{self.dir}/didchat.db"
         self.config_path = self.dir / "didchat.yaml"
-        self.log_path = self.dir / "server.log"
+        self.log_path = self.dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -210,16 +234,13 @@ class ServerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def start(self, config_text: str, timeout: float = 30.0) -> None:
-        self.config_path.write_text(config_text)
+    def start(self, config_text: str | None, timeout: float = 30.0) -> None:
+        if config_text is not None:
+            self.config_path.write_text(config_text)
         self._log = open(self.log_path, "wb")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env.pop("DIDCHAT_DATABASE_URL", None)  # the config's SQLite file, always
-        env["PYTHONPATH"] = str(REPO)  # the code next to this bench/ (the same as the editable install,
-        # or a snapshot: see README)
-        self.proc = subprocess.Popen([str(DIDCHAT), "run", "--config", str(self.config_path)],
+        self.proc = subprocess.Popen([str(DIDCHAT), "run", "--config", str(self.config_path), "--port", str(self.port)],
                                      cwd=self.dir, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env)
+                                     stdin=subprocess.DEVNULL, env=didchat_env())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -259,14 +280,38 @@ class ServerProcess:
         if self._log:
             self._log.close()
             self._log = None
-        if not self.keep:
-            for path in sorted(self.dir.glob("*"), reverse=True):
-                if path.is_file():
-                    path.unlink()
-            try:
-                self.dir.rmdir()
-            except OSError:
-                pass
+        if self.owns_dir and not self.keep:
+            remove_dir(self.dir)
+
+
+def didchat_env() -> dict:
+    """The environment of a `didchat` process: the code next to this bench/, the config's database
+    and Redis only (the same as the editable install, or a snapshot: see README)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
+    env.pop("DIDCHAT_DATABASE_URL", None)
+    env.pop("DIDCHAT_REDIS_URL", None)
+    return env
+
+
+def remove_dir(path: Path) -> None:
+    """Remove a benchmark's temp dir (files one level deep), quietly."""
+    for item in sorted(path.glob("*"), reverse=True):
+        if item.is_file():
+            item.unlink()
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def head_config(site) -> str:
+    """The lines every benchmark's config starts with, for a ServerProcess or a nodes.Cluster:
+    where it listens, its folder and database, the secret key, and Redis when it has several nodes."""
+    text = (f'public_url: {site.url}\nhost: 127.0.0.1\nport: {site.port}\ndata_dir: "{site.dir}"\n'
+            f'database_url: "{site.db_url}"\nsecret_key: "{SECRET_KEY}"\n')
+    if site.redis_url:
+        text += f'redis_url: "{site.redis_url}"\ncluster: {{redis_prefix: "{site.redis_prefix}"}}\n'
+    return text
 
 
 async def hold(server: ServerProcess, seconds: float) -> None:
@@ -366,25 +411,123 @@ class Agent:
             pass
 
 
+class TimedList(list):
+    """A list that also keeps when each item was appended (perf_counter): what a fake peer
+    records (TestSmsc.submits, FakeTwilioApi.requests), with arrival times."""
+
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+
+    def append(self, item) -> None:
+        self.times.append(time.perf_counter())
+        super().append(item)
+
+
+def arrivals(records: TimedList, start: int, text_of, replies: range) -> tuple[dict[int, float], int]:
+    """From records[start:]: when each `reply <n>` (n in `replies`) first arrived, and how many
+    arrived in all (a difference is a reply sent twice). text_of(record) is its text, or None."""
+    when: dict[int, float] = {}
+    count = 0
+    for t, record in zip(records.times[start:], records[start:]):
+        text = text_of(record) or ""
+        if text.startswith("reply ") and text[6:].isdigit() and int(text[6:]) in replies:
+            count += 1
+            when.setdefault(int(text[6:]), t)
+    return when, count
+
+
+async def until_arrived(records: TimedList, start: int, text_of, replies: set[int], timeout: float) -> None:
+    """Wait until every reply in `replies` is in records[start:] (bounded by `timeout`)."""
+    wanted = {f"reply {n}" for n in replies}
+    seen: set[str] = set()
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        seen.update(text_of(r) for r in records[start:])
+        start = len(records)
+        if wanted <= seen:
+            return
+        await asyncio.sleep(0.02)
+
+
+def conversation_ids(agents: list[Agent]) -> dict[str, int]:
+    """Conversation ids by customer number, from whichever of the agent's clients was pushed them."""
+    out: dict[str, int] = {}
+    for agent in agents:
+        out.update(agent.conversation_of)
+    return out
+
+
+async def conversations_of(agents: list[Agent], customers: list[str], timeout: float) -> list[int]:
+    """The conversation id of each customer (E.164), once any of the agent's clients was pushed it."""
+    deadline = time.perf_counter() + timeout
+    while not set(customers) <= conversation_ids(agents).keys() and time.perf_counter() < deadline:
+        await asyncio.sleep(0.02)
+    known = conversation_ids(agents)
+    if missing := set(customers) - known.keys():
+        raise RuntimeError(f"{len(missing)} of {len(set(customers))} conversations were not pushed to the agent")
+    return [known[c] for c in customers]
+
+
+@dataclass
+class Replies:
+    """What became of an agent's `send`s: start and ack times by reply number, errors by name."""
+
+    t0: float = 0.0
+    started: dict[int, float] = field(default_factory=dict)
+    acked: dict[int, float] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, name: str) -> None:
+        self.errors[name] = self.errors.get(name, 0) + 1
+
+
+async def send_replies(agents: list[Agent], conversations: list[int], replies: range, run_id: str,
+                       concurrency: int, rate: float, timeout: float) -> Replies:
+    """Reply n (`reply <n>`) in conversation n mod C from the client n mod N, at most `concurrency`
+    unanswered; at `rate` (open loop) or as fast as they are answered (rate 0)."""
+    out, slots = Replies(), asyncio.Semaphore(concurrency)
+    pace = Pace(rate) if rate else None
+
+    async def one(n: int) -> None:
+        try:
+            out.started[n] = time.perf_counter()
+            ack = await agents[n % len(agents)].call("send", {
+                "conversation_id": conversations[n % len(conversations)], "text": f"reply {n}",
+                "client_id": f"{run_id}-{n}"}, timeout=timeout)
+            if ack.get("ok"):
+                out.acked[n] = time.perf_counter()
+            else:
+                out.error(str(ack.get("error")))
+        except Exception as err:  # noqa: BLE001 - counted
+            out.error(type(err).__name__)
+        finally:
+            slots.release()
+
+    tasks = []
+    out.t0 = pace.t0 if pace else time.perf_counter()
+    for i, n in enumerate(replies):  # bounded: len(replies)
+        if pace:
+            await pace.wait(i)
+        await slots.acquire()
+        tasks.append(asyncio.create_task(one(n)))
+    await asyncio.wait(tasks, timeout=timeout + 5)
+    return out
+
+
 # ---------------------------------------------------------------- SMPP: didchat bound to a TestSmsc
 
 SMPP_NUMBER = "+12125550103"  # alice's number on the SMPP connector
 SMPP_DEST = SMPP_NUMBER.lstrip("+")  # as the SMSC addresses it (TON 1)
 
 
-def smpp_config_text(server: ServerProcess, smsc_port: int, window: int, outbox_concurrency: int = 0,
+def smpp_config_text(server, smsc_port: int, window: int, outbox_concurrency: int = 0,
                      extra: str = "") -> str:
-    """SQLite in the server's dir, one SMPP connector to a TestSmsc on 127.0.0.1:smsc_port with
+    """head_config(server), one SMPP connector to a TestSmsc on 127.0.0.1:smsc_port with
     `window`, alice owning SMPP_NUMBER, presence grace 0, a fast outbox (0: the server's default
     concurrency)."""
     concurrency = f", concurrency: {outbox_concurrency}" if outbox_concurrency else ""
-    return f"""\
-public_url: {server.url}
-host: 127.0.0.1
-port: {server.port}
-data_dir: "{server.dir}"
-database_url: "{server.db_url}"
-secret_key: "{SECRET_KEY}"
+    return head_config(server) + f"""\
 presence_grace_seconds: 0
 outbox: {{backoff_seconds: 0.05, backoff_max_seconds: 0.2, max_attempts: 4{concurrency}}}
 users:

@@ -1,29 +1,31 @@
 """SMPP ingest benchmark: deliver_sm from a test SMSC in this process, Socket.IO pushes out.
 
-The SMSC (tests.fakes.smsc.TestSmsc) runs in this process; `didchat run` runs as a separate
-process (fresh SQLite database per phase) bound to it as a transceiver with --window. The agent
-alice (owner of the SMPP number) is connected with a python-socketio client (websocket).
+The SMSC (tests.fakes.smsc.TestSmsc) runs in this process; for each target (nodes.py: SQLite,
+PostgreSQL with one node, PostgreSQL with two nodes sharing Redis) `didchat run` processes bind to
+it as transceivers with --window. deliver_sm go to the first bound session: with one bind per
+connector (a lease, issue 9) that is the node holding it; until then every node binds and the
+others stay idle (`SMSC binds` in the table says which). The agent alice (owner of the SMPP
+number) is connected to node 0 with a python-socketio client (websocket). One unmeasured
+deliver_sm from each customer first, so the conversations exist.
 
-  (a) max: N deliver_sm (distinct texts `bench <n>`, --senders customer numbers), up to --window
-      in flight at the SMSC; durable msgs/s (ROK deliver_sm_resp per second: didchat answers ROK
-      only after the commit), delivered msgs/s (pushes to the agent per second), deliver_sm ->
-      agent latency percentiles;
-  (b) fixed rate: an open-loop schedule of --rate msgs/s for --seconds (deliver_sm i is sent at
-      t0 + i/rate, or as soon as a window slot frees if the window is full: counted);
-      deliver_sm-sent -> agent-received latency p50/p99/max, also from the planned send time.
+Each run sends --messages deliver_sm (distinct texts `bench <n>`, --senders customer numbers), up
+to --window in flight at the SMSC:
+  - as fast as the window allows (default); or
+  - at a fixed --rate: deliver_sm i is sent at t0 + i/rate, or as soon as a window slot frees if
+    the window is full (counted); latency also from the planned send time.
+msg/s = durable msgs/s (ROK deliver_sm_resp per second: didchat answers ROK only after the
+commit); delivered msg/s = pushes to alice per second; latency = deliver_sm sent -> agent.
 
 --driver raw (default) sends deliver_sm PDUs encoded before the clock starts on the TestSmsc's
 bound session (its own sequence numbers and response matching); --driver testsmsc awaits
 TestSmsc.deliver() per message (what deliver_many does), which costs much more CPU here.
-Server and benchmark-process CPU % are reported, since both share the machine.
 
-    .venv/bin/python bench/smpp_ingest.py [--messages 20000 --rate 1000 --seconds 10 --window 50]
+    .venv/bin/python bench/smpp_ingest.py [--messages 20000 --rate 1000 --window 50 --repeat 5]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -31,25 +33,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import nodes  # noqa: E402
 from common import (  # noqa: E402
     REPO,
     RESULTS_DIR,
     SMPP_DEST,
     Agent,
-    CpuMeter,
-    ServerProcess,
+    Pace,
     code_line,
-    hold,
     latency_summary,
     machine,
     machine_line,
     ms,
     params_of,
     percentile,
-    phase_rows,
     smpp_config_text,
     smpp_customers,
-    text_table,
     use_uvloop,
     write_results,
 )
@@ -160,7 +159,7 @@ class Driver:
 
 # ---------------------------------------------------------------- phases
 
-async def phase_max(driver: Driver, mos: list[Mo], args) -> float:
+async def phase_max(driver: Driver, mos: list[Mo]) -> float:
     tasks: set = set()
     t0 = time.perf_counter()
     for mo in mos:  # bounded: len(mos)
@@ -170,20 +169,17 @@ async def phase_max(driver: Driver, mos: list[Mo], args) -> float:
     return t0
 
 
-async def phase_rate(driver: Driver, mos: list[Mo], args) -> tuple[float, int]:
+async def phase_rate(driver: Driver, mos: list[Mo], rate: float) -> tuple[float, int]:
     tasks: set = set()
     late = 0
-    t0 = time.perf_counter() + 0.05
-    for i, mo in enumerate(mos):  # bounded: rate * seconds messages
-        mo.planned = t0 + i / args.rate
-        delay = mo.planned - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    pace = Pace(rate)
+    for i, mo in enumerate(mos):  # bounded: len(mos)
+        mo.planned = await pace.wait(i)
         if await driver.slot():
             late += 1
         driver.send(mo, tasks)
     await driver.drain(tasks)
-    return t0, late
+    return pace.t0, late
 
 
 def collect(agent: Agent, mos: list[Mo], t0: float) -> dict:
@@ -199,6 +195,7 @@ def collect(agent: Agent, mos: list[Mo], t0: float) -> dict:
     last_rok = max((m.answered for m in ok), default=t0)
     last_push = max((agent.received[m.n] for m in pushed), default=t0)
     return {
+        "active_s": round(max(last_rok, last_push) - t0, 3),
         "sent": len(sent),
         "rok": len(ok),
         "not_rok": statuses,
@@ -213,107 +210,119 @@ def collect(agent: Agent, mos: list[Mo], t0: float) -> dict:
     }
 
 
-async def run_phase(name: str, args, senders: list[str]) -> dict:
-    smsc = await TestSmsc("didchat", "secret", window=args.window, id_format="hex").start()
-    server = ServerProcess(f"smpp-{name}", keep=args.keep)
-    print(f"phase {name}: starting didchat on {server.url} ({server.dir}), TestSmsc on {smsc.port}", flush=True)
-    server.start(smpp_config_text(server, smsc.port, args.window))
-    agent = Agent(server.url)
-    try:
-        await smsc.wait_for_sessions(1, timeout=15)
-        await agent.connect()
-        count = args.messages if name == "max" else int(args.rate * args.seconds)
-        mos = [Mo(n, senders[n % len(senders)]) for n in range(count)]
-        driver = Driver(smsc, args.window, args.driver, args.response_timeout)
+class SmppIngest:
+    """The benchmark on one target (nodes.Bench)."""
+
+    name = "smpp"
+
+    def __init__(self, target: nodes.Target, args):
+        self.target, self.args = target, args
+        self.senders = smpp_customers(args.senders)
+        self.smsc: TestSmsc | None = None
+        self.agent: Agent | None = None
+
+    async def setup(self, cluster: nodes.Cluster) -> str:
+        self.smsc = await TestSmsc("didchat", "secret", window=self.args.window, id_format="hex").start()
+        return smpp_config_text(cluster, self.smsc.port, self.args.window)
+
+    async def connect(self, cluster: nodes.Cluster) -> None:
+        """Every node up has tried to bind; alice on node 0; one unmeasured deliver_sm per customer."""
+        await self.smsc.wait_for_sessions(1, timeout=30)
+        if len(cluster.nodes) > 1:
+            try:
+                await self.smsc.wait_for_sessions(len(cluster.nodes), timeout=BIND_WAIT)
+            except TimeoutError:
+                pass  # one bind per connector: the others wait for the lease
+        self.agent = Agent(cluster.nodes[0].url)
+        await self.agent.connect()
+        await self.send([Mo(WARM_UP + i, s) for i, s in enumerate(self.senders)], rate=0)
+
+    async def send(self, mos: list[Mo], rate: float) -> tuple[float, int]:
+        """Send `mos` (at `rate`, or as fast as the window allows), wait for their pushes; (t0, late)."""
+        driver = Driver(self.smsc, self.args.window, self.args.driver, self.args.response_timeout)
         driver.prepare(mos)
-        await hold(server, args.hold)
-        meter = CpuMeter(server)
-        if name == "max":
-            t0 = await phase_max(driver, mos, args)
+        if rate:
+            t0, late = await phase_rate(driver, mos, rate)
         else:
-            t0, late = await phase_rate(driver, mos, args)
-        meter.read(cpu := {})
-        await agent.wait_for({m.n for m in mos if m.status == ESME_ROK}, args.drain_timeout)
-        result = collect(agent, mos, t0)
-        result.update(cpu)  # CPU over the sending part (until the last deliver_sm_resp)
-        if name == "rate":
-            result["target_rate"] = args.rate
+            t0, late = await phase_max(driver, mos), 0
+        await self.agent.wait_for({m.n for m in mos if m.status == ESME_ROK}, self.args.drain_timeout)
+        return t0, late
+
+    async def run(self, index: int) -> dict:
+        count = self.args.messages
+        mos = [Mo(n, self.senders[n % len(self.senders)]) for n in range(index * count, (index + 1) * count)]
+        t0, late = await self.send(mos, self.args.rate)
+        result = collect(self.agent, mos, t0)
+        if self.args.rate:
+            result["target_rate"] = self.args.rate
             result["sends_waiting_for_a_window_slot"] = late
             lag = [m.sent - m.planned for m in mos if m.sent is not None]
             result["send_lag_ms"] = {"p50": ms(percentile(lag, 50)), "p99": ms(percentile(lag, 99)),
                                      "max": ms(max(lag) if lag else None)}
-            corrected = [agent.received[m.n] - m.planned for m in mos if m.n in agent.received]
+            corrected = [self.agent.received[m.n] - m.planned for m in mos if m.n in self.agent.received]
             result["latency_from_planned_ms"] = latency_summary(corrected, (50, 99))
-        result["smsc_counters"] = dict(smsc.counters)
-        result["server_log_warnings"] = server.log_warnings()
-        result["window"] = args.window
-        result["driver"] = args.driver
+        result.update(messages=result["rok"], msgs_per_s=result["durable_msgs_per_s"],
+                      smsc_binds=len(self.smsc.sessions), smsc_counters=dict(self.smsc.counters))
         return result
-    finally:
-        await agent.disconnect()
-        server.stop()
-        await smsc.stop()
+
+    async def close(self) -> None:
+        if self.agent is not None:
+            await self.agent.disconnect()
+        if self.smsc is not None:
+            await self.smsc.stop()
 
 
-# ---------------------------------------------------------------- report
+BIND_WAIT = 5.0  # seconds for every node of a cluster to bind, if each binds (no lease yet)
+WARM_UP = 10**9  # the numbers of the unmeasured deliver_sm, apart from the runs' 0, 1, ...
+ROWS = [
+    ("deliver_sm sent", ("sent",)), ("not ROK", ("not_rok",)), ("delivered msg/s (pushes/s)", ("delivered_msgs_per_s",)),
+    ("missing pushes", ("missing_pushes",)),
+    ("deliver_sm->ROK p50 ms", ("rok_ms", "p50")), ("deliver_sm->ROK p99 ms", ("rok_ms", "p99")),
+    ("p99 from planned send ms", ("latency_from_planned_ms", "p99")),
+    ("sends waiting for a window slot", ("sends_waiting_for_a_window_slot",)),
+    ("SMSC binds", ("smsc_binds",)),
+]
 
-def table(results: dict, info: dict, args) -> str:
-    a, b = results.get("max", {}), results.get("rate", {})
-    rows = phase_rows(("", f"max ({args.messages} deliver_sm)", f"fixed {args.rate:g} msg/s"), [
-        ("deliver_sm sent", ("sent",)), ("ROK", ("rok",)), ("not ROK", ("not_rok",)),
-        ("durable msgs/s (ROK/s)", ("durable_msgs_per_s",)), ("delivered msgs/s (pushes/s)", ("delivered_msgs_per_s",)),
-        ("missing pushes", ("missing_pushes",)),
-        ("deliver_sm->agent p50 ms", ("latency_ms", "p50")), ("deliver_sm->agent p90 ms", ("latency_ms", "p90")),
-        ("deliver_sm->agent p99 ms", ("latency_ms", "p99")), ("deliver_sm->agent max ms", ("latency_ms", "max")),
-        ("deliver_sm->ROK p50 ms", ("rok_ms", "p50")), ("deliver_sm->ROK p99 ms", ("rok_ms", "p99")),
-        ("server CPU %", ("server_cpu_pct",)), ("bench process (SMSC) CPU %", ("bench_process_cpu_pct",)),
-    ], a, b)
-    if b:
-        rows += phase_rows(("", "", ""), [("p99 from planned send ms", ("latency_from_planned_ms", "p99")),
-                                          ("sends waiting for a window slot", ("sends_waiting_for_a_window_slot",))], {}, b)[1:]
-    head = (machine_line(info) + "\n" + code_line() + "\n"
-            f"SMPP window {args.window}, driver {args.driver}, {args.senders} customer numbers, "
-            f"fresh SQLite per phase\n")
-    verdict = []
-    if a:
-        met = a["durable_msgs_per_s"] >= TARGETS["durable_msgs_per_s"] and not a["missing_pushes"]
-        verdict.append(f"target >= {TARGETS['durable_msgs_per_s']} inbound msg/s durable: {'MET' if met else 'NOT MET'}")
-    if b:
-        p99 = b["latency_ms"]["p99"]
-        met = p99 is not None and p99 <= TARGETS["p99_ms_at_1000"] and not b["missing_pushes"] and not b["not_rok"]
-        verdict.append(f"target p99 <= {TARGETS['p99_ms_at_1000']} ms at {args.rate:g} msg/s: {'MET' if met else 'NOT MET'}")
-    return head + "\n" + text_table(rows) + "\n\n" + "\n".join(verdict)
+
+def verdict(results: list[dict], args) -> str:
+    """The issue's targets, read from the table."""
+    lines = []
+    for r in results:
+        t = nodes.typical(r)
+        if args.rate:
+            p99 = t["latency_ms"]["p99"]
+            met = p99 is not None and p99 <= TARGETS["p99_ms_at_1000"] and not t["missing_pushes"] and not t["not_rok"]
+            lines.append(f"{r['target']}: p99 <= {TARGETS['p99_ms_at_1000']} ms at {args.rate:g} msg/s: "
+                         f"{'MET' if met else 'NOT MET'}")
+        else:
+            met = t["durable_msgs_per_s"] >= TARGETS["durable_msgs_per_s"] and not t["missing_pushes"]
+            lines.append(f"{r['target']}: >= {TARGETS['durable_msgs_per_s']} inbound msg/s durable: "
+                         f"{'MET' if met else 'NOT MET'}")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=20000, help="max phase: deliver_sm count")
-    parser.add_argument("--rate", type=float, default=1000.0, help="fixed-rate phase: msgs/s")
-    parser.add_argument("--seconds", type=float, default=10.0, help="fixed-rate phase: length")
+    nodes.add_arguments(parser, messages=20000)
     parser.add_argument("--window", type=int, default=50, help="deliver_sm in flight (SMSC) and connector window")
     parser.add_argument("--senders", type=int, default=200, help="distinct customer numbers (conversations)")
     parser.add_argument("--driver", choices=["raw", "testsmsc"], default="raw")
-    parser.add_argument("--phase", choices=["both", "max", "rate"], default="both")
     parser.add_argument("--response-timeout", type=float, default=30.0, help="per deliver_sm")
     parser.add_argument("--drain-timeout", type=float, default=30.0, help="wait for outstanding pushes")
-    parser.add_argument("--hold", type=float, default=0.0, help="pause before each phase (to attach a profiler)")
-    parser.add_argument("--keep", action="store_true", help="keep each phase's temp dir (config, db, log)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if not (0 < args.messages <= 1_000_000 and 0 < args.seconds <= 600 and args.rate > 0 and 1 <= args.window <= 1000):
-        parser.error("need 0 < --messages <= 1e6, 0 < --seconds <= 600, --rate > 0, 1 <= --window <= 1000")
+    nodes.check_arguments(parser, args)
+    if not 1 <= args.window <= 1000:
+        parser.error("need 1 <= --window <= 1000")
 
     loop_name = use_uvloop()
     info = machine()
-    senders = smpp_customers(args.senders)
-    args.senders = len(senders)
-    print(f"{machine_line(info)}  (bench loop: {loop_name})")
-    results: dict = {}
-    for name in (["max", "rate"] if args.phase == "both" else [args.phase]):
-        results[name] = asyncio.run(run_phase(name, args, senders))
-        print(f"  {name}: {json.dumps(results[name])}", flush=True)
-
-    summary = table(results, info, args)
+    print(f"{machine_line(info)}  (bench loop: {loop_name})\n{code_line()}")
+    results = nodes.measure_all(SmppIngest, args)
+    mode = f"fixed {args.rate:g} msg/s" if args.rate else "as fast as the window allows"
+    summary = (f"{machine_line(info)}\n{code_line()}\nSMPP ingest: {args.messages} deliver_sm a run, {mode}, "
+               f"window {args.window}, driver {args.driver}, {args.senders} customer numbers, alice on node 0\n\n"
+               + nodes.report(results, ROWS) + "\n\n" + verdict(results, args))
     print("\n" + summary)
     write_results(args.output, {
         "benchmark": "smpp_ingest", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

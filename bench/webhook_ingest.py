@@ -1,28 +1,28 @@
-"""Webhook ingest benchmark: signed Twilio webhooks in, Socket.IO `message` pushes out.
+"""Webhook ingest benchmark: signed Twilio webhooks in, Socket.IO `message` pushes out, end to end.
 
-Starts `didchat run` as a separate process (fresh SQLite database per phase), logs in as the
-agent alice, connects one python-socketio client (websocket transport) and measures:
+For each target (nodes.py: SQLite, PostgreSQL with one node, PostgreSQL with two nodes sharing
+Redis; `didchat run` processes apart from this one) it logs in as the agent alice on node 0,
+connects one python-socketio client (websocket transport), and posts --messages signed webhooks,
+round robin over the nodes (so with two nodes half must cross to node 0 to reach alice):
 
-  (a) max throughput: --concurrency closed-loop senders blasting for --seconds;
-      stored msgs/s (HTTP 200s per second), delivered msgs/s (pushes to the agent per second),
-      webhook->push latency percentiles;
-  (b) fixed rate: an open-loop schedule of --rate msgs/s for --seconds (requests start at
-      their planned times, without waiting for earlier answers, at most --concurrency in flight);
-      achieved rate, webhook->push latency p50/p99/max, errors and missing pushes.
+  - as fast as it goes (default): --concurrency closed-loop senders; or
+  - at a fixed --rate: an open-loop schedule (request i starts at t0 + i/rate without waiting for
+    earlier answers, at most --concurrency in flight; starts that had to wait for a slot counted).
 
-Latency = time the agent's client received the `message` push - time the webhook request
-started (both on this process's monotonic clock). Everything runs on 127.0.0.1; every loop is
-bounded in count and in time, and the server is killed at the end.
+msg/s = stored messages per second (HTTP 200s, first start to last answer: didchat answers 200
+only after the commit); delivered msg/s = pushes reaching alice per second; latency = the push
+received by alice - the webhook request start (this process's clock), and with --rate also from
+the planned start (no coordinated omission). Everything runs on 127.0.0.1; every loop is bounded
+in count and in time.
 
-    .venv/bin/python bench/webhook_ingest.py [--rate 500 --seconds 10 --concurrency 64]
+    .venv/bin/python bench/webhook_ingest.py [--messages 5000 --rate 500 --repeat 5 --nodes 2]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import math
 import sys
-import textwrap
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,23 +31,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp  # noqa: E402
+import nodes  # noqa: E402
 from common import (  # noqa: E402
     PASSWORD,
     RESULTS_DIR,
-    SECRET_KEY,
     Agent,
-    CpuMeter,
-    ServerProcess,
+    Pace,
+    code_line,
     customer_numbers,
     free_port,
-    hold,
+    head_config,
     machine,
     machine_line,
     ms,
     params_of,
     percentile,
-    phase_rows,
-    text_table,
     use_uvloop,
     write_results,
 )
@@ -56,33 +54,30 @@ from chat.cli import signed_sms  # noqa: E402
 from chat.config import load_config  # noqa: E402
 
 ALICE_NUMBER = "+12125550101"
+ACCOUNT_SID, AUTH_TOKEN = "AC" + "0" * 32, "t" * 32
 RESULTS = RESULTS_DIR / "webhook_ingest.json"
 TARGETS = {"sustained_msgs_per_s": 1500, "p99_ms_at_500": 50}
+WARM_UP = 10**9  # the numbers of the unmeasured webhooks, apart from the runs' 0, 1, ...
 
 
-def config_text(server: ServerProcess) -> str:
-    """SQLite in the server's dir, one Twilio connector (outbound unused), alice owning ALICE_NUMBER."""
-    unused = free_port()  # outbound is not exercised; nothing listens there
-    return textwrap.dedent(f"""\
-        public_url: {server.url}
-        host: 127.0.0.1
-        port: {server.port}
-        data_dir: "{server.dir}"
-        database_url: "{server.db_url}"
-        secret_key: "{SECRET_KEY}"
-        presence_grace_seconds: 0
-        users:
-          - {{name: alice, display_name: Alice, password: {PASSWORD}}}
-        access_numbers:
-          - {{number: "{ALICE_NUMBER}", user: alice}}
-        connectors:
-          - type: twilio
-            name: tw
-            account_sid: AC{'0' * 32}
-            auth_token: {'t' * 32}
-            api_base: http://127.0.0.1:{unused}
-            numbers: ["{ALICE_NUMBER}"]
-        """)
+def config_text(server, api_base: str | None = None, extra: str = "") -> str:
+    """head_config(server), one Twilio connector (ACCOUNT_SID, AUTH_TOKEN) sending to `api_base`
+    (default: a port where nothing listens, outbound unused), alice owning ALICE_NUMBER."""
+    api_base = api_base or f"http://127.0.0.1:{free_port()}"
+    return head_config(server) + extra + f"""\
+presence_grace_seconds: 0
+users:
+  - {{name: alice, display_name: Alice, password: {PASSWORD}}}
+access_numbers:
+  - {{number: "{ALICE_NUMBER}", user: alice}}
+connectors:
+  - type: twilio
+    name: tw
+    account_sid: {ACCOUNT_SID}
+    auth_token: {AUTH_TOKEN}
+    api_base: {api_base}
+    numbers: ["{ALICE_NUMBER}"]
+"""
 
 
 # ---------------------------------------------------------------- requests
@@ -100,15 +95,19 @@ class Request:
     error: str | None = None
 
 
-def build_requests(server: ServerProcess, count: int, senders: list[str], run_id: str) -> list[Request]:
-    """Signed webhooks, built before the clock starts; the text carries the request's number."""
+def build_requests(server, count: int, senders: list[str], run_id: str, first: int = 0) -> list[Request]:
+    """Signed webhooks n = first .. first+count-1, built before the clock starts; the text carries n.
+
+    Signed for the config's public_url; with several nodes (`server` a nodes.Cluster), request n
+    is posted to node n mod N: every node checks the signature against the same public_url."""
     config = load_config(server.config_path)
     conn = config.connector_of(ALICE_NUMBER)
+    node_url = getattr(server, "node_url", lambda n: server.url)
     out = []
-    for n in range(count):
+    for n in range(first, first + count):
         url, body, headers = signed_sms(config, conn, senders[n % len(senders)], ALICE_NUMBER,
                                         f"bench {n}", f"SM{run_id}{n:012d}")
-        out.append(Request(n, url, body, headers))
+        out.append(Request(n, node_url(n) + url[len(server.url):], body, headers))
     return out
 
 
@@ -128,11 +127,11 @@ async def send(http: aiohttp.ClientSession, req: Request, timeout: float) -> Non
 
 # ---------------------------------------------------------------- phases
 
-async def phase_max(server: ServerProcess, agent: Agent, reqs: list[Request], args) -> dict:
-    """Closed loop: `concurrency` workers send back to back until `seconds` have passed."""
+async def phase_max(server, agent: Agent, reqs: list[Request], args) -> dict:
+    """Closed loop: `concurrency` workers send back to back until all are sent or `seconds` (if set) have passed."""
     nxt = iter(reqs)
     t0 = time.perf_counter()
-    deadline = t0 + args.seconds
+    deadline = t0 + args.seconds if args.seconds else math.inf
 
     async def worker(http):
         for req in nxt:  # shared iterator: bounded by len(reqs)
@@ -144,12 +143,12 @@ async def phase_max(server: ServerProcess, agent: Agent, reqs: list[Request], ar
     async with aiohttp.ClientSession(connector=connector) as http:
         await asyncio.gather(*(worker(http) for _ in range(args.concurrency)))
     sent = [r for r in reqs if r.start is not None]
-    if len(sent) == len(reqs):
+    if args.seconds and len(sent) == len(reqs):
         print(f"  warning: all {len(reqs)} prebuilt requests were used; raise --max-messages", file=sys.stderr)
     return await collect(server, agent, sent, t0, args)
 
 
-async def phase_rate(server: ServerProcess, agent: Agent, reqs: list[Request], args) -> dict:
+async def phase_rate(server, agent: Agent, reqs: list[Request], args) -> dict:
     """Open loop: request i starts at t0 + i/rate, at most `concurrency` in flight."""
     slots = asyncio.Semaphore(args.concurrency)
     tasks: set[asyncio.Task] = set()
@@ -163,12 +162,10 @@ async def phase_rate(server: ServerProcess, agent: Agent, reqs: list[Request], a
 
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     async with aiohttp.ClientSession(connector=connector) as http:
-        t0 = time.perf_counter() + 0.05
-        for i, req in enumerate(reqs):  # bounded: rate * seconds requests
-            req.planned = t0 + i / args.rate
-            delay = req.planned - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        pace = Pace(args.rate)
+        t0 = pace.t0
+        for i, req in enumerate(reqs):  # bounded: len(reqs)
+            req.planned = await pace.wait(i)
             if slots.locked():
                 late += 1
             await slots.acquire()  # bounded concurrency: wait for a slot (counted as late)
@@ -189,7 +186,7 @@ async def phase_rate(server: ServerProcess, agent: Agent, reqs: list[Request], a
     return result
 
 
-async def collect(server: ServerProcess, agent: Agent, sent: list[Request], t0: float, args) -> dict:
+async def collect(server, agent: Agent, sent: list[Request], t0: float, args) -> dict:
     ok = [r for r in sent if r.status == 200]
     last_answer = max((r.end for r in sent if r.end), default=t0)
     await agent.wait_for({r.n for r in ok}, args.drain_timeout)
@@ -207,6 +204,7 @@ async def collect(server: ServerProcess, agent: Agent, sent: list[Request], t0: 
         "http_200": len(ok),
         "errors": errors,
         "send_window_s": round(send_window, 3),
+        "active_s": round(max(last_answer, last_push) - t0, 3),
         "stored_msgs_per_s": round(len(ok) / send_window, 1),
         "pushed": len(pushed),
         "missing_pushes": len(ok) - len(pushed),
@@ -218,95 +216,91 @@ async def collect(server: ServerProcess, agent: Agent, sent: list[Request], t0: 
     }
 
 
-async def run_phase(name: str, args, senders: list[str]) -> dict:
-    server = ServerProcess(name, keep=args.keep)
-    print(f"phase {name}: starting didchat on {server.url} ({server.dir})", flush=True)
-    server.start(config_text(server))
-    agent = Agent(server.url)
-    try:
-        count = args.max_messages if name == "max" else int(args.rate * args.seconds)
-        reqs = build_requests(server, count, senders, uuid.uuid4().hex[:12])
-        await agent.connect()
-        await hold(server, args.hold)
-        meter = CpuMeter(server)
-        result = await (phase_max if name == "max" else phase_rate)(server, agent, reqs, args)
-        meter.read(result)
-        result["server_log_warnings"] = server.log_warnings()
-        if args.concurrency:
-            result["concurrency"] = args.concurrency
-        return result
-    finally:
-        await agent.disconnect()
-        server.stop()
+class WebhookIngest:
+    """The benchmark on one target (nodes.Bench)."""
+
+    name = "webhook"
+
+    def __init__(self, target: nodes.Target, args):
+        self.args = args
+        self.senders = customer_numbers(args.senders, exclude=(ALICE_NUMBER,))
+        self.run_id = uuid.uuid4().hex[:12]
+
+    async def setup(self, cluster: nodes.Cluster) -> str:
+        self.cluster = cluster
+        return config_text(cluster)
+
+    async def connect(self, cluster: nodes.Cluster) -> None:
+        """alice on node 0, and one unmeasured webhook from each customer: the conversations exist."""
+        self.agent = Agent(cluster.nodes[0].url)
+        await self.agent.connect()
+        await phase_max(cluster, self.agent, build_requests(cluster, len(self.senders), self.senders, self.run_id,
+                                                            WARM_UP), self.args)
+
+    async def run(self, index: int) -> dict:
+        reqs = build_requests(self.cluster, self.args.messages, self.senders, self.run_id, index * self.args.messages)
+        if self.args.rate:
+            result = await phase_rate(self.cluster, self.agent, reqs, self.args)
+        else:
+            result = await phase_max(self.cluster, self.agent, reqs, self.args)
+        return dict(result, messages=result["http_200"], msgs_per_s=result["stored_msgs_per_s"])
+
+    async def close(self) -> None:
+        if hasattr(self, "agent"):
+            await self.agent.disconnect()
 
 
-# ---------------------------------------------------------------- report
+ROWS = [
+    ("requests sent", ("sent",)), ("errors", ("errors",)), ("delivered msg/s (pushes/s)", ("delivered_msgs_per_s",)),
+    ("missing pushes", ("missing_pushes",)), ("HTTP answer p99 ms", ("http_ms", "p99")),
+    ("p99 from planned start ms", ("latency_from_planned_ms", "p99")),
+    ("starts waiting for a slot", ("starts_waiting_for_a_slot",)),
+]
 
-def table(results: dict, info: dict, args) -> str:
-    a, b = results.get("max", {}), results.get("rate", {})
-    rows = phase_rows(("", "max throughput", f"fixed {args.rate:g} msg/s"), [
-        ("requests sent", ("sent",)), ("HTTP 200", ("http_200",)), ("errors", ("errors",)),
-        ("stored msgs/s (200s/s)", ("stored_msgs_per_s",)), ("delivered msgs/s (pushes/s)", ("delivered_msgs_per_s",)),
-        ("missing pushes", ("missing_pushes",)),
-        ("latency p50 ms", ("latency_ms", "p50")), ("latency p90 ms", ("latency_ms", "p90")),
-        ("latency p99 ms", ("latency_ms", "p99")), ("latency max ms", ("latency_ms", "max")),
-        ("HTTP answer p50 ms", ("http_ms", "p50")), ("HTTP answer p99 ms", ("http_ms", "p99")),
-        ("server CPU %", ("server_cpu_pct",)), ("bench process CPU %", ("bench_process_cpu_pct",)),
-    ], a, b)
-    if b:
-        rows += phase_rows(("", "", ""), [("p99 from planned start ms", ("latency_from_planned_ms", "p99")),
-                                          ("starts waiting for a slot", ("starts_waiting_for_a_slot",))], {}, b)[1:]
-    head = (machine_line(info) + "\n"
-            f"phases: {args.seconds:g}s each, concurrency {args.concurrency}, "
-            f"{args.senders} customer numbers, fresh SQLite per phase\n")
-    verdict = []
-    if a:
-        verdict.append(f"target >= {TARGETS['sustained_msgs_per_s']} msg/s: "
-                       f"{'MET' if min(a['stored_msgs_per_s'], a['delivered_msgs_per_s']) >= TARGETS['sustained_msgs_per_s'] else 'NOT MET'}")
-    if b:
-        p99 = b["latency_ms"]["p99"]
-        met_p99 = p99 is not None and p99 <= TARGETS['p99_ms_at_500'] and not b['missing_pushes'] and not b['errors']
-        verdict.append(f"target p99 <= {TARGETS['p99_ms_at_500']} ms at {args.rate:g} msg/s: "
-                       f"{'MET' if met_p99 else 'NOT MET'}")
-    return head + "\n" + text_table(rows) + "\n\n" + "\n".join(verdict)
+
+def verdict(results: list[dict], args) -> str:
+    """The issue's targets, read from the table."""
+    lines = []
+    for r in results:
+        t = nodes.typical(r)
+        if args.rate:
+            p99 = t["latency_ms"]["p99"]
+            met = p99 is not None and p99 <= TARGETS["p99_ms_at_500"] and not t["missing_pushes"] and not t["errors"]
+            lines.append(f"{r['target']}: p99 <= {TARGETS['p99_ms_at_500']} ms at {args.rate:g} msg/s: "
+                         f"{'MET' if met else 'NOT MET'}")
+        else:
+            met = min(t["stored_msgs_per_s"], t["delivered_msgs_per_s"]) >= TARGETS["sustained_msgs_per_s"]
+            lines.append(f"{r['target']}: >= {TARGETS['sustained_msgs_per_s']} msg/s: {'MET' if met else 'NOT MET'}")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
-    parser.add_argument("--rate", type=float, default=500.0, help="fixed-rate phase: msgs/s")
+    nodes.add_arguments(parser, messages=5000)
     parser.add_argument("--concurrency", type=int, default=64, help="senders / max requests in flight")
     parser.add_argument("--senders", type=int, default=200, help="distinct customer numbers (conversations)")
-    parser.add_argument("--max-messages", type=int, default=0,
-                        help="max phase: requests prebuilt (default: 6000 per second of phase)")
-    parser.add_argument("--phase", choices=["both", "max", "rate"], default="both")
+    parser.add_argument("--seconds", type=float, default=0.0, help="as fast as it goes: stop sending after this long (0: never)")
     parser.add_argument("--request-timeout", type=float, default=30.0)
     parser.add_argument("--drain-timeout", type=float, default=15.0, help="wait for outstanding pushes")
-    parser.add_argument("--hold", type=float, default=0.0, help="pause before each phase (to attach a profiler)")
-    parser.add_argument("--keep", action="store_true", help="keep each phase's temp dir (config, db, log)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if args.seconds <= 0 or args.seconds > 600 or args.rate <= 0 or args.concurrency < 1:
-        parser.error("need 0 < --seconds <= 600, --rate > 0, --concurrency >= 1")
-    args.max_messages = args.max_messages or int(6000 * args.seconds)
+    nodes.check_arguments(parser, args)
+    if args.concurrency < 1 or not 0 <= args.seconds <= 600:
+        parser.error("need --concurrency >= 1, 0 <= --seconds <= 600")
 
     loop_name = use_uvloop()
-
     info = machine()
-    senders = customer_numbers(args.senders, exclude=(ALICE_NUMBER,))
-    args.senders = len(senders)
-    print(f"{machine_line(info)}  (client loop: {loop_name})")
-    results: dict = {}
-    for name in (["max", "rate"] if args.phase == "both" else [args.phase]):
-        results[name] = asyncio.run(run_phase(name, args, senders))
-        print(f"  {name}: {json.dumps(results[name])}", flush=True)
-
-    summary = table(results, info, args)
+    print(f"{machine_line(info)}  (client loop: {loop_name})\n{code_line()}")
+    results = nodes.measure_all(WebhookIngest, args)
+    mode = f"fixed {args.rate:g} msg/s" if args.rate else f"as fast as it goes, concurrency {args.concurrency}"
+    summary = (f"{machine_line(info)}\n{code_line()}\nwebhook ingest: {args.messages} signed webhooks a run, {mode}, "
+               f"{args.senders} customer numbers, round robin over the nodes, alice on node 0\n\n"
+               + nodes.report(results, ROWS) + "\n\n" + verdict(results, args))
     print("\n" + summary)
     write_results(args.output, {
         "benchmark": "webhook_ingest", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": info, "client_loop": loop_name, "targets": TARGETS, "params": params_of(args),
-        "results": results,
+        "machine": info, "code": code_line(), "client_loop": loop_name, "targets": TARGETS,
+        "params": params_of(args), "results": results,
     })
     print(f"\nwritten to {args.output}")
 

@@ -1,0 +1,443 @@
+"""Several `didchat run` processes on one database, and the loop every benchmark runs on them.
+
+A target is a database and a node count: SQLite (one node: SQLite is for one process) or a fresh
+PostgreSQL database with N nodes sharing the real Redis. One invocation measures every target in
+turn (by default SQLite, PostgreSQL with one node, PostgreSQL with two) and prints them side by
+side; `--repeat K` runs the same measurement K times on one database (the decay check).
+
+Rules:
+- Servers always run in other processes than the load generator, for one node as well, so that
+  CPU is read per process from /proc/PID/stat.
+- One config file for every node; only --port differs. public_url is node 0's address, so a
+  webhook signed for it verifies on every node. The schema is migrated once (`didchat migrate`)
+  before any node starts, and the nodes start one after the other.
+- PostgreSQL's CPU is the sum over its processes during a run: the backends of the benchmark's
+  database (pg_stat_activity, sampled every SAMPLE_SECONDS so that short-lived ones count) and
+  the server's own processes (postmaster, WAL writer, checkpointer...: shared with anything else
+  using that server at the time).
+- Each target gets a fresh database (dropped afterwards) and its own `cluster.redis_prefix` (its
+  keys deleted afterwards). Every wait is bounded; every process started here is stopped here.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import asyncpg  # noqa: E402 - after common, which puts the repository on sys.path
+from common import (
+    DIDCHAT,
+    ServerProcess,
+    didchat_env,
+    proc_cpu_seconds,
+    remove_dir,
+    self_cpu_seconds,
+    text_table,
+)
+
+PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+SAMPLE_SECONDS = 0.25
+START_SECONDS = 60.0  # a node's start-up on a loaded 2-core machine
+DECAY_LIMIT = 0.10  # the issue: consecutive runs within 10 % of each other
+
+
+# ---------------------------------------------------------------- targets and databases
+
+@dataclass(frozen=True)
+class Target:
+    """A database ("sqlite", or a PostgreSQL URL whose database is an admin one) and a node count."""
+
+    database: str
+    nodes: int = 1
+
+    @property
+    def kind(self) -> str:
+        return "sqlite" if self.database == "sqlite" else "postgresql"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "sqlite":
+            return "SQLite"
+        return f"PostgreSQL {self.nodes} node{'s' if self.nodes > 1 else ''}"
+
+
+def targets(database_urls: list[str], node_counts: list[int]) -> list[Target]:
+    """Every database with every node count (SQLite with one node only)."""
+    out: list[Target] = []
+    for url in database_urls:
+        for n in ([1] if url == "sqlite" else node_counts):
+            if Target(url, n) not in out:
+                out.append(Target(url, n))
+    return out
+
+
+class FreshDatabase:
+    """A new PostgreSQL database made through an admin URL, dropped afterwards."""
+
+    def __init__(self, admin_url: str):
+        self.admin_url = admin_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+        self.name = f"didchat_bench_{uuid.uuid4().hex[:12]}"
+        self.url: str | None = None
+
+    @property
+    def plain(self) -> str:
+        """The admin URL as asyncpg takes it."""
+        return self.admin_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    async def create(self) -> str:
+        admin = await asyncpg.connect(self.plain, timeout=10)
+        try:
+            await admin.execute(f'CREATE DATABASE "{self.name}"')
+        finally:
+            await admin.close()
+        self.url = self.admin_url.rsplit("/", 1)[0] + f"/{self.name}"
+        return self.url
+
+    async def drop(self) -> None:
+        if self.url is None:
+            return
+        admin = await asyncpg.connect(self.plain, timeout=10)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+        self.url = None
+
+
+# ---------------------------------------------------------------- the cluster
+
+class Cluster:
+    """`target.nodes` didchat processes on one config file, one fresh database and one Redis prefix.
+
+    It has what common.head_config reads (url, port, dir, db_url, redis_url, redis_prefix), so a
+    benchmark writes the same config for one node on its own and for a cluster."""
+
+    def __init__(self, target: Target, label: str, keep: bool = False, redis_url: str | None = REDIS_URL):
+        self.target, self.keep = target, keep
+        self.dir = Path(tempfile.mkdtemp(prefix=f"didchat-bench-{label}-"))
+        self.nodes = [ServerProcess(label, keep, folder=self.dir, name=f"node{i}") for i in range(target.nodes)]
+        self.url, self.port = self.nodes[0].url, self.nodes[0].port
+        self.config_path = self.dir / "didchat.yaml"
+        self.db_url = f"sqlite+aiosqlite:///{self.dir}/didchat.db"
+        self.database = FreshDatabase(target.database) if target.kind == "postgresql" else None
+        self.redis_url = redis_url if self.database else None
+        self.redis_prefix = f"bench-{uuid.uuid4().hex[:12]}"
+        if target.nodes > 1 and not self.redis_url:
+            raise ValueError("several nodes need Redis")
+
+    def node_url(self, n: int) -> str:
+        """The node that the n-th message goes to: round robin."""
+        return self.nodes[n % len(self.nodes)].url
+
+    async def create_database(self) -> None:
+        """Before the config is written: it names the database."""
+        if self.database:
+            self.db_url = await self.database.create()
+
+    async def start(self, config_text: str) -> None:
+        self.config_path.write_text(config_text)
+        await self._migrate()
+        for node in self.nodes:
+            await asyncio.to_thread(node.start, None, START_SECONDS)
+
+    async def _migrate(self) -> None:
+        log = self.dir / "migrate.log"
+        with open(log, "wb") as out:
+            proc = await asyncio.create_subprocess_exec(str(DIDCHAT), "migrate", "--config", str(self.config_path),
+                                                        cwd=self.dir, stdout=out, stderr=out, env=didchat_env())
+            try:
+                code = await asyncio.wait_for(proc.wait(), START_SECONDS)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+                code = "timeout"
+        if code != 0:
+            raise RuntimeError(f"didchat migrate: {code}\n{log.read_text(errors='replace')[-3000:]}")
+
+    def pids(self) -> list[int]:
+        return [node.pid for node in self.nodes if node.pid]
+
+    def log_warnings(self) -> list[int]:
+        return [node.log_warnings() for node in self.nodes]
+
+    async def stop(self) -> None:
+        for node in self.nodes:
+            await asyncio.to_thread(node.stop)
+        if self.database:
+            await self.database.drop()
+        if self.redis_url:
+            await forget(self.redis_url, self.redis_prefix)
+        if not self.keep:
+            remove_dir(self.dir)
+
+
+async def forget(redis_url: str, prefix: str) -> None:
+    """Delete a benchmark's Redis keys (best effort: Redis carries nothing the database lacks)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url, socket_timeout=3)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    except (OSError, aioredis.RedisError) as err:
+        print(f"  warning: could not delete Redis keys {prefix}*: {type(err).__name__}", file=sys.stderr)
+    finally:
+        await client.aclose()
+
+
+# ---------------------------------------------------------------- CPU
+
+class Meter:
+    """CPU seconds over one run: each node's, PostgreSQL's (see the rules), this process's."""
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self.nodes0 = [proc_cpu_seconds(pid) for pid in cluster.pids()]
+        self.self0, self.wall0 = self_cpu_seconds(), time.perf_counter()
+        self.first: dict[int, float] = {}  # PostgreSQL pid -> CPU when first seen (0 if born during the run)
+        self.last: dict[int, float] = {}
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> Meter:
+        if self.cluster.database:
+            self.admin = await asyncpg.connect(self.cluster.database.plain, timeout=10)
+            await self._sample(born=False)
+            self._task = asyncio.create_task(self._sampling())
+        return self
+
+    async def _pg_pids(self) -> list[int]:
+        rows = await self.admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1 OR datname IS NULL",
+                                      self.cluster.database.name)
+        pids = [r["pid"] for r in rows]
+        postmaster = parent_of(pids[0]) if pids else None
+        return pids + ([postmaster] if postmaster else [])
+
+    async def _sample(self, born: bool = True) -> None:
+        for pid in await self._pg_pids():
+            cpu = proc_cpu_seconds(pid)
+            if cpu is None:
+                continue
+            self.first.setdefault(pid, 0.0 if born else cpu)
+            self.last[pid] = cpu
+
+    async def _sampling(self) -> None:
+        while not self._stop.is_set():  # ends when stop() sets it
+            try:
+                await asyncio.wait_for(self._stop.wait(), SAMPLE_SECONDS)
+            except TimeoutError:
+                await self._sample()
+
+    async def stop(self) -> dict:
+        wall = max(1e-9, time.perf_counter() - self.wall0)
+        nodes1 = [proc_cpu_seconds(pid) for pid in self.cluster.pids()]
+        out = {"wall_s": round(wall, 3), "bench_cpu_s": round(self_cpu_seconds() - self.self0, 3),
+               "node_cpu_s": [round(b - a, 3) if a is not None and b is not None else None
+                              for a, b in zip(self.nodes0, nodes1)], "pg_cpu_s": None}
+        if self._task:
+            self._stop.set()
+            await self._task
+            await self._sample()
+            await self.admin.close()
+            out["pg_cpu_s"] = round(sum(self.last[p] - self.first[p] for p in self.last), 3)
+        return out
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def per_message(cpu: dict, messages: int, active: float | None = None) -> dict:
+    """The figures derived from a run's CPU seconds and its message count. CPU % is over the run's
+    active time (first send to last answer or push) when it says it, not the wait for what is missing."""
+    wall, nodes = active or cpu["wall_s"], [c or 0.0 for c in cpu["node_cpu_s"]]
+    out = {"node_cpu_pct": [round(100 * c / wall, 1) for c in nodes],
+           "node_cpu_ms_per_msg": round(1000 * sum(nodes) / messages, 3) if messages else None,
+           "bench_cpu_pct": round(100 * cpu["bench_cpu_s"] / wall, 1),
+           "pg_cpu_pct": None, "pg_cpu_ms_per_msg": None}
+    if cpu["pg_cpu_s"] is not None:
+        out["pg_cpu_pct"] = round(100 * cpu["pg_cpu_s"] / wall, 1)
+        out["pg_cpu_ms_per_msg"] = round(1000 * cpu["pg_cpu_s"] / messages, 3) if messages else None
+    return out
+
+
+# ---------------------------------------------------------------- the loop every benchmark runs
+
+class Bench(Protocol):
+    """One benchmark on one target. run() returns at least `messages` (how many completed: the
+    denominator of CPU per message), `msgs_per_s` and `latency_ms` {p50, p99, max}; and
+    `active_s` if it waited for what never came (CPU % is over the active time)."""
+
+    name: str
+
+    async def setup(self, cluster: Cluster) -> str:
+        """Start what the nodes connect to (an SMSC, a provider API); the shared config text."""
+
+    async def connect(self, cluster: Cluster) -> None:
+        """After the nodes are up, before the clock: agents, conversations."""
+
+    async def run(self, index: int) -> dict:
+        """One measured run of --messages."""
+
+    async def close(self) -> None:
+        """Stop what setup and connect started."""
+
+
+async def measure(target: Target, bench: Bench, args) -> dict:
+    """Start a cluster for `target`, run `bench` --repeat times on it, stop everything."""
+    cluster = Cluster(target, bench.name, args.keep, args.redis or None)
+    print(f"{target.label}: {cluster.dir}", flush=True)
+    try:
+        await cluster.create_database()
+        await cluster.start(await bench.setup(cluster))
+        await bench.connect(cluster)
+        if args.hold:
+            print(f"  node pids {cluster.pids()}; starting in {args.hold:g}s (attach a profiler now)", flush=True)
+            await asyncio.sleep(args.hold)
+        runs = []
+        for index in range(args.repeat):
+            meter = await Meter(cluster).start()
+            result = await bench.run(index)
+            cpu = await meter.stop()
+            result.update(cpu, **per_message(cpu, result["messages"], result.get("active_s")))
+            runs.append(result)
+            print(f"  run {index + 1}: {run_line(result)}", flush=True)
+        return {"target": target.label, "database": target.kind, "nodes": target.nodes, "runs": runs,
+                "server_log_warnings": cluster.log_warnings()}
+    finally:
+        await bench.close()
+        await cluster.stop()
+
+
+def measure_all(make_bench, args) -> list[dict]:
+    """Every target in turn, each on its own event loop, cluster and database."""
+    return [asyncio.run(measure(t, make_bench(t, args), args)) for t in targets(args.database_urls, args.nodes)]
+
+
+def run_line(r: dict) -> str:
+    lat = r["latency_ms"]
+    return (f"{r['messages']} msgs, {r['msgs_per_s']} msg/s, p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
+            f"nodes CPU {'+'.join(map(str, r['node_cpu_pct']))} % = {r['node_cpu_ms_per_msg']} ms/msg, "
+            f"PostgreSQL {r['pg_cpu_ms_per_msg'] if r['pg_cpu_ms_per_msg'] is not None else '-'} ms/msg")
+
+
+# ---------------------------------------------------------------- report
+
+def typical(result: dict) -> dict:
+    """The run shown in the side-by-side table: the median by msg/s."""
+    runs = sorted(result["runs"], key=lambda r: r["msgs_per_s"])
+    return runs[(len(runs) - 1) // 2]
+
+
+def projections(results: list[dict]) -> None:
+    """Add the capacity projected per node to each result (in place)."""
+    one = {r["database"]: typical(r)["msgs_per_s"] for r in results if r["nodes"] == 1}
+    for r in results:
+        t = typical(r)
+        r["projected"] = {
+            "msgs_per_s_per_node_core": round(1000 / t["node_cpu_ms_per_msg"], 1) if t["node_cpu_ms_per_msg"] else None,
+            "pg_msgs_per_s_per_core": round(1000 / t["pg_cpu_ms_per_msg"], 1) if t["pg_cpu_ms_per_msg"] else None,
+            "measured_per_added_node": (round((t["msgs_per_s"] - one[r["database"]]) / (r["nodes"] - 1), 1)
+                                        if r["nodes"] > 1 and r["database"] in one else None),
+            "x_sqlite": round(t["msgs_per_s"] / one["sqlite"], 2) if one.get("sqlite") and r["database"] != "sqlite" else None,
+            "x_one_node": round(t["msgs_per_s"] / one[r["database"]], 2) if r["nodes"] > 1 and one.get(r["database"]) else None,
+        }
+
+
+COMMON_ROWS = [
+    ("msg/s", ("msgs_per_s",)),
+    ("latency p50 ms", ("latency_ms", "p50")), ("latency p99 ms", ("latency_ms", "p99")),
+    ("latency max ms", ("latency_ms", "max")),
+    ("node CPU % (each)", ("node_cpu_pct",)), ("node CPU ms/msg (all nodes)", ("node_cpu_ms_per_msg",)),
+    ("PostgreSQL CPU %", ("pg_cpu_pct",)), ("PostgreSQL CPU ms/msg", ("pg_cpu_ms_per_msg",)),
+    ("bench process CPU %", ("bench_cpu_pct",)),
+]
+PROJECTED_ROWS = [
+    ("x SQLite (msg/s)", ("x_sqlite",)), ("x one node (msg/s)", ("x_one_node",)),
+    ("measured msg/s per added node", ("measured_per_added_node",)),
+    ("projected msg/s per node (1 core)", ("msgs_per_s_per_node_core",)),
+    ("projected PostgreSQL msg/s (1 core)", ("pg_msgs_per_s_per_core",)),
+]
+
+
+def cell(d, path) -> str:
+    for key in path:
+        d = d.get(key) if isinstance(d, dict) else None
+    if d is None:
+        return "-"
+    if isinstance(d, list):
+        return "+".join(map(str, d))
+    if isinstance(d, dict):
+        return " ".join(f"{k}:{v}" for k, v in d.items()) or "0"
+    return str(d)
+
+
+def report(results: list[dict], rows: list[tuple[str, tuple[str, ...]]]) -> str:
+    """Every target side by side (the median run of each), then each run when --repeat > 1."""
+    projections(results)
+    header = ("",) + tuple(r["target"] for r in results)
+    table = [header] + [(label,) + tuple(cell(typical(r), path) for r in results) for label, path in COMMON_ROWS + rows]
+    table += [(label,) + tuple(cell(r["projected"], path) for r in results) for label, path in PROJECTED_ROWS]
+    table.append(("server log warnings",) + tuple(cell(r, ("server_log_warnings",)) for r in results))
+    text = text_table(table)
+    if max(len(r["runs"]) for r in results) > 1:
+        text += "\n\n" + decay(results)
+    return text
+
+
+def decay(results: list[dict]) -> str:
+    """msg/s of each run on one database, and whether they stay within DECAY_LIMIT of each other."""
+    count = max(len(r["runs"]) for r in results)
+    table = [("run",) + tuple(r["target"] for r in results)]
+    for i in range(count):
+        table.append((str(i + 1),) + tuple(cell(r["runs"][i], ("msgs_per_s",)) if i < len(r["runs"]) else "-"
+                                           for r in results))
+    spreads = []
+    for r in results:
+        rates = [run["msgs_per_s"] for run in r["runs"]]
+        spread = (max(rates) - min(rates)) / max(1e-9, min(rates))
+        r["decay"] = {"spread": round(spread, 3), "within_limit": spread <= DECAY_LIMIT,
+                      "median_msgs_per_s": statistics.median(rates)}
+        spreads.append(f"{100 * spread:.1f} % {'MET' if spread <= DECAY_LIMIT else 'NOT MET'}")
+    table.append((f"spread (max-min)/min <= {100 * DECAY_LIMIT:g} %",) + tuple(spreads))
+    return text_table(table)
+
+
+def add_arguments(parser: argparse.ArgumentParser, messages: int) -> None:
+    """The options every benchmark on nodes takes."""
+    parser.add_argument("--database-url", action="append", dest="database_urls", metavar="URL",
+                        help=f"'sqlite' or a PostgreSQL admin URL (a fresh database is made through it and "
+                             f"dropped); repeatable; default: sqlite and {PG_ADMIN}")
+    parser.add_argument("--nodes", action="append", type=int, metavar="N",
+                        help="didchat processes on each PostgreSQL database; repeatable; default: 1 and 2")
+    parser.add_argument("--redis", default=REDIS_URL, help="Redis the PostgreSQL nodes share ('' for none: one node only)")
+    parser.add_argument("--messages", type=int, default=messages, help="messages per run")
+    parser.add_argument("--rate", type=float, default=0.0, help="fixed rate, msgs/s, open loop (0: as fast as it goes)")
+    parser.add_argument("--repeat", type=int, default=1, help="consecutive runs on one database (decay check)")
+    parser.add_argument("--hold", type=float, default=0.0, help="pause before the runs (to attach a profiler)")
+    parser.add_argument("--keep", action="store_true", help="keep each target's temp dir (config, logs, SQLite file)")
+
+
+def check_arguments(parser: argparse.ArgumentParser, args) -> None:
+    args.database_urls = args.database_urls or ["sqlite", PG_ADMIN]
+    args.nodes = args.nodes or [1, 2]
+    bad = [u for u in args.database_urls if u != "sqlite" and not u.startswith(("postgresql://", "postgresql+asyncpg://"))]
+    if bad:
+        parser.error(f"--database-url: 'sqlite' or postgresql://..., not {bad[0]!r}")
+    if not (all(1 <= n <= 8 for n in args.nodes) and 0 < args.messages <= 1_000_000 and args.rate >= 0
+            and 1 <= args.repeat <= 20):
+        parser.error("need 1 <= --nodes <= 8, 0 < --messages <= 1e6, --rate >= 0, 1 <= --repeat <= 20")
+    if max(args.nodes) > 1 and not args.redis and any(u != "sqlite" for u in args.database_urls):
+        parser.error("several nodes share Redis: give --redis URL (or --nodes 1)")
