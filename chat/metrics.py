@@ -139,6 +139,7 @@ class Live:
 def smpp_families(smpp: dict[str, dict]):
     """The SMPP links' bind state, window, statuses and throttles."""
     bound = GaugeMetricFamily("didchat_smpp_bound", "1 while the SMPP connector is bound", labels=["connector"])
+    standby = GaugeMetricFamily("didchat_smpp_standby", "1 while another node holds the SMPP connector's bind", labels=["connector"])
     window = GaugeMetricFamily("didchat_smpp_window", "Requests the SMPP window allows in flight", labels=["connector"])
     in_flight = GaugeMetricFamily("didchat_smpp_in_flight", "Requests in flight (window in use)", labels=["connector"])
     throttled = CounterMetricFamily("didchat_smpp_throttled", "ESME_RTHROTTLED answers from the SMSC", labels=["connector"])
@@ -146,13 +147,14 @@ def smpp_families(smpp: dict[str, dict]):
             for name in ("deliver_sm_resp", "submit_sm_resp")}
     for name, values in smpp.items():
         bound.add_metric([name], 1 if values.get("state") == "bound" else 0)
+        standby.add_metric([name], 1 if values.get("state") == "standby" else 0)
         window.add_metric([name], values.get("window", 0))
         in_flight.add_metric([name], values.get("in_flight", 0))
         throttled.add_metric([name], values.get("throttled", 0))
         for kind, family in resp.items():
             for status, n in (values.get(kind) or {}).items():
                 family.add_metric([name, str(status)], n)
-    yield from (bound, window, in_flight, throttled, *resp.values())
+    yield from (bound, standby, window, in_flight, throttled, *resp.values())
 
 
 def routing_families(router):

@@ -121,7 +121,8 @@ def first_line(err: BaseException) -> str:
 
 
 def connector_states(app: web.Application) -> dict[str, str]:
-    """Each connector's state: an SMPP link bound or not; an HTTP connector is configured."""
+    """Each connector's state: an SMPP link's (bound, binding, ..., or standby where another node
+    holds its bind: no problem for readiness); an HTTP connector is configured."""
     links = {link.cfg.name: link.metrics()["state"] for link in app[LINKS]}
     return {c.name: links.get(c.name, "stopped") if isinstance(c, SmppConnector) else "configured"
             for c in app[CONFIG].connectors}

@@ -9,6 +9,14 @@ Every decodable message is storable (invariant 10): its text, whole or assembled
 gateway.text.storable, and when the stored text is not exactly what the bytes say (a U+FFFD put
 in by the decoder or by storable) the user data is kept as `InboundSms.original`; such a message
 is never answered "retry later". What became of each deliver_sm is counted for `metrics()`.
+
+One bind per connector across the nodes (DESIGN.md, "Many nodes"): a connector binds only on
+the node that holds its lease (chat.store.lease; always this node on SQLite). The others are on
+standby: they say so once at info, try the lease every heartbeat, take webhooks and agents, and
+report the connector as "standby". A term lasts from taking the lease to losing it: a fresh
+client binds and the part janitor runs; a lost lease ends the term at once (`leader` turns False
+first, then the client unbinds within LOST_GRACE). Only the leader submits: the sender answers
+a temporary STANDBY error elsewhere, so the outbox tries again later.
 """
 from __future__ import annotations
 
@@ -30,12 +38,13 @@ from chat.domain.statuses import report_unit
 from chat.metrics import LINKS
 from chat.store import utcnow
 from chat.store.commit import GroupCommit, Unit
-from chat.store.context import COMMIT, CONFIG
+from chat.store.context import COMMIT, CONFIG, DB
+from chat.store.lease import Lease, hold, lease
 from chat.store.tables import smpp_parts
 from chat.workers.presence import PRESENCE, Presence
 from chat.workers.routing import ROUTER, Router
 from chat.workers.tasks import STOPPING
-from gateway import InboundSms, StatusReport, count_segments
+from gateway import InboundSms, OutboundSms, SendError, SendResult, StatusReport, count_segments
 from gateway.messages import FAILED, UNDELIVERED
 from gateway.smpp.address import AddressError, normalize_address
 from gateway.smpp.client import Incoming, SmppClient, SmppSettings
@@ -47,34 +56,88 @@ from gateway.text import storable
 
 log = structlog.get_logger()
 ROK, ESME_RINVDSTADR, ESME_RX_T_APPN, ESME_RX_P_APPN = 0x00, 0x0B, 0x64, 0x65
+STANDBY = "standby"  # the state of a connector whose bind another node holds
+LOST_GRACE = 0.5  # seconds a lost lease leaves the client to unbind: well inside the server's lease_seconds margin
 INBOUND_OUTCOMES = ("stored", "duplicate", "refused", "failed")
 _REPLACEMENT = "\ufffd"
 
 
 class SmppConnection:
-    """One configured SMPP connector: its client, its inbound handler and its janitor."""
+    """One configured SMPP connector: its lease, its client while it holds it, its inbound handler and janitor."""
 
-    def __init__(self, cfg: SmppConnector, *, directory: Directory, commit: GroupCommit, router: Router, presence: Presence):
+    def __init__(self, cfg: SmppConnector, *, directory: Directory, commit: GroupCommit, router: Router, presence: Presence,
+                 lease: Lease, heartbeat: float):
         self.cfg, self.directory, self.commit, self.router, self.presence = cfg, directory, commit, router, presence
+        self.lease, self.heartbeat = lease, heartbeat
         self.client = SmppClient(cfg.name, settings(cfg), self.on_incoming)
-        self.sender = SmppSender(self.client, concat=cfg.concat, max_parts=cfg.max_parts, id_base=cfg.submit_id_base)
+        self.sender = LeaderSender(self)
+        self._term_sender = self._submitter()
+        self._leader = False
+        self._holding: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
         self.inbound: Counter[str] = Counter(dict.fromkeys(INBOUND_OUTCOMES, 0))
 
+    @property
+    def leader(self) -> bool:
+        """This node holds the connector's lease: it binds, and only it submits."""
+        return self._leader
+
     def metrics(self) -> dict:
-        """The bind's state, window and answers, and what became of each MO, as plain values."""
-        return self.client.metrics() | {"inbound": dict(self.inbound)}
+        """The bind's state ("standby" where another node holds it), window and answers, and what became of each MO."""
+        figures = self.client.metrics() | {"inbound": dict(self.inbound)}
+        return figures if self._leader else figures | {"state": STANDBY}
 
     def start(self) -> None:
+        self._holding = asyncio.create_task(hold(self.lease, self.heartbeat, self._lease_changed),
+                                            name=f"smpp-lease-{self.cfg.name}")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop trying the lease, end the term (within `grace` seconds, if given), then give the lease up."""
+        if self._holding is not None:
+            self._holding.cancel()
+            await asyncio.gather(self._holding, return_exceptions=True)
+        await self._end_term(grace)
+        await self.lease.release()
+
+    async def send(self, sms: OutboundSms) -> SendResult:
+        """Submit `sms` on this term's client."""
+        return await self._term_sender.send(sms)
+
+    async def _lease_changed(self, held: bool) -> None:
+        if held:
+            self._begin_term()
+            return
+        if self._leader:
+            log.warning("smpp.lease_lost", connector=self.cfg.name)
+            await self._end_term(LOST_GRACE)
+        log.info("smpp.standby", connector=self.cfg.name,
+                 hint="another node holds this connector's bind (or its lease cannot be reached: see lease.unavailable)")
+
+    def _begin_term(self) -> None:
+        """Lease taken: a fresh client binds, the janitor runs."""
+        previous = self.client
+        self.client = SmppClient(self.cfg.name, settings(self.cfg), self.on_incoming)
+        self.client.tally, self.client.last_error = previous.tally, previous.last_error  # counts run across terms
+        self._term_sender = self._submitter()
+        self._leader = True
+        log.info("smpp.lease_taken", connector=self.cfg.name)
         self._tasks = [asyncio.create_task(self.client.run(), name=f"smpp-{self.cfg.name}"),
                        asyncio.create_task(self._expire_parts(), name=f"smpp-parts-{self.cfg.name}")]
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Stop the client (within `grace` seconds, if given) and the janitor."""
+    async def _end_term(self, grace: float | None) -> None:
+        """Refuse submits at once, then stop the client (within `grace` seconds) and the janitor."""
+        self._leader = False
+        if not self._tasks:
+            return
         await self.client.stop(grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def _submitter(self) -> SmppSender:
+        cfg = self.cfg
+        return SmppSender(self.client, concat=cfg.concat, max_parts=cfg.max_parts, id_base=cfg.submit_id_base)
 
     async def on_incoming(self, inc: Incoming) -> int:
         """The deliver_sm_resp status for one deliver_sm / data_sm."""
@@ -211,6 +274,22 @@ class SmppConnection:
         return out
 
 
+class LeaderSender:
+    """A connector's sender for the outbox: it submits on the leader, and refuses (temporarily) elsewhere."""
+
+    def __init__(self, link: SmppConnection):
+        self.link = link
+
+    async def send(self, sms: OutboundSms) -> SendResult:
+        if not self.link.leader:
+            raise SendError(f"connector {self.link.cfg.name!r} is bound by another node; this one is on standby",
+                            temporary=True, code="STANDBY")
+        return await self.link.send(sms)
+
+    async def close(self) -> None:
+        """The client's life is its connector's, not the sender's."""
+
+
 def storable_text(text: str, payload: bytes) -> tuple[str, bytes | None]:
     """`text` as every store holds it, and `payload` if that text is not exactly what the bytes say."""
     text, _ = storable(text)
@@ -239,8 +318,13 @@ def settings(cfg: SmppConnector) -> SmppSettings:
 
 
 async def smpp_context(app: web.Application):
-    """Bind every SMPP connector (app[LINKS]); unbind them after the outbox settled (it stops first)."""
-    links = [SmppConnection(c, directory=app[DIRECTORY], commit=app[COMMIT], router=app[ROUTER], presence=app[PRESENCE])
+    """Bind every SMPP connector whose lease this node holds (app[LINKS]); unbind them and give their
+    leases up after the outbox settled (it stops first)."""
+    cluster = app[CONFIG].cluster
+    links = [SmppConnection(c, directory=app[DIRECTORY], commit=app[COMMIT], router=app[ROUTER], presence=app[PRESENCE],
+                            lease=lease(app[DB], f"smpp:{c.name}", heartbeat_seconds=cluster.heartbeat_seconds,
+                                        lease_seconds=cluster.lease_seconds, node=cluster.node_name),
+                            heartbeat=cluster.heartbeat_seconds)
              for c in app[CONFIG].connectors if isinstance(c, SmppConnector)]
     app[LINKS][:] = links
     for link in links:

@@ -6,6 +6,9 @@ Rules:
 - Faults are switches a test flips: throttle_for, throttle_next, drop_links, refuse_connections_for,
   slow_responses, answer_submits_with, ignore_enquire_link, send_garbage, reject_bind, and
   deliver_on_bind (bind_resp and a burst of deliver_sm in ONE write, as loaded SMSCs do).
+- `one_bind=True` is an SMSC that allows one bind per system_id (per direction: a transceiver
+  holds both, a transmitter and a receiver one each): a second is answered ESME_RALYBND (0x05).
+  Every bind attempt, taken or refused, is in `bind_log`.
 - Waits end: every helper that waits takes a timeout; the only sleeps are injected delays.
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ from gateway.smpp.pdu import (
 )
 from gateway.smpp.session import BIND_OK, BIND_SENT, CONNECTED, Session
 
+ESME_RALYBND = 0x05  # "ESME already in bound state" (SMPP 3.4, 5.1.3)
 MESSAGE_STATES = {"ENROUTE": 1, "DELIVRD": 2, "EXPIRED": 3, "DELETED": 4, "UNDELIV": 5,
                   "ACCEPTD": 6, "UNKNOWN": 7, "REJECTD": 8}
 
@@ -73,6 +77,24 @@ class ReceivedSubmit:
     @property
     def accepted(self) -> bool:
         return self.status == ESME_ROK
+
+
+@dataclass(frozen=True)
+class BindAttempt:
+    """One bind request as the SMSC answered it."""
+
+    at: float  # the event loop's time
+    system_id: str
+    bind: str  # transceiver | transmitter | receiver
+    peer: tuple  # the ESME's (host, port)
+    status: int
+
+    @property
+    def taken(self) -> bool:
+        return self.status == ESME_ROK
+
+
+DIRECTIONS = {"transceiver": frozenset({"tx", "rx"}), "transmitter": frozenset({"tx"}), "receiver": frozenset({"rx"})}
 
 
 @dataclass(eq=False)
@@ -119,10 +141,12 @@ class TestSmsc:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, system_id: str, password: str, window: int = 50, id_format: str = "hex"):
+    def __init__(self, system_id: str, password: str, window: int = 50, id_format: str = "hex", one_bind: bool = False):
         if id_format not in ("hex", "dec"):
             raise ValueError("id_format: 'hex' or 'dec'")
         self.system_id, self.password, self.window, self.id_format = system_id, password, window, id_format
+        self.one_bind = one_bind
+        self.bind_log: list[BindAttempt] = []  # every bind request, taken or refused, in arrival order
         self.sessions: list[SmscSession] = []  # bound sessions
         self.submits: list[ReceivedSubmit] = []  # every submit_sm, accepted or not, in arrival order
         self.delivered: list[dict[str, Any]] = []  # deliver_sm kwargs that got ROK
@@ -274,12 +298,17 @@ class TestSmsc:
         status = self._bind_status
         if status is None and (pdu.fields["system_id"], pdu.fields["password"]) != (self.system_id, self.password):
             status = ESME_RINVPASWD
+        bind, system_id = pdu.command.removeprefix("bind_"), str(pdu.fields["system_id"])
+        if status is None and self.one_bind and self._bound_already(system_id, bind):
+            status = ESME_RALYBND
+        self.bind_log.append(BindAttempt(self._now(), system_id, bind,
+                                         tuple(conn.writer.get_extra_info("peername") or ()), status or ESME_ROK))
         answer = encode(response(pdu, status or ESME_ROK, system_id="TestSmsc"))
         if status:
             conn.writer.write(answer)
             self.counters["binds_refused"] += 1
             return
-        conn.bind, conn.system_id = pdu.command.removeprefix("bind_"), pdu.fields["system_id"]
+        conn.bind, conn.system_id = bind, system_id
         conn.session = Session(conn.bind, self.window)
         for event in (CONNECTED, BIND_SENT, BIND_OK):
             conn.session.handle(event)
@@ -291,6 +320,11 @@ class TestSmsc:
             task = asyncio.ensure_future(self._burst_answered(burst))
             self._bursting.add(task)
             task.add_done_callback(self._bursting.discard)
+
+    def _bound_already(self, system_id: str, bind: str) -> bool:
+        """A session of `system_id` already bound in one of the directions `bind` asks for."""
+        return any(s.system_id == system_id and DIRECTIONS[s.bind or ""] & DIRECTIONS[bind]
+                   for s in self.sessions if s.bind)
 
     def _burst(self, conn: SmscSession) -> list[tuple[bytes, tuple[dict[str, Any], asyncio.Future]]]:
         """The deliver_sm waiting for this bind, encoded, each with the future of its answer."""
@@ -345,6 +379,10 @@ class TestSmsc:
         return f"{number:x}" if self.id_format == "hex" else str(number)
 
     # -- what tests read -----------------------------------------------------------------------
+    @property
+    def binds_taken(self) -> list[BindAttempt]:
+        return [b for b in self.bind_log if b.taken]
+
     @property
     def accepted(self) -> list[ReceivedSubmit]:
         return [s for s in self.submits if s.accepted]
