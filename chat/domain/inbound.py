@@ -28,7 +28,6 @@ from chat.domain.conversations import (
 )
 from chat.domain.directory import ADMINS, Directory
 from chat.store import utcnow
-from chat.store.fast import hot
 from chat.store.tables import messages
 from gateway import InboundSms, count_segments
 
@@ -124,13 +123,13 @@ async def open_routed(conn, contact: int, number: str, directory: Directory, pre
     return await open_conversation(conn, contact, number, None, await least_busy(conn, ready), queue=route.queue)
 
 
-SEEN = hot(sa.select(messages.c.id).where(
+SEEN = sa.select(messages.c.id).where(
     messages.c.connector == sa.bindparam("connector"), messages.c.provider_id == sa.bindparam("provider_id")
-))
-SEEN_RECENTLY = hot(sa.select(messages.c.id).where(
+)
+SEEN_RECENTLY = sa.select(messages.c.id).where(
     messages.c.connector == sa.bindparam("connector"), messages.c.fingerprint == sa.bindparam("fingerprint"),
     messages.c.created_at >= sa.bindparam("since"),
-).limit(1))
+).limit(1)
 
 
 async def _seen(conn, sms: InboundSms, fingerprint: Fingerprint | None) -> bool:

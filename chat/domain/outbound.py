@@ -25,7 +25,6 @@ from chat.domain.conversations import (
 from chat.domain.directory import Agent, Directory
 from chat.domain.outbox import head_of
 from chat.store import utcnow
-from chat.store.fast import hot
 from chat.store.tables import contacts, conversations, messages, outbox
 from gateway import InvalidNumber, count_segments, normalize_number, storable
 
@@ -71,13 +70,13 @@ class Queued:
     head: object = None  # its outbox row, when nothing of its conversation is queued before it
 
 
-# Statements on the hot path, built once (chat.store.fast).
-BY_CLIENT_ID = hot(sa.select(messages).where(messages.c.user_id == sa.bindparam("uid"),
-                                             messages.c.client_id == sa.bindparam("client_id")))
-SET_PRESENTED = hot(conversations.update().where(conversations.c.id == sa.bindparam("cid"))
-                    .values(presented_number=sa.bindparam("number")))
-OPTED_OUT = hot(sa.select(contacts.c.opted_out).where(contacts.c.id == sa.bindparam("contact")))
-ADD_OUTBOX = hot(outbox.insert())
+# Statements on the hot path, built once (the store plans them: chat.store.fast).
+BY_CLIENT_ID = sa.select(messages).where(messages.c.user_id == sa.bindparam("uid"),
+                                         messages.c.client_id == sa.bindparam("client_id"))
+SET_PRESENTED = (conversations.update().where(conversations.c.id == sa.bindparam("cid"))
+                 .values(presented_number=sa.bindparam("number")))
+OPTED_OUT = sa.select(contacts.c.opted_out).where(contacts.c.id == sa.bindparam("contact"))
+ADD_OUTBOX = outbox.insert()
 CLAIM = (conversations.update().where(conversations.c.id == sa.bindparam("cid"), conversations.c.assigned_id.is_(None))
          .values(assigned_id=sa.bindparam("uid"), state="open", updated_at=sa.bindparam("now")))
 

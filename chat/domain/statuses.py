@@ -16,7 +16,6 @@ import structlog
 
 from chat.domain.conversations import iso
 from chat.store import utcnow
-from chat.store.fast import hot
 from chat.store.tables import conversations, messages, pending_reports, provider_refs
 from gateway import StatusReport
 from gateway.messages import DELIVERED, FAILED, QUEUED, SENT, UNDELIVERED
@@ -32,24 +31,24 @@ def report_unit(report: StatusReport):
     return partial(store_report, report=report)
 
 
-# Statements on the hot path, built once (chat.store.fast).
+# Statements on the hot path, built once (the store plans them: chat.store.fast).
 # (bind names differ from column names: an UPDATE reserves those)
 REF = sa.and_(provider_refs.c.connector == sa.bindparam("ref_connector"),
               provider_refs.c.provider_id == sa.bindparam("ref_id"))
-MESSAGE_OF_REF = hot(sa.select(provider_refs.c.message_id).where(REF))
-SET_REF = hot(provider_refs.update().where(REF).values(status=sa.bindparam("new_status"), error=sa.bindparam("new_error")))
-ADD_REF = hot(provider_refs.insert())
-PARK_REPORT = hot(pending_reports.insert())
-PARTS = hot(sa.select(provider_refs.c.status, provider_refs.c.error)
-            .where(provider_refs.c.message_id == sa.bindparam("mid")))
-MESSAGE_STATUS = hot(sa.select(messages.c.status, messages.c.conversation_id).where(messages.c.id == sa.bindparam("mid")))
-SET_MESSAGE_STATUS = hot(messages.update().where(messages.c.id == sa.bindparam("mid")).values(
-    status=sa.bindparam("new_status"), error=sa.bindparam("new_error"), updated_at=sa.bindparam("now")))
-ASSIGNEE = hot(sa.select(conversations.c.assigned_id).where(conversations.c.id == sa.bindparam("cid")))
+MESSAGE_OF_REF = sa.select(provider_refs.c.message_id).where(REF)
+SET_REF = provider_refs.update().where(REF).values(status=sa.bindparam("new_status"), error=sa.bindparam("new_error"))
+ADD_REF = provider_refs.insert()
+PARK_REPORT = pending_reports.insert()
+PARTS = (sa.select(provider_refs.c.status, provider_refs.c.error)
+         .where(provider_refs.c.message_id == sa.bindparam("mid")))
+MESSAGE_STATUS = sa.select(messages.c.status, messages.c.conversation_id).where(messages.c.id == sa.bindparam("mid"))
+SET_MESSAGE_STATUS = messages.update().where(messages.c.id == sa.bindparam("mid")).values(
+    status=sa.bindparam("new_status"), error=sa.bindparam("new_error"), updated_at=sa.bindparam("now"))
+ASSIGNEE = sa.select(conversations.c.assigned_id).where(conversations.c.id == sa.bindparam("cid"))
 PARKED = sa.and_(pending_reports.c.connector == sa.bindparam("ref_connector"),
                  pending_reports.c.provider_id == sa.bindparam("ref_id"))
-PARKED_REPORTS = hot(sa.select(pending_reports).where(PARKED).order_by(pending_reports.c.id))
-UNPARK = hot(pending_reports.delete().where(PARKED))
+PARKED_REPORTS = sa.select(pending_reports).where(PARKED).order_by(pending_reports.c.id)
+UNPARK = pending_reports.delete().where(PARKED)
 
 
 async def store_report(conn, report: StatusReport) -> dict | None:

@@ -1,8 +1,12 @@
 """Group commit: many small write units share one transaction, each caller waits for its commit.
 
-Rules: a unit is a coroutine function of an open connection, safe to run again; its result is
-handed back only after the transaction that ran it has committed (invariant 1). If a batch
-fails, each of its units runs again alone, so one bad unit fails only its own caller.
+Rules: a unit is a coroutine function of an open connection that awaits nothing else, safe to
+run again; its result is handed back only after the transaction that ran it has committed
+(invariant 1). If a batch fails, each of its units runs again alone, so one bad unit fails only
+its own caller; deadlocks and serialization failures never reach a caller (the store runs the
+batch again: chat.store.db). One batch at a time, also on PostgreSQL: a batch run while the one
+before it commits would not see that one's rows (a status report parked for a provider id the
+batch before had just recorded was never applied), so causality costs the overlap.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from chat.store import Database
 
 T = TypeVar("T")
 Unit = Callable[[Any], Awaitable[T]]
+Item = tuple[Unit, asyncio.Future]
 log = structlog.get_logger()
 
 
@@ -23,7 +28,7 @@ class GroupCommit:
     def __init__(self, db: Database, max_batch: int = 256):
         self.db = db
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[Unit, asyncio.Future]] = asyncio.Queue()
+        self._queue: asyncio.Queue[Item] = asyncio.Queue()
         self._task: asyncio.Task | None = None
 
     async def run(self, unit: Unit[T]) -> T:
@@ -51,26 +56,33 @@ class GroupCommit:
                 batch.append(self._queue.get_nowait())
             await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[Unit, asyncio.Future]]) -> None:
+    async def _commit(self, batch: list[Item]) -> None:
         try:
             results = await self._transaction([unit for unit, _ in batch])
         except asyncio.CancelledError:
-            for _, future in batch:
-                _settle(future, error=RuntimeError("didchat is shutting down"))
+            _settle_all(batch, RuntimeError("didchat is shutting down"))
             raise
         except Exception as err:  # noqa: BLE001 - retried one by one below
-            if len(batch) == 1:
-                _settle(batch[0][1], error=err)
-                return
-            log.warning("commit.batch_failed", size=len(batch), error=repr(err))
-            for item in batch:
-                await self._commit([item])
+            await self._failed(batch, err)
             return
         for (_, future), result in zip(batch, results):
             _settle(future, result=result)
 
+    async def _failed(self, batch: list[Item], err: Exception) -> None:
+        if len(batch) == 1:
+            _settle(batch[0][1], error=err)
+            return
+        log.warning("commit.batch_failed", size=len(batch), error=repr(err))
+        for item in batch:
+            await self._commit([item])
+
     async def _transaction(self, units: list[Unit]) -> list:
         return await self.db.write_all(units)
+
+
+def _settle_all(batch: list[Item], error: BaseException) -> None:
+    for _, future in batch:
+        _settle(future, error=error)
 
 
 def _settle(future: asyncio.Future, result=None, error: BaseException | None = None) -> None:

@@ -1,18 +1,27 @@
-"""The database: one async engine, and the one way to open a write transaction.
+"""The database: one async engine, and the one way to run write units.
 
 Rules: SQLite runs in WAL mode with foreign keys and a busy timeout, and every write
 transaction starts with BEGIN IMMEDIATE under one in-process lock (SQLite is for one process;
 a read that upgrades to a write would otherwise fail with SQLITE_BUSY). PostgreSQL needs
 neither and gets neither. Datetimes are always UTC.
+
+A write unit (`async def unit(conn) -> value`) has the same rules on both databases: it awaits
+nothing but the connection (else it fails: "a write unit waited on something other than the
+database"), and the store picks the fastest way to run its statements (chat.store.fast for
+SQLite, chat.store.pipeline for PostgreSQL). On PostgreSQL a batch that meets a deadlock or a
+serialization failure (SQLSTATE 40P01, 40001) runs again, up to RETRIES times, logged at
+warning (`store.retried`): no caller of write_all sees one.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import overload
 
@@ -21,10 +30,13 @@ import structlog
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from chat.store.fast import is_hot, plan_for, run
+from chat.store.fast import Plans, build, run
+from chat.store.pipeline import Pipeline
 
 log = structlog.get_logger()
 WRITER_BUSY_TIMEOUT_MS = 2000  # the writer runs in the event loop's thread: never wait long for a lock
+RETRIES = 8  # runs of a batch that meets deadlocks or serialization failures before its callers see one
+RETRYABLE = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 
 
 def utcnow() -> datetime:
@@ -51,8 +63,10 @@ class Database:
         self.engine: AsyncEngine = self._create_engine()
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._sync_engine = self._create_sync_engine() if self.is_sqlite else None
+        self._plans = Plans(partial(build, dialect=self._sync_engine.dialect)) if self._sync_engine else None
         self._writer_conn: sa.Connection | None = None
         self._inline: InlineConnection | None = None
+        self._pipeline = None if self.is_sqlite else Pipeline(self.engine.dialect)
         file = self.url.database if self.is_sqlite and self.url.database not in (None, "", ":memory:") else None
         self._checkpointer = Checkpointer(file) if file else None
 
@@ -84,18 +98,35 @@ class Database:
         durable SMPP messages/s). The writer's busy timeout is short, so a lock held by another
         process fails the batch (the callers answer "try again") instead of stalling the loop.
         """
-        if not self.is_sqlite:
-            async with self.write() as conn:
-                return [await unit(conn) for unit in units]
+        if self._pipeline is not None:
+            return await self._write_pipelined(units)
         assert self._write_lock is not None  # SQLite has one
         async with self._write_lock:
             return self._write_sync(units)
+
+    async def _write_pipelined(self, units) -> list:
+        """PostgreSQL: the batch's statements in few round trips (chat.store.pipeline), rerun on a
+        deadlock or serialization failure, so no caller ever sees one."""
+        assert self._pipeline is not None  # PostgreSQL has one
+        for attempt in range(1, RETRIES + 1):
+            try:
+                async with self.engine.connect() as conn:
+                    async with conn.begin():
+                        return await self._pipeline.run(conn, units)
+            except Exception as err:
+                sqlstate = getattr(getattr(err, "orig", None), "sqlstate", None)
+                if sqlstate not in RETRYABLE or attempt == RETRIES:
+                    raise
+                log.warning("store.retried", sqlstate=sqlstate, attempt=attempt, units=len(units))
+            await asyncio.sleep(random.uniform(0, 0.005 * attempt))  # apart, so the two sides do not meet again
+        raise AssertionError("unreachable")
 
     def _write_sync(self, units) -> list:
         if self._writer_conn is None or self._writer_conn.invalidated:  # one connection, kept: the only writer
             assert self._sync_engine is not None  # SQLite has one, and only SQLite gets here
             self._writer_conn = self._sync_engine.connect()
-            self._inline = InlineConnection(self._writer_conn)
+            assert self._plans is not None  # as for the engine
+            self._inline = InlineConnection(self._writer_conn, self._plans)
         with self._writer_conn.begin():
             results = [drive(unit(self._inline)) for unit in units]
         if self._checkpointer is not None:
@@ -104,7 +135,11 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed on exit, rolled back on error."""
+        """A write transaction: committed on exit, rolled back on error.
+
+        A block cannot be run again: a deadlock in it reaches the caller. Work that must not
+        see one is a unit, given to write_all (or to GroupCommit).
+        """
         lock = self._write_lock or contextlib.nullcontext()
         async with lock:
             async with self.engine.connect() as conn:
@@ -134,26 +169,24 @@ class Database:
 class InlineConnection:
     """A sync connection behind the awaitable surface of AsyncConnection that units use.
 
-    Hot statements (chat.store.fast) run on the sqlite3 connection itself; the rest through
-    SQLAlchemy, in the same transaction.
+    Statements planned (chat.store.fast.Plans) run on the sqlite3 connection itself; the rest
+    through SQLAlchemy, in the same transaction.
     """
 
-    def __init__(self, conn: sa.Connection):
+    def __init__(self, conn: sa.Connection, plans: Plans):
         self.sync_connection = conn
         self._dbapi = conn.connection.dbapi_connection
-        self._dialect = conn.dialect
+        self._plans = plans
 
     async def execute(self, statement, parameters=None):
-        if is_hot(statement) and (parameters is None or isinstance(parameters, dict)):
-            plan = plan_for(statement, parameters or {}, self._dialect)
+        if parameters is None or isinstance(parameters, dict):
+            plan = self._plans.get(statement, tuple(parameters or ()))
             if plan is not None:
                 return run(self._dbapi, plan, parameters or {})
         return self.sync_connection.execute(statement, parameters)
 
     async def scalar(self, statement, parameters=None):
-        if is_hot(statement):
-            return (await self.execute(statement, parameters)).scalar()
-        return self.sync_connection.scalar(statement, parameters)
+        return (await self.execute(statement, parameters)).scalar()
 
     async def scalars(self, statement, parameters=None):
         return self.sync_connection.scalars(statement, parameters)

@@ -1,15 +1,18 @@
-"""Hot statements on SQLite: compiled by SQLAlchemy once, then run on the sqlite3 connection.
+"""Statements the store has seen before: compiled by SQLAlchemy once, then run on the driver.
 
-Why: in the writer thread, SQLAlchemy's per-execution machinery (execution context, events,
-result metadata) costs 50-60 µs a statement where SQLite itself needs 4-15 µs; an inbound
-message runs five statements (bench/README.md, "Where the time goes"). A statement wrapped in
-`hot()` keeps its SQLAlchemy definition, compiler, bind and result processors; only the
-per-call machinery is skipped. Anything else — statements built per call, expanding IN lists,
-PostgreSQL — goes through SQLAlchemy as before.
+Why: SQLAlchemy's per-execution machinery (execution context, events, result metadata) costs
+50-60 µs a statement where SQLite itself needs 4-15 µs; an inbound message runs five statements
+(bench/README.md, "Where the time goes"). A plan keeps the statement's SQLAlchemy definition,
+compiler, bind and result processors; only the per-call machinery is skipped. The store plans by
+itself (`Plans`): a statement object met a second time is planned, so statements built once at
+module level are, and those built per call never are. Anything it cannot plan (expanding IN
+lists, several rows of parameters) goes through SQLAlchemy as before. This module is SQLite's
+path (`run`); chat.store.pipeline is PostgreSQL's, on the same plans cache.
 
-Rules: only module-level statements are made hot (they live for the process, so their `id`
-names them); a plan is built per (statement, parameter names), which for an INSERT are the
-columns it sets; rows come back as named tuples with `_mapping`, like SQLAlchemy's.
+Rules: a plan is found by the statement's identity and its parameter names (for an INSERT, the
+columns it sets); the cache holds a strong reference to each statement it names, so an id is
+never taken for another statement's, and it is bounded (`PLANS_MAX`, oldest out first); rows
+come back as named tuples with `_mapping`, like SQLAlchemy's.
 """
 from __future__ import annotations
 
@@ -23,17 +26,41 @@ from typing import Any
 
 import sqlalchemy as sa
 
-_HOT: dict[int, sa.Executable] = {}
+PLANS_MAX = 1024  # statements seen and plans kept, each; a process's module-level statements are ~60
 
 
 def hot(statement):
-    """Mark a module-level statement for the fast path; returns it unchanged."""
-    _HOT[id(statement)] = statement
+    """The statement, unchanged: the store now plans what it sees twice (kept while callers still mark)."""
     return statement
 
 
-def is_hot(statement) -> bool:
-    return _HOT.get(id(statement)) is statement
+class Plans:
+    """Plans of the statements met before, by identity (see Rules)."""
+
+    def __init__(self, build: Callable[[Any, list[str]], Any], size: int = PLANS_MAX):
+        self._build, self._size = build, size
+        self._seen: dict[int, object] = {}
+        self._plans: dict[tuple, tuple[object, Any]] = {}
+
+    def get(self, statement, keys: tuple[str, ...]):
+        """The plan for `statement` run with parameters named `keys`; None on first sight or if unplannable."""
+        key = (id(statement), keys)
+        entry = self._plans.get(key)
+        if entry is not None and entry[0] is statement:
+            return entry[1]
+        if self._seen.get(key[0]) is not statement:
+            _put(self._seen, key[0], statement, self._size)
+            return None
+        plan = self._build(statement, list(keys))
+        _put(self._plans, key, (statement, plan), self._size)
+        return plan
+
+
+def _put(cache: dict, key, value, size: int) -> None:
+    cache.pop(key, None)
+    if len(cache) >= size:
+        del cache[next(iter(cache))]  # the oldest: dicts keep insertion order
+    cache[key] = value
 
 
 class _Row(tuple):
@@ -69,52 +96,26 @@ class Plan:
     primary_key: tuple[str, ...]
 
     def values(self, params: dict) -> list:
-        out = []
-        for name, own, proc in self.binds:
-            value = params.get(name, own)
-            if value is _REQUIRED:
-                raise sa.exc.InvalidRequestError(f"A value is required for bind parameter {name!r}")
-            out.append(value if proc is None else proc(value))
-        return out
+        return values_of(self.binds, params)
 
 
-_PLANS: dict[tuple, Plan | None] = {}
+def values_of(binds: tuple, params: dict) -> list:
+    """The positional values of a plan's binds for these parameters."""
+    out = []
+    for name, own, proc in binds:
+        value = params.get(name, own)
+        if value is _REQUIRED:
+            raise sa.exc.InvalidRequestError(f"A value is required for bind parameter {name!r}")
+        out.append(value if proc is None else proc(value))
+    return out
 
 
-def plan_for(statement, params: dict, dialect) -> Plan | None:
-    """The statement's plan for these parameter names; None when it must go through SQLAlchemy."""
-    key = (id(statement), tuple(params))
-    try:
-        return _PLANS[key]
-    except KeyError:
-        pass
-    plan = _build(statement, list(params), dialect)
-    _PLANS[key] = plan
-    return plan
-
-
-def _build(statement, keys: list[str], dialect) -> Plan | None:
+def build(statement, keys: list[str], dialect) -> Plan | None:
+    """The statement compiled for SQLite with these parameter names; None when it must go through SQLAlchemy."""
     compiled = statement.compile(dialect=dialect, column_keys=keys)
-    names = tuple(compiled.positiontup or ())
-    if any(compiled.binds[n].expanding for n in names):
+    binds, shape = bind_plan(compiled, keys, dialect, _faster), result_shape(compiled, dialect)
+    if binds is None or shape is None:
         return None
-    procs = compiled._bind_processors  # noqa: SLF001 - the compiled form's own processors
-    binds = []
-    for name in names:
-        bind = compiled.binds[name]
-        own = _REQUIRED if bind.required or name in keys else bind.effective_value
-        binds.append((name, own, _faster(bind.type, dialect, procs.get(name))))
-    row: type | None = None
-    results: tuple[Callable | None, ...] = ()
-    columns = compiled._result_columns  # noqa: SLF001
-    if columns:
-        labels = [c.keyname for c in columns]
-        if len(set(labels)) != len(labels) or not all(label.isidentifier() for label in labels):
-            return None
-        row = _row_class(labels)
-        results = tuple(c.type._cached_result_processor(dialect, None) for c in columns)  # noqa: SLF001
-        if all(p is None for p in results):
-            results = ()
     autoincrement, primary_key = None, ()
     if compiled.isinsert:
         table = statement.table
@@ -122,7 +123,34 @@ def _build(statement, keys: list[str], dialect) -> Plan | None:
         auto = table.autoincrement_column
         if auto is not None and auto.key not in keys:
             autoincrement = auto.key
-    return Plan(compiled.string, tuple(binds), row, results, autoincrement, primary_key)
+    return Plan(compiled.string, binds, *shape, autoincrement, primary_key)
+
+
+def bind_plan(compiled, keys: list[str], dialect, faster: Callable | None = None) -> tuple | None:
+    """Per positional parameter: name, own value or _REQUIRED, processor; None if one expands (IN lists)."""
+    names = tuple(compiled.positiontup or ())
+    if any(compiled.binds[n].expanding or compiled.binds[n].literal_execute for n in names):
+        return None
+    procs = compiled._bind_processors  # noqa: SLF001 - the compiled form's own processors
+    binds = []
+    for name in names:
+        bind = compiled.binds[name]
+        own = _REQUIRED if bind.required or name in keys else bind.effective_value
+        proc = procs.get(name)
+        binds.append((name, own, faster(bind.type, dialect, proc) if faster else proc))
+    return tuple(binds)
+
+
+def result_shape(compiled, dialect) -> tuple[type | None, tuple[Callable | None, ...]] | None:
+    """Rows' class and result processors (none when the statement returns no rows); None if unnamed columns."""
+    columns = compiled._result_columns  # noqa: SLF001
+    if not columns:
+        return None, ()
+    labels = [c.keyname for c in columns]
+    if len(set(labels)) != len(labels) or not all(label.isidentifier() for label in labels):
+        return None
+    results = tuple(c.type._cached_result_processor(dialect, None) for c in columns)  # noqa: SLF001
+    return _row_class(labels), () if all(p is None for p in results) else results
 
 
 _SQLITE_DATETIME = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
@@ -207,16 +235,17 @@ def run(dbapi: sqlite3.Connection, plan: Plan, params: dict) -> FastResult:
         raw = cursor.fetchall() if plan.row is not None else ()
     except sqlite3.Error as err:
         raise sa.exc.DBAPIError.instance(plan.sql, values, err, sqlite3.Error) from err
-    row = plan.row
-    if not raw or row is None:  # no row class: nothing was fetched
-        rows: list[tuple] = []
-    elif plan.results:
-        rows = [tuple.__new__(row, [v if p is None else p(v) for p, v in zip(plan.results, r)]) for r in raw]
-    else:
-        rows = [tuple.__new__(row, r) for r in raw]
+    rows = make_rows(plan.row, plan.results, raw)
     pk = None
     if plan.primary_key:
         pk = tuple(cursor.lastrowid if k == plan.autoincrement else params.get(k) for k in plan.primary_key)
     return FastResult(rows, cursor.rowcount, pk)
 
 
+def make_rows(row: type | None, results: tuple[Callable | None, ...], raw) -> list:
+    """The driver's rows as the statement's row class, through its result processors."""
+    if not raw or row is None:  # no row class: nothing was fetched
+        return []
+    if results:
+        return [tuple.__new__(row, [v if p is None else p(v) for p, v in zip(results, r)]) for r in raw]
+    return [tuple.__new__(row, r) for r in raw]

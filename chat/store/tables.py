@@ -66,7 +66,9 @@ conversations = sa.Table(
         "uq_conversations_active", "contact_id", "access_number", unique=True,
         sqlite_where=sa.text("state != 'closed'"), postgresql_where=sa.text("state != 'closed'"),
     ),
-    sa.Index("ix_conversations_assigned_id", "assigned_id", "updated_at"),
+    # Every message updates last_seq and updated_at: neither is indexed, so on PostgreSQL the
+    # update is HOT (migration 0008, which also sets this table's fillfactor).
+    sa.Index("ix_conversations_assigned_id", "assigned_id"),
     sa.Index("ix_conversations_state", "state", "owner_id"),
     # `team` is the queue a conversation waits in: a team, a shared number's presenters, or "@admins".
     sa.Index("ix_conversations_queue", "state", "team"),
