@@ -1,7 +1,7 @@
 """The app factory: `create_app(config)` builds the aiohttp app the CLI runs and the tests use.
 
 Rules: each long-lived part starts and stops in its own module's cleanup context and is reached
-through its typed AppKey; the order below is the start order (store first), and the stop order
+through its typed AppKey; the order below is the start order (the cluster's check, then the store), and the stop order
 is its reverse: the outbox settles while the SMPP links are still bound, then the links unbind
 (inbound in flight is committed first), then the workers stop, then the store closes.
 """
@@ -26,6 +26,7 @@ from chat.metrics import LINKS, METRICS, Live, Metrics
 from chat.store.context import COMMIT, CONFIG, DB, store_context
 from chat.web import add_routes
 from chat.workers.automation import AUTOMATION, automation_context
+from chat.workers.cluster import cluster_context, socket_manager
 from chat.workers.crm import crm_context, http_context
 from chat.workers.hub import HUB, Hub
 from chat.workers.outbox import outbox_context
@@ -63,7 +64,8 @@ class MeasuredHub(Hub):
 def create_app(config: Config, *, run_migrations: bool = True) -> web.Application:
     """The whole didchat service for `config`."""
     app = web.Application(client_max_size=1024 * 1024)
-    sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=10, ping_timeout=10, serializer=TextPacket)
+    sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=10, ping_timeout=10, serializer=TextPacket,
+                               client_manager=socket_manager(config))
     sio.attach(app)
     sio.register_namespace(AgentNamespace(app))
     app[CONFIG] = config
@@ -72,6 +74,7 @@ def create_app(config: Config, *, run_migrations: bool = True) -> web.Applicatio
     app[PRESENCE] = Presence(config.presence_grace_seconds)
     app[WAKE] = Wake()
     app.cleanup_ctx.extend([
+        cluster_context,  # first: a node refused by the cluster touches nothing
         partial(store_context, run_migrations=run_migrations),
         directory_context,
         http_context,

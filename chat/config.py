@@ -238,6 +238,7 @@ def cross_check(config: Config, doc: Document) -> Iterator[Problem]:
     yield from _check_connectors(config, doc)
     yield from _check_callbacks(config, doc)
     yield from _check_teams(config, doc)
+    yield from _check_cluster(config, doc)
 
 
 def _check_users(config: Config, doc: Document) -> Iterator[Problem]:
@@ -304,3 +305,21 @@ def _check_teams(config: Config, doc: Document) -> Iterator[Problem]:
         for j, member in enumerate(members):
             if member not in users:
                 yield doc.problem(("teams", team, j), f"team {team!r}: no user named {member!r}")
+
+
+def _check_cluster(config: Config, doc: Document) -> Iterator[Problem]:
+    """Several nodes (Redis configured) need one explicit secret key: each would otherwise make its own
+    and refuse the agents' tokens of every other node. A node's agents must outlive its heartbeats."""
+    cluster = config.cluster
+    if cluster.presence_ttl_seconds <= cluster.heartbeat_seconds:
+        yield doc.problem(("cluster", "presence_ttl_seconds"),
+                          f"presence_ttl_seconds ({cluster.presence_ttl_seconds:g}) must be longer than heartbeat_seconds "
+                          f"({cluster.heartbeat_seconds:g}), or the agents of live nodes go offline between heartbeats; "
+                          "three or four heartbeats is usual")
+    if config.redis() is None or config.secret_key is not None:
+        return
+    source = "redis_url is set" if config.redis_url else "DIDCHAT_REDIS_URL is set"
+    yield doc.problem(("redis_url",) if config.redis_url else ("secret_key",),
+                      f"secret_key must be set when Redis is configured ({source}): every node must sign agents' "
+                      "tokens with the same key; set secret_key (32 characters or more, e.g. \"${DIDCHAT_SECRET_KEY}\") "
+                      "to the same value on every node")

@@ -163,7 +163,7 @@ async def tell_agents(app: web.Application, sio) -> None:
     log.info("didchat.stopping", sockets=len(sockets), seconds=stopping.seconds)
     try:
         async with asyncio.timeout(min(NOTICE_TIMEOUT, stopping.left())):
-            await sio.emit("server_restarting", RESTARTING, namespace=NAMESPACE)
+            await sio.emit("server_restarting", RESTARTING, namespace=NAMESPACE, ignore_queue=True)  # this node's agents only
             if sio.eio.sockets:  # (engine.io fails on none; some may have left during the emit)
                 await sio.eio.disconnect()  # engine.io closes: the clients reconnect (a Socket.IO disconnect would not)
             for socket in sockets:

@@ -4,7 +4,9 @@ Rules: routing runs after the commit, from what was stored; a conversation waiti
 owner, or in a queue (a team, a shared number's presenters, the admins'), stays in the store
 (state `waiting`) until someone takes it, so nothing waits in memory and a restart loses
 nothing. A waiting conversation is claimed by one agent only: the claim is one conditional
-UPDATE, so two agents who become ready at once (on any node) cannot both get it. What waits
+UPDATE, so two agents who become ready at once (on any node) cannot both get it; claims lock
+their rows in id order, and every routing unit runs through GroupCommit, which runs a batch
+again on a deadlock or serialization failure (chat.store.db), so none reaches an agent. What waits
 in the admins' queue is announced to the admins (a `notice`) and listed in their sync; an
 admin claims it. An agent is pushed only their own conversations.
 """
@@ -176,9 +178,16 @@ async def claim_queued(conn, user_id: int, conversation_id: int, queues: tuple[s
 
 
 async def _claim(conn, user_id: int, which) -> list[tuple[dict, list[dict]]]:
-    # Checking `waiting` in the UPDATE itself is what makes a claim exclusive: on PostgreSQL a
-    # second claimer waits for the first one's row lock, re-reads the row and no longer matches.
-    claim = (conversations.update().where(WAITING, which)
+    # The rows are locked first, in the order of their ids: two claimers on any nodes (an agent and
+    # her team-mate, say) then take shared rows in one order and cannot deadlock each other (what
+    # remains, against a batch of ingest, GroupCommit runs again). Checking `waiting` again in the
+    # UPDATE is what makes a claim exclusive: on PostgreSQL a second claimer waits for the first
+    # one's row lock, re-reads the row and no longer matches.
+    locked = sa.select(conversations.c.id).where(WAITING, which).order_by(conversations.c.id).with_for_update()
+    waiting = list((await conn.execute(locked)).scalars().all())
+    if not waiting:
+        return []
+    claim = (conversations.update().where(conversations.c.id.in_(waiting), WAITING)
              .values(state="open", assigned_id=user_id, updated_at=utcnow()).returning(conversations.c.id))
     ids = list((await conn.execute(claim)).scalars().all())
     if not ids:

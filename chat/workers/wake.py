@@ -2,14 +2,14 @@
 
 Rules: a wake-up is a hint, never the truth (the database is): a worker that misses one finds
 its rows on its next scan. Topics are short names ("outbox", "crm", "timers", "ready").
-One node: an asyncio.Event per topic. Several nodes: the same, and every wake is also published
-to the other nodes (chat.workers.cluster), so a row committed on one node is picked up at once
-by whichever node claims it.
+One node: an asyncio.Event per topic. Several nodes: the same, and every topic woken here is
+also handed to the cluster link (`outgoing`, a burst of wakes of one topic handed over once),
+which tells the other nodes (chat.workers.cluster); a wake from another node is `local`, so it
+is never sent back.
 """
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from aiohttp import web
 
@@ -19,7 +19,8 @@ OUTBOX, CRM, TIMERS, READY = "outbox", "crm", "timers", "ready"
 class Wake:
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
-        self.publish: Callable[[str], None] | None = None  # set by the cluster link: tell the other nodes
+        self._outgoing: set[str] = set()  # woken here, not yet handed to the cluster link (at most one per topic)
+        self._pending = asyncio.Event()
 
     def event(self, topic: str) -> asyncio.Event:
         """The event a worker of `topic` waits on (and clears before it scans)."""
@@ -28,12 +29,20 @@ class Wake:
     def __call__(self, topic: str) -> None:
         """Wake `topic`'s worker here and on every other node."""
         self.local(topic)
-        if self.publish is not None:
-            self.publish(topic)
+        self._outgoing.add(topic)
+        self._pending.set()
 
     def local(self, topic: str) -> None:
         """Wake `topic`'s worker on this node only (what a message from another node does)."""
         self.event(topic).set()
+
+    async def outgoing(self) -> set[str]:
+        """The topics woken here since the last call, once there is one (for the other nodes)."""
+        while not self._outgoing:
+            self._pending.clear()
+            await self._pending.wait()
+        topics, self._outgoing = self._outgoing, set()
+        return topics
 
 
 WAKE = web.AppKey("wake", Wake)
