@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from chat.agents.auth import TOKENS, Tokens, secret_key
+from chat.agents.loop import loop_health
 from chat.agents.namespace import AgentNamespace
 from chat.agents.ops import tell_agents
 from chat.config import Config, SmppConnector
@@ -64,7 +65,7 @@ class MeasuredHub(Hub):
 def create_app(config: Config, *, run_migrations: bool = True) -> web.Application:
     """The whole didchat service for `config`."""
     app = web.Application(client_max_size=1024 * 1024)
-    sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=10, ping_timeout=10, serializer=TextPacket,
+    sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=25, ping_timeout=10, serializer=TextPacket,
                                client_manager=socket_manager(config))
     sio.attach(app)
     sio.register_namespace(AgentNamespace(app))
@@ -86,6 +87,7 @@ def create_app(config: Config, *, run_migrations: bool = True) -> web.Applicatio
         _started,
     ])
     add_routes(app, config)  # each module its routes, and after the parts above its own cleanup context
+    app.cleanup_ctx.append(loop_health)  # last: it freezes the heap of everything started before it
     app[HUB] = MeasuredHub(sio, app[METRICS])
     app.on_shutdown.append(partial(tell_agents, sio=sio))
     return app

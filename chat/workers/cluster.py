@@ -45,6 +45,7 @@ from chat.domain.claims import holder_name
 from chat.store.context import CONFIG
 from chat.workers.hub import HUB
 from chat.workers.presence import PRESENCE, Presence, Record
+from chat.workers.rooms import IndexedRooms, LocalManager
 from chat.workers.scenario_files import path_of
 from chat.workers.tasks import running
 from chat.workers.wake import WAKE, Wake
@@ -80,7 +81,7 @@ def shown(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
 
 
-class RedisManager(socketio.AsyncRedisManager):
+class RedisManager(IndexedRooms, socketio.AsyncRedisManager):
     """python-socketio's Redis manager, without its walk of every payload looking for bytes.
 
     What we push is JSON text (chat.app.TextPacket); for a burst of 1,000 messages that walk cost
@@ -97,11 +98,11 @@ class RedisManager(socketio.AsyncRedisManager):
         await self._publish(message)  # the other nodes'
 
 
-def socket_manager(config: Config) -> socketio.AsyncManager | None:
-    """The Redis manager when Redis is configured; None (python-socketio's in-process manager) otherwise."""
+def socket_manager(config: Config) -> socketio.AsyncManager:
+    """The Redis manager when Redis is configured; the in-process one otherwise (both with indexed rooms)."""
     url = config.redis()
     if url is None:
-        return None
+        return LocalManager()
     return RedisManager(url, channel=f"{config.cluster.redis_prefix}:socketio",
                         redis_options={"socket_connect_timeout": CONNECT_SECONDS})
 
