@@ -73,13 +73,13 @@ def _load(path: Path, full: bool = False) -> Config:
     """The configuration at `path`, or exit 2 with file:line errors; `full` also loads its scenarios
     as start-up does, and warns (that needs the store's modules: `simulate sms` goes without)."""
     from chat.config import read_config
-    from chat.domain.directory import config_warnings
     from scenarios import SourceError
 
     try:
         cfg, doc = read_config(path)
         if not full:
             return cfg
+        from chat.domain.directory import config_warnings
         from chat.workers import scenario_files
 
         for warning in config_warnings(cfg, doc):

@@ -88,5 +88,8 @@ def test_docker_compose_runs_with_json_logs():
     from ruamel.yaml import YAML
 
     compose = YAML(typ="safe").load(Path(__file__).resolve().parents[2] / "docker-compose.yml")
-    command = compose["services"]["didchat"]["command"]
-    assert command[:2] == ["didchat", "run"] and command[command.index("--log-format") + 1] == "json"
+    nodes = [service for name, service in compose["services"].items() if name.startswith("didchat-")]
+    assert len(nodes) == 2
+    for node in nodes:
+        command = node["command"]
+        assert command[:2] == ["didchat", "run"] and command[command.index("--log-format") + 1] == "json"
