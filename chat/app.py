@@ -83,7 +83,7 @@ def create_app(config: Config, *, run_migrations: bool = True) -> web.Applicatio
         crm_context,
         automation_context,
         smpp_context,
-        outbox_context(partial(_senders, config), _windows, status_callbacks(config)),
+        outbox_context(partial(_senders, config), _windows, status_callbacks(config), _can_send),
         _started,
     ])
     add_routes(app, config)  # each module its routes, and after the parts above its own cleanup context
@@ -105,6 +105,11 @@ def _senders(config: Config, app: web.Application) -> dict:
 
 def _windows(app: web.Application) -> dict[str, int]:
     return {link.cfg.name: link.cfg.window for link in app[LINKS]}
+
+
+def _can_send(app: web.Application):
+    """Whether this node may send a connector's messages now: an SMPP connector's, only while it holds the bind."""
+    return lambda name: all(link.leader for link in app[LINKS] if link.cfg.name == name)
 
 
 async def _started(app: web.Application):

@@ -163,7 +163,8 @@ class ClusterConfig(Strict):
     heartbeat_seconds: float = Field(default=2, gt=0, description="how often a node renews its presence, claims and leases")
     presence_ttl_seconds: float = Field(default=8, gt=0, description="a dead node's agents are offline after this long")
     claim_seconds: float = Field(default=30, gt=0, description="a row of work claimed by a node that died is free again after this long")
-    lease_seconds: float = Field(default=6, gt=0, description="an SMPP bind held by a node that died is taken over after this long")
+    lease_seconds: float = Field(default=6, gt=0, description="a node cut off from PostgreSQL loses its SMPP binds after about "
+                                 "this long (a dead process's at once); keep heartbeat_seconds at a third of it or less")
     redis_prefix: str = Field(default="didchat", pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
                               description="prefix of every Redis key and channel: clusters that share a Redis keep apart")
 

@@ -150,6 +150,12 @@ pending_reports = sa.Table(
     sa.Index("ix_pending_reports_received_at", "received_at"),  # the expiry sweep (chat.connectors.receipts)
 )
 
+
+def claim_columns() -> list[sa.Column]:
+    """A row of work claimed by one node (chat.domain.claims, migration 0009): who, until when, its fencing token."""
+    return [sa.Column("claimed_by", sa.String(64)), sa.Column("claimed_until", Time), sa.Column("claim_token", sa.String(64))]
+
+
 outbox = sa.Table(
     "outbox", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
@@ -160,6 +166,7 @@ outbox = sa.Table(
     sa.Column("next_attempt_at", Time, nullable=False, index=True),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", Time, nullable=False),
+    *claim_columns(),
 )
 
 scenario_runs = sa.Table(
@@ -190,6 +197,7 @@ crm_outbox = sa.Table(
     sa.Column("next_attempt_at", Time, nullable=False, index=True),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", Time, nullable=False),
+    *claim_columns(),
 )
 
 # An agent's login: one row per refresh-token family, its token rotated on every use (chat.agents.sessions).

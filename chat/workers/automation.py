@@ -1,43 +1,50 @@
 """Scenarios at work: conversation events into the engine, its decisions out through effects.
 
-Rules: one execution per conversation, events for a conversation handled one at a time in the
-order they came; opt-out keywords pre-empt whatever runs; the run's state, wake-up time and the
-store's side of its effects are committed together; timers live in the store and fire after a
-restart.
+Rules: one execution per conversation across the cluster: each event is handled in one unit of
+work under the conversation's lock (chat.domain.scenario_state), which reads the run any node
+stored, runs the engine and saves its result with the store's side of its effects; on this node
+a conversation's events are also handled one at a time in the order they came. Opt-out keywords
+pre-empt whatever runs. Waits, timers and no-agent-reply deadlines live in the store, fire after
+a restart, and fire once however many nodes see them due. Nothing here remembers which
+conversations have runs: the store does, so an answer that reaches any node resumes the wait.
 """
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
 from dataclasses import replace
-from functools import partial
-from types import SimpleNamespace
+from functools import cache, partial
 from typing import Any
 
 import aiohttp
-import sqlalchemy as sa
 import structlog
 from aiohttp import web
 
 from chat.domain.directory import DIRECTORY, Directory
-from chat.domain.effects import After, apply_result
+from chat.domain.effects import After
 from chat.domain.inbound import Stored
+from chat.domain.scenario_state import Decision, Due, due_now, next_due, set_reply_due, step
 from chat.store import Database, as_utc, utcnow
 from chat.store.commit import GroupCommit
 from chat.store.context import COMMIT, CONFIG, DB
-from chat.store.fast import hot
-from chat.store.tables import contacts, conversations, scenario_runs, scenario_timers
 from chat.workers.crm import HTTP
 from chat.workers.hub import HUB, Hub
 from chat.workers.presence import PRESENCE, Presence
 from chat.workers.routing import ROUTER, Router
 from chat.workers.scenario_files import ScenarioFiles
 from chat.workers.tasks import cancel
-from chat.workers.wake import CRM, OUTBOX, WAKE, Wake
-from scenarios import CallResult, Route, Timeout, Trigger, classify
+from chat.workers.wake import CRM, OUTBOX, TIMERS, WAKE, Wake
+from scenarios import CallResult, Route, Scenario, Timeout, Trigger, classify
+from scenarios.steps import HttpStep, WaitStep
 
 log = structlog.get_logger()
-MIN_PAUSE, MAX_PAUSE = 0.05, 30.0  # seconds between looks at stored timers
+MIN_PAUSE, MAX_PAUSE = 0.05, 30.0  # seconds between looks at stored deadlines
+
+
+@cache
+def may_wait(scenario: Scenario) -> bool:
+    """Whether a run of this scenario can be stored (it waits for a reply or a call result)."""
+    return any(isinstance(s, WaitStep | HttpStep) for block in scenario.blocks.values() for s in block)
 
 
 class Automation:
@@ -45,15 +52,9 @@ class Automation:
                  hub: Hub, router: Router, http: aiohttp.ClientSession, wake: Wake, files: ScenarioFiles):
         self.db, self.commit, self.directory, self.teams = db, commit, directory, teams
         self.presence, self.hub, self.router, self.http, self.wake, self.files = presence, hub, router, http, wake, files
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)  # this node's order, not the cluster's lock
         self._tasks: set[asyncio.Task] = set()
-        self._wake = asyncio.Event()
-        self._running: set[int] = set()  # conversations with a run in the store
-
-    async def load(self) -> None:
-        """Learn which conversations have runs, so events for the others can skip the store."""
-        async with self.db.read() as conn:
-            self._running = set((await conn.scalars(sa.select(scenario_runs.c.conversation_id))).all())
+        self._wake = wake.event(TIMERS)
 
     # -- events in -----------------------------------------------------------------------
     def inbound(self, stored: Stored) -> None:
@@ -69,66 +70,49 @@ class Automation:
             self._spawn(self.handle(cid, Trigger(kind, message), optout=True))
             return
         bound = self.files.for_number(row.access_number)
+        if bound is None:
+            return
         events = [Trigger("conversation_started", message)] if stored.new_conversation else []
         if stored.new_conversation and stored.waiting:
             events.append(Trigger("agent_unavailable", message))
         events.append(Trigger("message_received", message))
-        if cid not in self._running:  # most messages: nothing to run, no task, no query
-            events = [e for e in events if bound and bound.scenario.block_for(e.name, e.data)]
-        due = bound.scenario.no_agent_reply_after if bound else None
+        if stored.new_conversation or not may_wait(bound.scenario):  # no run can be stored: no task, no query
+            events = [e for e in events if bound.scenario.block_for(e.name, e.data)]
+        due = bound.scenario.no_agent_reply_after
         if events or due:
-            self._spawn(self._inbound(cid, events, stored.row, due))
+            self._spawn(self._inbound(cid, events, due))
 
     def agent_replied(self, conversation_id: int) -> None:
-        self._spawn(self._clear_reply_due(conversation_id))
+        self._spawn(self.commit.run(partial(set_reply_due, cid=conversation_id, at=None)))
 
-    async def _inbound(self, cid: int, events: list, seed, due) -> None:
-        for event in events:  # `seed` is fresh until something is committed for this conversation
-            if await self.handle(cid, event, seed=seed if cid not in self._running else None):
-                seed = None
+    async def _inbound(self, cid: int, events: list, due) -> None:
+        for event in events:
+            await self.handle(cid, event)
         if due:
-            await self.commit.run(partial(_reply_due, cid=cid, at=utcnow() + due))
+            await self.commit.run(partial(set_reply_due, cid=cid, at=utcnow() + due))
             self._wake.set()
 
-    async def handle(self, cid: int, event, optout: bool = False, seed=None) -> bool:
-        """Feed one event to the conversation's scenario and carry out what it decides;
-        whether anything was committed. `seed`: the conversation as just read, if no run is stored."""
+    async def handle(self, cid: int, event, optout: bool = False, due: Due | None = None) -> None:
+        """Feed one event to the conversation's scenario and carry out what it decides (`due`: the
+        stored deadline it comes from, fired only if this unit consumes it)."""
+        decide = partial(self._decide, event=event, optout=optout)
         async with self._locks[cid]:
-            after = await self._step(cid, event, optout, seed)
+            after = await self.commit.run(partial(step, conversation_id=cid, decide=decide, directory=self.directory,
+                                                  teams=self.teams, due=due))
         if after is not None:
             await self._after(cid, after)
-        return after is not None
 
-    async def _read(self, cid: int):
-        async with self.db.read() as conn:
-            conv: Any = (await conn.execute(sa.select(conversations).where(conversations.c.id == cid))).first()
-            contact = (await conn.execute(sa.select(contacts).where(contacts.c.id == conv.contact_id))).first()
-            row = (await conn.execute(sa.select(scenario_runs).where(scenario_runs.c.conversation_id == cid))).first()
-        return conv, contact, row
-
-    async def _step(self, cid: int, event, optout: bool, seed=None) -> After | None:
-        if seed is not None and not optout:
-            conv, row = seed, None
-            contact = SimpleNamespace(number=seed.contact_number, name=seed.contact_name, fields=seed.contact_fields)
-        else:
-            conv, contact, row = await self._read(cid)
+    def _decide(self, conv, row, event, optout: bool) -> Decision | None:
+        """The engine's decision on `event`, inside the unit that holds the conversation's lock (it awaits nothing)."""
         bound = self.files.optout if optout else self.files.for_number(conv.access_number)
         if bound is None:
             return None
         run = None if optout else (row.run if row else None)
-        result = bound.engine.handle(run, event, self._facts(conv, contact, event, bound), utcnow())
-        if result.run is None:
-            self._running.discard(cid)
-        else:
-            self._running.add(cid)
+        result = bound.engine.handle(run, event, self._facts(conv, event, bound), utcnow())
         result = replace(result, effects=tuple(e for e in result.effects if not self._routed_already(conv, e)))
         if not result.effects and result.run is None and row is None:
             return None  # nothing ran and nothing to keep
-        unit = partial(apply_result, conversation_id=cid, scenario=bound.scenario.name, result=result,
-                       directory=self.directory, teams=self.teams, compliance=optout)
-        if optout:  # pre-empts the running execution and every wait it had
-            unit = partial(_preempt_then, unit=unit, conversation_id=cid)
-        return await self.commit.run(unit)
+        return Decision(bound.scenario.name, result, compliance=optout, preempt=optout)
 
     def _routed_already(self, conv, effect) -> bool:
         """A route to whoever has the conversation now changes nothing."""
@@ -139,11 +123,11 @@ class Automation:
             getattr(directory.by_name.get(effect.name or ""), "id", None) if effect.target == "user" else None
         return target == conv.assigned_id
 
-    def _facts(self, conv, contact, event, bound) -> dict:
+    def _facts(self, conv, event, bound) -> dict:
         owner = self.directory.agents.get(conv.owner_id) if conv.owner_id else None
         data = event.data if isinstance(event, Trigger) else {}
         return {
-            "contact": {"number": contact.number, "name": contact.name, "fields": dict(contact.fields or {})},
+            "contact": {"number": conv.contact_number, "name": conv.contact_name, "fields": dict(conv.contact_fields or {})},
             "conversation": {"id": conv.id, "access_number": conv.access_number, "tags": list(conv.tags or []),
                              "new": conv.last_seq <= 1},
             "message": {"text": data.get("text", ""), "id": data.get("id")},
@@ -172,11 +156,7 @@ class Automation:
         status, body = await http_call(self.http, call)
         await self.handle(cid, CallResult(call.call_id, status, body))
 
-    # -- no agent reply ---------------------------------------------------------------------
-    async def _clear_reply_due(self, cid: int) -> None:
-        await self.commit.run(partial(_reply_due, cid=cid, at=None))
-
-    # -- timers -----------------------------------------------------------------------------
+    # -- stored deadlines -------------------------------------------------------------------
     async def run_timers(self) -> None:
         """Fire due waits, named timers and no-agent-reply deadlines; they live in the store.
         Sleeps until the earliest of them (or until something new is stored), not on a tick."""
@@ -195,28 +175,20 @@ class Automation:
 
     async def _next_due(self) -> float:
         async with self.db.read() as conn:
-            times = [await conn.scalar(sa.select(sa.func.min(column))) for column in (
-                scenario_runs.c.wake_at, scenario_timers.c.at, conversations.c.reply_due_at)]
-        pending = [as_utc(t) for t in times if t is not None]
-        if not pending:
+            when = await next_due(conn)
+        if when is None:
             return MAX_PAUSE
-        return min(MAX_PAUSE, max(MIN_PAUSE, (min(pending) - utcnow()).total_seconds()))
+        return min(MAX_PAUSE, max(MIN_PAUSE, (as_utc(when) - utcnow()).total_seconds()))
 
     async def _fire_due(self) -> None:
-        now = utcnow()
         async with self.db.read() as conn:
-            waits = (await conn.scalars(sa.select(scenario_runs.c.conversation_id).where(scenario_runs.c.wake_at <= now))).all()
-            timers = (await conn.execute(sa.select(scenario_timers).where(scenario_timers.c.at <= now))).all()
-            silent = (await conn.scalars(sa.select(conversations.c.id).where(
-                conversations.c.reply_due_at <= now, conversations.c.state != "closed"))).all()
-        for cid in waits:
-            await self.handle(cid, Timeout())
-        for timer in timers:
-            await self.commit.run(partial(_drop_timer, timer_id=timer.id))
-            await self.handle(timer.conversation_id, Trigger("timer", {"name": timer.name}))
-        for cid in silent:
-            await self._clear_reply_due(cid)
-            await self.handle(cid, Trigger("no_agent_reply"))
+            due = await due_now(conn, utcnow())
+        for cid in due.waits:
+            await self.handle(cid, Timeout(), due=Due("wait"))
+        for timer in due.timers:
+            await self.handle(timer.conversation_id, Trigger("timer", {"name": timer.name}), due=Due("timer", timer.id))
+        for cid in due.silent:
+            await self.handle(cid, Trigger("no_agent_reply"), due=Due("reply"))
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -250,28 +222,6 @@ async def http_call(session: aiohttp.ClientSession, call) -> tuple[int, object]:
         return 0, None
 
 
-async def _preempt_then(conn, unit, conversation_id: int):
-    await conn.execute(scenario_runs.delete().where(scenario_runs.c.conversation_id == conversation_id))
-    await conn.execute(scenario_timers.delete().where(scenario_timers.c.conversation_id == conversation_id))
-    await conn.execute(conversations.update().where(conversations.c.id == conversation_id).values(reply_due_at=None))
-    return await unit(conn)
-
-
-SET_REPLY_DUE = hot(conversations.update().where(
-    conversations.c.id == sa.bindparam("cid"), conversations.c.reply_due_at.is_(None),
-).values(reply_due_at=sa.bindparam("at")))
-CLEAR_REPLY_DUE = hot(conversations.update().where(conversations.c.id == sa.bindparam("cid")).values(reply_due_at=None))
-
-
-async def _reply_due(conn, cid: int, at) -> None:
-    """Set the no_agent_reply deadline (if none is set), or clear it (at=None)."""
-    await conn.execute(CLEAR_REPLY_DUE if at is None else SET_REPLY_DUE, {"cid": cid, "at": at})
-
-
-async def _drop_timer(conn, timer_id: int) -> None:
-    await conn.execute(scenario_timers.delete().where(scenario_timers.c.id == timer_id))
-
-
 AUTOMATION = web.AppKey("automation", Automation)
 
 
@@ -290,7 +240,6 @@ async def automation_context(app: web.Application):
     automation = app[AUTOMATION] = Automation(
         db=app[DB], commit=app[COMMIT], directory=app[DIRECTORY], teams=config.teams, presence=app[PRESENCE],
         hub=hub, router=app[ROUTER], http=app[HTTP], wake=app[WAKE], files=files)
-    await automation.load()
     tasks = [asyncio.create_task(automation.run_timers(), name="timers"), asyncio.create_task(files.watch(), name="scenario-files")]
     yield
     await cancel(tasks)

@@ -1,79 +1,98 @@
-"""The outbox worker: sends what agents wrote, in order per conversation, through outages.
+"""The outbox worker: sends what agents wrote, in order per conversation, through outages, once across nodes.
 
-Rules: a message leaves only after every earlier message of its conversation has left or
-failed for good; temporary errors (5xx, throttling, network) are retried with jittered
-exponential backoff; permanent errors and exhausted retries fail the message with the
-provider's words, which the agent sees. Rows live in the database, so a restart resumes them.
+Rules: a row leaves only from the node that claimed it (chat.domain.outbox: a conversation's head,
+due and free), so no two nodes send one row and order per conversation holds across nodes; the
+claim is renewed while its send runs, and a node that died lets go after `cluster.claim_seconds`.
+Temporary errors (5xx, throttling, network) are retried with jittered exponential backoff by
+whichever node claims the row when it falls due; permanent errors and exhausted retries fail the
+message with the provider's words, which the agent sees. A connector's rows are claimed only
+where `can_send(connector)` holds (an SMPP connector: on the node holding its bind). Rows live in
+the database, so a restart resumes them.
 """
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable
-from datetime import timedelta
 from functools import partial
 
-import sqlalchemy as sa
 import structlog
 from aiohttp import web
 
-from chat.config import OutboxConfig
-from chat.domain.outbox import _due_query, head_of
-from chat.domain.statuses import ADD_REF, apply_pending, settle_message, status_payload
+from chat.config import ClusterConfig, OutboxConfig
+from chat.domain.claims import Holding, holder_name
+from chat.domain.outbox import (
+    claim_due,
+    claim_head,
+    claimed,
+    next_due,
+    outcome,
+    record_failure,
+    record_sent,
+    release_claims,
+    release_every_claim,
+    renew_claims,
+)
 from chat.metrics import METRICS, Metrics
 from chat.store import Database, as_utc, utcnow
 from chat.store.commit import GroupCommit
 from chat.store.context import COMMIT, CONFIG, DB
-from chat.store.fast import hot
-from chat.store.tables import conversations, messages, outbox
 from chat.workers.routing import ROUTER, Router
 from chat.workers.tasks import STOPPING, cancel
 from chat.workers.wake import OUTBOX, WAKE, Wake
 from gateway import OutboundSms, Sender, SendError, SendResult
-from gateway.messages import FAILED
 
 log = structlog.get_logger()
 SCAN_RETRY_SECONDS = 1.0  # after a failed scan (the database is down): try again soon, not in a tight loop
+MIN_PAUSE = 0.05  # due heads that another node is claiming this moment: look again soon, not in a tight loop
 
 
 class Outbox:
     """Sends outbox rows: one chain per conversation (its rows one after another), many chains at once.
 
     A chain starts when an agent's message is the head of its conversation's outbox, or when the
-    scan finds a due head (at start-up, when woken, and when a retry falls due); each send's
-    commit also reads the conversation's next head, so a busy conversation needs no extra query.
-    Chains in flight are capped per connector: an SMPP connector's window x 2 (the client keeps
-    the window), `outbox.concurrency` for HTTP connectors.
+    scan claims a due head (at start-up, when woken, when a retry falls due, when a lease lapses);
+    each send's commit also claims the conversation's next head, so a busy conversation needs no
+    extra query. Sends in flight are capped per connector (an SMPP connector's window x 2, the
+    client keeps the window; `outbox.concurrency` for HTTP connectors), and a node claims no more
+    heads than it has room for, so the other nodes take the rest.
     """
 
     def __init__(self, db: Database, commit: GroupCommit, router: Router, senders: dict[str, Sender],
                  config: OutboxConfig, callbacks: dict[str, str | None], windows: dict[str, int] | None = None,
-                 metrics: Metrics | None = None, wake: Wake | None = None):
+                 metrics: Metrics | None = None, wake: Wake | None = None, cluster: ClusterConfig | None = None,
+                 can_send: Callable[[str], bool] | None = None):
         self.db, self.commit, self.router, self.metrics = db, commit, router, metrics
         self.senders, self.config, self.callbacks = senders, config, callbacks
+        cluster = cluster or ClusterConfig()
+        self.holder = holder_name(cluster.node_name)
+        self.holding = Holding(commit, renew_claims, cluster.claim_seconds, min(cluster.heartbeat_seconds, cluster.claim_seconds / 3))
+        self._max_pause = cluster.heartbeat_seconds  # a row queued on one node behind a send ending on another waits no longer
+        self._heartbeat = cluster.heartbeat_seconds
+        self._can_send = can_send or (lambda name: True)
         self._wakes = wake or Wake()
         self._wake = self._wakes.event(OUTBOX)
-        self._busy: set[int] = set()  # conversations with a chain running
-        self._again: set[int] = set()  # busy conversations offered a new head meanwhile
-        # Rows whose send just ended, with the tick it ended at: a scan that started before
-        # that may still return them (its snapshot predates the delete), so they are skipped.
-        self._ended: dict[int, int] = {}
-        self._tick = 0
+        self._chains: dict[int, asyncio.Task] = {}  # conversation -> its chain here
+        self._again: set[int] = set()  # conversations offered a new head while their chain ran
+        self._full = False  # the last scan claimed all it had room for: scan again when a chain ends
         windows = windows or {}
-        self._slots = {name: asyncio.Semaphore(max(config.concurrency, 2 * windows.get(name, 0))) for name in senders}
+        sizes = {name: max(config.concurrency, 2 * windows.get(name, 0)) for name in senders}
+        self._slots = {name: asyncio.Semaphore(size) for name, size in sizes.items()}
         self._default_slots = asyncio.Semaphore(config.concurrency)
-        self._sending: set[asyncio.Task] = set()
+        self._room = sum(sizes.values()) or config.concurrency
 
     def wake(self) -> None:
         """Something was queued: scan now rather than at the next due time (on every node)."""
         self._wakes(OUTBOX)
 
     def offer(self, head) -> None:
-        """A conversation's head row, just committed: send it now unless its chain is running."""
-        if head.conversation_id in self._busy:
-            self._again.add(head.conversation_id)
+        """A conversation's head row, just committed: claim and send it now unless its chain runs here."""
+        cid = head.conversation_id
+        if cid in self._chains:
+            self._again.add(cid)
+        elif not self._can_send(head.connector):
+            self.wake()  # the node that may send it claims it
         else:
-            self._start(head.conversation_id, head)
+            self._start(cid, None)
 
     async def run(self) -> None:
         while True:
@@ -84,89 +103,114 @@ class Outbox:
                 await self._sleep(SCAN_RETRY_SECONDS)
 
     async def _scan(self) -> None:
+        """Look (a read) for a head that may be claimed now; claim as many as there is room for."""
         self._wake.clear()
-        for row in await self._due():
-            if row.conversation_id not in self._busy:
+        blocked = self._blocked()
+        wait = await self._next_due(blocked)
+        room = self._room - len(self._chains)
+        self._full = room <= 0
+        if wait is not None and wait <= 0 and room > 0:
+            ids = await self.commit.run(partial(claim_due, claim=self.holding.claim(self.holder), limit=room, blocked=blocked))
+            async with self.db.read() as conn:
+                rows = await claimed(conn, ids)
+            for row in rows:
                 self._start(row.conversation_id, row)
-        await self._sleep(await self._next_due())
+            self._full = len(ids) == room
+            if rows and not self._full:
+                return  # look again at once: the next head may be due already
+        if blocked:  # standby for a connector: look again soon, its bind may be this node's by then
+            wait = min(wait, self._heartbeat) if wait is not None else self._heartbeat
+        await self._sleep(None if self._full or wait is None else max(MIN_PAUSE, wait))
 
     async def stop(self, grace: float = 10.0) -> None:
         """Let sends in flight settle (a provider that took one must not get it again after a
-        restart), then cancel what is left; their rows stay and go out after the restart."""
-        if self._sending:
-            await asyncio.wait(list(self._sending), timeout=grace)
-        for task in list(self._sending):
+        restart), then cancel what is left and release its claims: those rows go out after the
+        restart, or from another node, without waiting for the leases to lapse."""
+        chains = list(self._chains.values())
+        if chains:
+            await asyncio.wait(chains, timeout=grace)
+        left = sorted(self.holding.tokens)
+        for task in chains:
             task.cancel()
-        await asyncio.gather(*self._sending, return_exceptions=True)
+        await asyncio.gather(*chains, return_exceptions=True)
+        if left:
+            try:
+                await self.commit.run(partial(release_claims, tokens=left))
+            except Exception as err:  # noqa: BLE001 - they lapse after claim_seconds instead
+                log.warning("outbox.release_failed", error=type(err).__name__, rows=len(left))
 
     def _start(self, conversation_id: int, row) -> None:
-        self._busy.add(conversation_id)
         task = asyncio.create_task(self._chain(conversation_id, row))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        self._chains[conversation_id] = task
 
     async def _chain(self, conversation_id: int, row) -> None:
-        """Send the conversation's rows in order while the head is due."""
+        """Send the conversation's rows in order while its head is due and this node may claim it."""
         try:
             while True:
                 if row is None:
+                    # Also after each send that found no next head: a row queued meanwhile (by another
+                    # transaction of this batch, or on another node) behind the one just sent was
+                    # offered to nobody; this later commit sees it.
                     self._again.discard(conversation_id)
-                    row = await self.commit.run(partial(head_of, conversation_id=conversation_id))
-                if row is None or as_utc(row.next_attempt_at) > utcnow():
-                    if conversation_id in self._again:
-                        row = None
-                        continue
-                    if row is not None:
-                        self.wake()  # a retry later: the scan sleeps until it is due
-                    return
+                    row = await self.commit.run(partial(claim_head, conversation_id=conversation_id,
+                                                        claim=self.holding.claim(self.holder)))
+                    if row is None and conversation_id not in self._again:
+                        return
+                    continue
                 row = await self._deliver(row)
-        except Exception:  # noqa: BLE001 - the rows stay; the scan finds them
+        except Exception:  # noqa: BLE001 - the rows stay; their claims lapse and a scan finds them
             log.exception("outbox.chain_failed", conversation_id=conversation_id)
-            self.wake()
+            self._wake.set()
         finally:
-            self._busy.discard(conversation_id)
-            self._again.discard(conversation_id)
+            if self._chains.get(conversation_id) is asyncio.current_task():
+                del self._chains[conversation_id]
+                self._again.discard(conversation_id)
+            if self._full and len(self._chains) < self._room:  # room again for what the scan left
+                self._wake.set()
+
+    def _blocked(self) -> tuple[str, ...]:
+        """Connectors whose rows this node may not send now (another node holds their bind)."""
+        return tuple(sorted(name for name in self.senders if not self._can_send(name)))
 
     async def _sleep(self, seconds: float | None) -> None:
+        timeout = self._max_pause if seconds is None else min(seconds, self._max_pause)
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds if seconds is not None else 60)
+            await asyncio.wait_for(self._wake.wait(), timeout=timeout)
         except TimeoutError:
             pass
 
-    async def _due(self):
-        earlier = outbox.alias("earlier")
-        blocked = sa.exists().where(earlier.c.conversation_id == outbox.c.conversation_id, earlier.c.id < outbox.c.id)
-        query = _due_query().where(outbox.c.next_attempt_at <= utcnow(), ~blocked).order_by(outbox.c.id).limit(200)
-        started = self._tick
+    async def _next_due(self, blocked: tuple[str, ...]) -> float | None:
+        """Seconds until a head may be claimed (0 or less: now), or None when the outbox is empty."""
         async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        fresh = [r for r in rows if r.conversation_id not in self._busy and r.id not in self._ended]
-        self._ended = {row_id: tick for row_id, tick in self._ended.items() if tick >= started}
-        return fresh
-
-    async def _next_due(self) -> float | None:
-        async with self.db.read() as conn:
-            when = await conn.scalar(sa.select(sa.func.min(outbox.c.next_attempt_at)))
-        if when is None:
-            return None
-        return max(0.05, (as_utc(when) - utcnow()).total_seconds())
+            when = await next_due(conn, blocked)
+        return None if when is None else (as_utc(when) - utcnow()).total_seconds()
 
     async def _deliver(self, row):
-        """Send one row and record the outcome; the conversation's next head (None if none)."""
-        slots = self._slots.get(row.connector, self._default_slots)
+        """Send one claimed row and record the outcome; the conversation's next head (claimed), or None."""
+        if not self._can_send(row.connector):  # this node lost the connector's bind meanwhile
+            await self.commit.run(partial(release_claims, tokens=[row.claim_token]))
+            self.wake()
+            return None
+        self.holding.tokens.add(row.claim_token)
         try:
-            async with slots:
+            async with self._slots.get(row.connector, self._default_slots):
                 result = await self._send(row)
             unit = partial(record_sent, row=row, result=result) if isinstance(result, SendResult) else \
                 partial(record_failure, row=row, error=result, config=self.config)
-            status, head = await self.commit.run(unit)
-            if self.metrics is not None:
-                self.metrics.outbound(row.connector, outcome(result, row.attempts + 1, self.config))
-            await self.router.push_status(status)
-            return head
+            recorded = await self.commit.run(partial(unit, claim=self.holding.claim(self.holder)))
         finally:
-            self._ended[row.id] = self._tick
-            self._tick += 1
+            self.holding.tokens.discard(row.claim_token)
+        what = outcome(result, row.attempts + 1, self.config)
+        if self.metrics is not None:
+            self.metrics.outbound(row.connector, what)
+        if recorded is None:
+            log.warning("outbox.claim_lost", message_id=row.message_id, connector=row.connector)
+            return None
+        if what == "retried":
+            self._wake.set()  # the scan sleeps until the retry is due
+        status, head = recorded
+        await self.router.push_status(status)
+        return head
 
     async def _send(self, row) -> SendResult | SendError:
         if row.opted_out and not row.compliance:  # opt-out is enforced here, whoever queued the message
@@ -183,56 +227,26 @@ class Outbox:
             return err
 
 
-DROP = hot(outbox.delete().where(outbox.c.id == sa.bindparam("oid")))
-
-
-async def record_sent(conn, row, result: SendResult) -> tuple[dict | None, object]:
-    """The provider took the message: keep its ids, drop the outbox row; the status push and the next head."""
-    for i, pid in enumerate(result.provider_ids):
-        await conn.execute(ADD_REF, {"connector": row.connector, "provider_id": pid, "message_id": row.message_id,
-                                     "part": i + 1, "status": result.status})
-    if result.provider_ids:
-        await apply_pending(conn, row.connector, result.provider_ids)
-    await conn.execute(DROP, {"oid": row.id})
-    return await settle_message(conn, row.message_id), await head_of(conn, row.conversation_id)
-
-
-def outcome(result: SendResult | SendError, attempts: int, config: OutboxConfig) -> str:
-    """What became of one send: sent, retried (a temporary error with attempts left) or failed."""
-    if isinstance(result, SendResult):
-        return "sent"
-    return "retried" if result.temporary and attempts < config.max_attempts else "failed"
-
-
-async def record_failure(conn, row, error: SendError, config: OutboxConfig) -> tuple[dict | None, object]:
-    """Back off a temporary failure, or fail the message for good; the status push and the next head."""
-    attempts = row.attempts + 1
-    if outcome(error, attempts, config) == "retried":
-        delay = min(config.backoff_max_seconds, config.backoff_seconds * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
-        await conn.execute(outbox.update().where(outbox.c.id == row.id).values(
-            attempts=attempts, last_error=str(error), next_attempt_at=utcnow() + timedelta(seconds=delay)))
-        return None, await head_of(conn, row.conversation_id)
-    now = utcnow()
-    await conn.execute(DROP, {"oid": row.id})
-    await conn.execute(messages.update().where(messages.c.id == row.message_id).values(status=FAILED, error=str(error), updated_at=now))
-    assigned = await conn.scalar(sa.select(conversations.c.assigned_id).where(conversations.c.id == row.conversation_id))
-    status = status_payload(row.message_id, row.conversation_id, FAILED, str(error), now, assigned)
-    return status, await head_of(conn, row.conversation_id)
-
-
 OUTBOX_WORKER = web.AppKey("outbox", Outbox)
 
 
 def outbox_context(senders: Callable[[web.Application], dict[str, Sender]], windows: Callable[[web.Application], dict[str, int]],
-                   callbacks: dict[str, str | None]):
-    """The outbox worker over `senders(app)` (built once the connectors run). It stops first:
-    sends in flight settle while the SMPP links are still bound, within the shutdown budget."""
+                   callbacks: dict[str, str | None], can_send: Callable[[web.Application], Callable[[str], bool]] | None = None):
+    """The outbox worker over `senders(app)` (built once the connectors run), sending where
+    `can_send(app)(connector)` allows. It stops first: sends in flight settle while the SMPP links
+    are still bound, within the shutdown budget. On SQLite (one process) claims left by a previous
+    run are freed at start: they died with it."""
 
     async def context(app: web.Application):
         built = senders(app)
-        outbox = app[OUTBOX_WORKER] = Outbox(app[DB], app[COMMIT], app[ROUTER], built, app[CONFIG].outbox, callbacks,
-                                             windows=windows(app), metrics=app[METRICS], wake=app[WAKE])
+        config = app[CONFIG]
+        outbox = app[OUTBOX_WORKER] = Outbox(app[DB], app[COMMIT], app[ROUTER], built, config.outbox, callbacks,
+                                             windows=windows(app), metrics=app[METRICS], wake=app[WAKE],
+                                             cluster=config.cluster, can_send=can_send(app) if can_send else None)
+        if app[DB].is_sqlite:
+            await app[COMMIT].run(release_every_claim)
         scan = asyncio.create_task(outbox.run(), name="outbox")
+        keeping = asyncio.create_task(outbox.holding.keep(), name="outbox-claims")
         try:
             yield
         finally:
@@ -240,6 +254,7 @@ def outbox_context(senders: Callable[[web.Application], dict[str, Sender]], wind
             stopping.begin()
             await cancel([scan])  # no new scans of the outbox
             await outbox.stop(grace=max(0.5, stopping.left()))
+            await cancel([keeping])  # the claims of sends settling were renewed until they settled
             for sender in built.values():
                 await sender.close()
 

@@ -7,7 +7,8 @@ Rules:
   on what was sent even when it was refused.
 - Status callbacks are form-encoded and signed with X-Twilio-Signature by Twilio's own library,
   with the account's auth token, over the StatusCallback URL the message was created with.
-- It listens on 127.0.0.1 by default; nothing here sleeps: waits are on conditions with timeouts.
+- It listens on 127.0.0.1 by default; nothing here sleeps but `latency` (a provider's answer
+  time, 0 by default): waits are on conditions with timeouts.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ class TwilioFailure:
 
 
 SERVER_ERROR = TwilioFailure(500, 20500, "Internal Server Error")
+UNAVAILABLE = TwilioFailure(503, 20503, "Service Unavailable")
 TOO_MANY_REQUESTS = TwilioFailure(429, 20429, "Too Many Requests")
 UNAUTHORIZED = TwilioFailure(401, 20003, "Authenticate")
 
@@ -71,6 +73,9 @@ class FakeTwilioApi:
         self.requests: list[dict[str, str]] = []
         self.messages: dict[str, dict[str, Any]] = {}
         self._failures: list[TwilioFailure] = []
+        self._down: TwilioFailure | None = None  # an outage: every request answered with it until recover()
+        self._stalled: asyncio.Event | None = None  # requests held (unanswered) until recover()
+        self.latency = 0.0  # seconds each request takes to be answered, as a real provider's do
         self._recorded = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -98,6 +103,21 @@ class FakeTwilioApi:
         default = TOO_MANY_REQUESTS if status == 429 else SERVER_ERROR
         failure = TwilioFailure(status, code or default.code, message or default.message)
         self._failures.extend([failure] * n)
+
+    def outage(self, failure: TwilioFailure = UNAVAILABLE) -> None:
+        """Answer every authenticated request with `failure` (503 by default: temporary) until `recover()`."""
+        self._down = failure
+
+    def stall(self) -> None:
+        """Hold every request unanswered until `recover()`, then answer it 503 (the message was never taken)."""
+        self._stalled = asyncio.Event()
+
+    def recover(self) -> None:
+        """End an outage or a stall: requests from now on are served."""
+        self._down = None
+        if self._stalled is not None:
+            self._stalled.set()
+            self._stalled = None
 
     def reject_next(
         self, n: int = 1, code: int = 21610, message: str = "Attempt to send to unsubscribed recipient"
@@ -151,7 +171,12 @@ class FakeTwilioApi:
         """POST Messages.json: record, authenticate, inject failures, validate, create."""
         form = {key: str(value) for key, value in (await request.post()).items()}
         await self._record(form)
-        refusal = self._authenticate(request) or self._next_failure() or _validate(form)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self._stalled is not None:
+            await self._stalled.wait()
+            return UNAVAILABLE.response()
+        refusal = self._authenticate(request) or self._down or self._next_failure() or _validate(form)
         if refusal:
             return refusal.response()
         message = self._message(form)
