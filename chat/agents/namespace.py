@@ -27,6 +27,7 @@ from chat.agents.auth import TOKENS, Claims, Unauthorized
 from chat.domain.agents import mark_read, save_presence, saved_presence
 from chat.domain.directory import DIRECTORY
 from chat.domain.history import sync_for
+from chat.domain.waiting import queued_for
 from chat.domain.outbound import STORE_INT_MAX, Id, Refused, SendRequest, close_conversation, set_presented, store_send
 from chat.domain.sessions import session_alive
 from chat.store.context import COMMIT, DB
@@ -34,7 +35,7 @@ from chat.workers.automation import AUTOMATION
 from chat.workers.hub import HUB, NAMESPACE, room, session_room
 from chat.workers.outbox import OUTBOX_WORKER
 from chat.workers.presence import PRESENCE
-from chat.workers.routing import ROUTER, queued_for
+from chat.workers.routing import ROUTER
 from scenarios import Trigger
 
 log = structlog.get_logger()

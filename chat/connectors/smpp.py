@@ -27,20 +27,19 @@ from datetime import timedelta
 from functools import partial
 from typing import cast
 
-import sqlalchemy as sa
 import structlog
 from aiohttp import web
 
 from chat.config import SmppConnector
 from chat.domain.directory import DIRECTORY, Directory
 from chat.domain.inbound import Fingerprint, Stored, store_inbound
+from chat.domain.parts import forget_delivered, keep_part, mark_delivered, overdue_keys, pending_parts
 from chat.domain.statuses import report_unit
 from chat.metrics import LINKS
 from chat.store import utcnow
 from chat.store.commit import GroupCommit, Unit
 from chat.store.context import COMMIT, CONFIG, DB
 from chat.store.lease import Lease, hold, lease
-from chat.store.tables import smpp_parts
 from chat.workers.presence import PRESENCE, Presence
 from chat.workers.routing import ROUTER, Router
 from chat.workers.tasks import STOPPING
@@ -205,40 +204,18 @@ class SmppConnection:
 
     async def _store_part(self, conn, fragment: Fragment, sender: str, recipient: str) -> Stored | None:
         key = concat_key(sender, recipient, fragment)
-        if not await self._keep_part(conn, key, fragment, sender, recipient):
+        if not await keep_part(conn, self.cfg.name, key, fragment, sender, recipient):
             return Stored(duplicate=True)
-        rows = await self._pending_parts(conn, key)
+        rows = await pending_parts(conn, self.cfg.name, key)
         if len({r.seq for r in rows}) < fragment.total:
             return None
         return await self._complete(conn, key, rows)
-
-    async def _keep_part(self, conn, key: str, fragment: Fragment, sender: str, recipient: str) -> bool:
-        """Store a part; False when it is a resend of one we have."""
-        where = sa.and_(smpp_parts.c.connector == self.cfg.name, smpp_parts.c.key == key)
-        query = sa.select(smpp_parts.c.payload, smpp_parts.c.done).where(where, smpp_parts.c.seq == fragment.seq)
-        same = (await conn.execute(query)).first()
-        if same is not None:
-            if same.payload == fragment.payload or not same.done:
-                return False
-            await conn.execute(smpp_parts.delete().where(where))  # the reference came round again: a new message
-        await conn.execute(smpp_parts.insert().values(
-            connector=self.cfg.name, key=key, seq=fragment.seq, total=fragment.total, ref=fragment.ref,
-            width=fragment.width, data_coding=fragment.data_coding, payload=fragment.payload,
-            sender=sender, recipient=recipient, received_at=utcnow(),
-        ))
-        return True
-
-    async def _pending_parts(self, conn, key: str):
-        query = sa.select(smpp_parts).where(
-            smpp_parts.c.connector == self.cfg.name, smpp_parts.c.key == key, ~smpp_parts.c.done
-        ).order_by(smpp_parts.c.seq)
-        return (await conn.execute(query)).all()
 
     async def _complete(self, conn, key: str, rows) -> Stored:
         fragments = [Fragment(r.ref, r.width, r.total, r.seq, r.data_coding, r.payload) for r in rows]
         text, complete = assemble(fragments, self.cfg.default_alphabet)
         text, original = storable_text(text, b"".join(r.payload for r in rows))
-        await conn.execute(smpp_parts.update().where(smpp_parts.c.id.in_([r.id for r in rows])).values(done=True))
+        await mark_delivered(conn, [r.id for r in rows])
         digest = fingerprint(key.encode(), *(r.payload for r in rows))
         return await self._inbound(conn, rows[0].sender, rows[0].recipient, text, digest, incomplete=not complete,
                                    original=original)
@@ -263,14 +240,9 @@ class SmppConnection:
 
     async def _expire(self, conn) -> list[Stored]:
         now = utcnow()
-        cutoff = now - timedelta(seconds=self.cfg.concat_timeout)
-        mine = smpp_parts.c.connector == self.cfg.name
-        query = (sa.select(smpp_parts.c.key).where(mine, ~smpp_parts.c.done).group_by(smpp_parts.c.key)
-                 .having(sa.func.min(smpp_parts.c.received_at) < cutoff))
-        keys = (await conn.execute(query)).scalars().all()
-        out = [await self._complete(conn, key, await self._pending_parts(conn, key)) for key in keys]
-        forget = now - timedelta(seconds=max(self.cfg.dedupe_window, self.cfg.concat_timeout))
-        await conn.execute(smpp_parts.delete().where(mine, smpp_parts.c.done, smpp_parts.c.received_at < forget))
+        keys = await overdue_keys(conn, self.cfg.name, now - timedelta(seconds=self.cfg.concat_timeout))
+        out = [await self._complete(conn, key, await pending_parts(conn, self.cfg.name, key)) for key in keys]
+        await forget_delivered(conn, self.cfg.name, now - timedelta(seconds=max(self.cfg.dedupe_window, self.cfg.concat_timeout)))
         return out
 
 

@@ -29,11 +29,6 @@ import sqlalchemy as sa
 PLANS_MAX = 1024  # statements seen and plans kept, each; a process's module-level statements are ~60
 
 
-def hot(statement):
-    """The statement, unchanged: the store now plans what it sees twice (kept while callers still mark)."""
-    return statement
-
-
 class Plans:
     """Plans of the statements met before, by identity (see Rules)."""
 

@@ -218,8 +218,8 @@ async def test_a_claim_is_exclusive_even_between_two_open_transactions(database_
     """Two nodes' claims at the same moment: the second waits for the first's row lock, then finds nothing."""
     import sqlalchemy as sa
 
+    from chat.domain.waiting import claim_waiting
     from chat.store import Database, migrate
-    from chat.workers.routing import claim_waiting
 
     db = Database(database_url)
     try:

@@ -9,10 +9,10 @@ from functools import partial
 import sqlalchemy as sa
 import structlog.testing
 
+from chat.domain.waiting import claim_waiting
 from chat.store import Database, migrate, utcnow
 from chat.store.commit import GroupCommit
 from chat.store.tables import contacts, conversations, users
-from chat.workers.routing import claim_waiting
 from tests.conftest import MAIN
 
 WAITING = 20

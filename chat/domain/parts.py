@@ -1,0 +1,59 @@
+"""Parts of long SMPP messages in the store (units of work), kept until the whole message is.
+
+Rules: each part is stored as it arrives (so a restart between parts loses nothing) and its
+deliver_sm acknowledged after that; a resend of a part we hold is recognised; a reference that
+comes round again after its message was delivered starts a new message; delivered parts are
+forgotten once no resend of them can come (the dedupe window) — only on the node that holds the
+connector's bind, which is the only one that receives them.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from chat.store import utcnow
+from chat.store.tables import smpp_parts
+from gateway.smpp.concat import Fragment
+
+
+async def keep_part(conn, connector: str, key: str, fragment: Fragment, sender: str, recipient: str) -> bool:
+    """Store a part; False when it is a resend of one we have."""
+    where = sa.and_(smpp_parts.c.connector == connector, smpp_parts.c.key == key)
+    query = sa.select(smpp_parts.c.payload, smpp_parts.c.done).where(where, smpp_parts.c.seq == fragment.seq)
+    same = (await conn.execute(query)).first()
+    if same is not None:
+        if same.payload == fragment.payload or not same.done:
+            return False
+        await conn.execute(smpp_parts.delete().where(where))  # the reference came round again: a new message
+    await conn.execute(smpp_parts.insert().values(
+        connector=connector, key=key, seq=fragment.seq, total=fragment.total, ref=fragment.ref,
+        width=fragment.width, data_coding=fragment.data_coding, payload=fragment.payload,
+        sender=sender, recipient=recipient, received_at=utcnow(),
+    ))
+    return True
+
+
+async def pending_parts(conn, connector: str, key: str):
+    """The parts of one message not delivered yet, in order."""
+    query = sa.select(smpp_parts).where(
+        smpp_parts.c.connector == connector, smpp_parts.c.key == key, ~smpp_parts.c.done
+    ).order_by(smpp_parts.c.seq)
+    return (await conn.execute(query)).all()
+
+
+async def mark_delivered(conn, ids: list[int]) -> None:
+    await conn.execute(smpp_parts.update().where(smpp_parts.c.id.in_(ids)).values(done=True))
+
+
+async def overdue_keys(conn, connector: str, before: datetime) -> list[str]:
+    """Messages whose first part came before `before` and whose other parts never did."""
+    mine = smpp_parts.c.connector == connector
+    query = (sa.select(smpp_parts.c.key).where(mine, ~smpp_parts.c.done).group_by(smpp_parts.c.key)
+             .having(sa.func.min(smpp_parts.c.received_at) < before))
+    return list((await conn.execute(query)).scalars().all())
+
+
+async def forget_delivered(conn, connector: str, before: datetime) -> None:
+    await conn.execute(smpp_parts.delete().where(smpp_parts.c.connector == connector, smpp_parts.c.done,
+                                                 smpp_parts.c.received_at < before))
