@@ -27,9 +27,9 @@ from chat.agents.auth import TOKENS, Claims, Unauthorized
 from chat.domain.agents import mark_read, save_presence, saved_presence
 from chat.domain.directory import DIRECTORY
 from chat.domain.history import sync_for
-from chat.domain.waiting import queued_for
 from chat.domain.outbound import STORE_INT_MAX, Id, Refused, SendRequest, close_conversation, set_presented, store_send
 from chat.domain.sessions import session_alive
+from chat.domain.waiting import queued_for
 from chat.store.context import COMMIT, DB
 from chat.workers.automation import AUTOMATION
 from chat.workers.hub import HUB, NAMESPACE, room, session_room
