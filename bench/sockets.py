@@ -70,6 +70,7 @@ from common import (  # noqa: E402
     use_uvloop,
     write_results,
 )
+from nodes import REDIS_URL, forget  # noqa: E402
 
 from chat.cli import signed_sms  # noqa: E402
 from chat.config import load_config  # noqa: E402
@@ -250,8 +251,9 @@ class Clients:
 
 # ---------------------------------------------------------------- the server side
 
-def config_text(server: ServerProcess, db_url: str, users: int) -> str:
-    """`users` agents (one number each, the same cheap hash), one Twilio connector for their numbers."""
+def config_text(server: ServerProcess, db_url: str, users: int, redis: str | None = None) -> str:
+    """`users` agents (one number each, the same cheap hash), one Twilio connector for their numbers;
+    with `redis` ("url prefix") the nodes share it, as a cluster does."""
     people = "\n".join(f'  - {{name: a{i:05d}, password_hash: "{CHEAP_HASH}"}}' for i in range(users))
     numbers = "\n".join(f'  - {{number: "{agent_number(i)}", user: a{i:05d}}}' for i in range(users))
     listed = ", ".join(f'"{agent_number(i)}"' for i in range(users))
@@ -272,7 +274,14 @@ def config_text(server: ServerProcess, db_url: str, users: int) -> str:
             auth_token: {'t' * 32}
             api_base: http://127.0.0.1:{free_port()}
             numbers: [{listed}]
-        """) + "users:\n" + people + "\naccess_numbers:\n" + numbers + "\n"
+        """) + _cluster_lines(redis) + "users:\n" + people + "\naccess_numbers:\n" + numbers + "\n"
+
+
+def _cluster_lines(redis: str | None) -> str:
+    if redis is None:
+        return ""
+    url, prefix = redis.split()
+    return f'redis_url: "{url}"\ncluster: {{redis_prefix: "{prefix}"}}\n'
 
 
 class Cluster:
@@ -282,6 +291,7 @@ class Cluster:
         self.args, self.tuning = args, tuning
         self.servers = [ServerProcess(f"sockets{n}") for n in range(args.nodes)]
         self.pg_name = None
+        self.redis = f"{args.redis} bench-sockets-{uuid.uuid4().hex[:10]}" if args.nodes > 1 else None
 
     async def start(self) -> None:
         db_url = self.servers[0].db_url
@@ -292,8 +302,9 @@ class Cluster:
             await admin.close()
             db_url = self.args.database_url.rsplit("/", 1)[0] + f"/{self.pg_name}"
         os.environ["DIDCHAT_GC_TUNING"] = self.tuning
+        text = config_text(self.servers[0], db_url, self.args.users, self.redis)  # one file for all: a cluster checks
         for server in self.servers:  # one at a time: the first runs the migrations
-            server.start(config_text(server, db_url, self.args.users), timeout=120)
+            server.start(text, timeout=120)
             if self.args.pin and self.args.nodes == 1:
                 os.sched_setaffinity(server.pid, {0})
 
@@ -304,6 +315,8 @@ class Cluster:
             admin = await asyncpg.connect(self.args.database_url.replace("+asyncpg", ""))
             await admin.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
             await admin.close()
+        if self.redis:
+            await forget(*self.redis.split())
 
     def rss_mib(self) -> list[float]:
         out = []
@@ -421,10 +434,10 @@ async def push_window(cluster: Cluster, args, level: int) -> dict:
 
 async def run_levels(args, tuning: str) -> dict:
     cluster = Cluster(args, tuning)
-    await cluster.start()
     clients = None
     out: dict = {"gc_tuning": tuning, "levels": {}}
     try:
+        await cluster.start()
         tokens = await login_all(cluster, args.users)
         await asyncio.sleep(args.settle)
         out["idle_rss_mib"] = [round(r, 1) for r in cluster.rss_mib()]  # the baseline: started, agents logged in
@@ -542,6 +555,7 @@ def main() -> None:
     parser.add_argument("--database-url", default="sqlite",
                         help="sqlite, or a PostgreSQL server URL (a fresh database is made through it)")
     parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--redis", default=REDIS_URL, help="the Redis several nodes share (one node uses none)")
     parser.add_argument("--gc-tuning", choices=("on", "off", "both"), default="on")
     parser.add_argument("--no-storm", dest="storm", action="store_false")
     parser.add_argument("--no-pin", dest="pin", action="store_false")

@@ -1,12 +1,15 @@
 """The agents' Socket.IO namespace: connect with a token, then the calls of docs/agent-protocol.md.
 
-Rules: a connection without a valid token of a live session is refused; each agent's tabs
-share one room and receive only that agent's conversations, and each socket is also in its
-session's room (so logging out disconnects every tab of it). Every client call is answered
-through its ack, within CALL_SECONDS, whatever its name or payload: `{"ok": true, ...}` or
-`{"ok": false, "error", "field"?, "retry"?, "reauth"?}`; nothing raises into the transport.
-Payloads are validated by one pydantic model per event, here at the edge. A call after the
-socket's token expired is refused with `reauth` (the client refreshes and sends `auth`).
+Rules: a connection without a valid token of a live session is refused; a connect reads the store
+once (the session and the chosen presence together) and writes nothing itself: what waits for the agent
+is offered on their first tab on this node, and claimed only if a read finds some (a reconnect
+storm is 10,000 connects: bench/README.md). Each agent's tabs share one room and receive only
+that agent's conversations, and each socket is also in its session's room (so logging out
+disconnects every tab of it). Every client call is answered through its ack, within CALL_SECONDS,
+whatever its name or payload: `{"ok": true, ...}` or `{"ok": false, "error", "field"?, "retry"?,
+"reauth"?}`; nothing raises into the transport. Payloads are validated by one pydantic model per
+event, here at the edge. A call after the socket's token expired is refused with `reauth` (the
+client refreshes and sends `auth`).
 """
 from __future__ import annotations
 
@@ -24,11 +27,11 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chat.agents.auth import TOKENS, Claims, Unauthorized
-from chat.domain.agents import mark_read, save_presence, saved_presence
+from chat.domain.agents import anything_waits, mark_read, save_presence
 from chat.domain.directory import DIRECTORY
 from chat.domain.history import sync_for
 from chat.domain.outbound import STORE_INT_MAX, Id, Refused, SendRequest, close_conversation, set_presented, store_send
-from chat.domain.sessions import session_alive
+from chat.domain.sessions import live_presence, session_alive
 from chat.domain.waiting import queued_for
 from chat.store.context import COMMIT, DB
 from chat.workers.automation import AUTOMATION
@@ -136,18 +139,20 @@ class AgentNamespace(socketio.AsyncNamespace):
             if claims.user_id not in self.app[DIRECTORY].agents:
                 raise Unauthorized("unknown user")
             async with self.app[DB].read() as conn:
-                if not await session_alive(conn, claims.session_id, claims.user_id):
-                    raise Unauthorized("session ended")
-                choice = await saved_presence(conn, claims.user_id)
+                choice = await live_presence(conn, claims.session_id, claims.user_id)
+            if choice is None:
+                raise Unauthorized("session ended")
         except Unauthorized:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
         except STORE_ERRORS as err:
             log.warning("agent.connect_failed", error=type(err).__name__)
             raise socketio.exceptions.ConnectionRefusedError("temporarily unavailable") from None
         await self._seat(sid, Seat.of(claims))
-        self.app[PRESENCE].connect(claims.user_id, sid, choice or "ready")
-        self._spawn(self._offer_waiting(claims.user_id))
-        log.info("agent.connected", user=self.app[DIRECTORY].agents[claims.user_id].name, sid=sid)
+        if self.app[PRESENCE].connect(claims.user_id, sid, choice):
+            # The agent's first tab here: offer what waits for them once, not once per tab (a write
+            # unit per socket was a third of a reconnect storm's server CPU: bench/README.md).
+            self._spawn(self._offer_waiting(claims.user_id))
+        log.debug("agent.connected", user=claims.user_id, sid=sid)  # debug: a storm is 10,000 of them
 
     async def on_disconnect(self, sid, reason=None):
         seat = self._seats.pop(sid, None)
@@ -272,8 +277,13 @@ class AgentNamespace(socketio.AsyncNamespace):
         return {"ok": True, "conversation": conv}
 
     async def _offer_waiting(self, uid: int) -> None:
+        """Give a ready agent what waits for them; a read first, since mostly nothing does."""
         try:
-            if self.app[PRESENCE].available(uid):
+            if not self.app[PRESENCE].available(uid):
+                return
+            async with self.app[DB].read() as conn:
+                waits = await anything_waits(conn, uid, self.app[DIRECTORY].queues_of.get(uid, ()))
+            if waits and self.app[PRESENCE].available(uid):
                 await self.app[ROUTER].assign_waiting(uid)
         except Exception as err:  # noqa: BLE001 - the conversations wait in the store; the next offer takes them
             log.warning("agent.offer_failed", user=uid, error=type(err).__name__)

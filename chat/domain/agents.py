@@ -1,14 +1,17 @@
-"""An agent's own state in the store (units of work): the chosen presence, what they have read."""
+"""An agent's own state in the store (units of work): the chosen presence, what they have read, what waits.
+
+(The chosen presence is read at connect together with the session: chat.domain.sessions.live_presence.)
+"""
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from chat.domain.waiting import WAITING
 from chat.store.tables import conversations, users
 
-
-async def saved_presence(conn, user_id: int) -> str | None:
-    """The state the agent chose last (ready / not ready), kept across logins."""
-    return await conn.scalar(sa.select(users.c.presence).where(users.c.id == user_id))
+# Built once (a statement keeps its cache key): asked whenever an agent becomes ready.
+_WAITS = sa.select(sa.exists().where(WAITING, sa.or_(
+    conversations.c.owner_id == sa.bindparam("user_id"), conversations.c.team.in_(sa.bindparam("queues", expanding=True)))))
 
 
 async def save_presence(conn, user_id: int, state: str) -> None:
@@ -22,3 +25,11 @@ async def mark_read(conn, user_id: int, conversation_id: int, seq: int) -> None:
         .where(conversations.c.id == conversation_id, conversations.c.assigned_id == user_id, conversations.c.read_seq < seq)
         .values(read_seq=seq)
     )
+
+
+async def anything_waits(conn, user_id: int, queues: tuple[str, ...]) -> bool:
+    """Whether a conversation waits for this agent, as its owner or in one of `queues`.
+
+    A read, so that an agent who becomes ready with nothing waiting costs no write unit (the
+    claim itself is chat.domain.waiting's)."""
+    return bool(await conn.scalar(_WAITS, {"user_id": user_id, "queues": list(queues)}))

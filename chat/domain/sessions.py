@@ -12,9 +12,15 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from chat.store import as_utc, utcnow
-from chat.store.tables import sessions
+from chat.store.tables import sessions, users
 
 REFRESH_SECONDS = 12 * 3600  # a session unused this long ends
+# Built once: a statement object keeps its cache key, so each connect of a storm skips building it.
+_LIVE_PRESENCE = (
+    sa.select(users.c.presence).join_from(sessions, users, users.c.id == sessions.c.user_id)
+    .where(sessions.c.id == sa.bindparam("session_id"), sessions.c.user_id == sa.bindparam("user_id"),
+           sessions.c.revoked_at.is_(None), sessions.c.expires_at > sa.bindparam("now"))
+)
 
 
 def same_digest(a: str, b: str) -> bool:
@@ -57,11 +63,15 @@ async def end_session(conn, session_id: str) -> None:
     await _revoke(conn, session_id, "logout")
 
 
+async def live_presence(conn, session_id: str, user_id: int) -> str | None:
+    """At connect, in one read: the presence the user chose last if this session of theirs lives, else None."""
+    params = {"session_id": session_id, "user_id": user_id, "now": utcnow()}
+    return await conn.scalar(_LIVE_PRESENCE, params)
+
+
 async def session_alive(conn, session_id: str, user_id: int) -> bool:
     """Whether this session of this user has neither ended nor lapsed."""
-    row = (await conn.execute(sa.select(sessions.c.revoked_at, sessions.c.expires_at)
-                              .where(sessions.c.id == session_id, sessions.c.user_id == user_id))).first()
-    return row is not None and row.revoked_at is None and as_utc(row.expires_at) > utcnow()
+    return await live_presence(conn, session_id, user_id) is not None
 
 
 async def _revoke(conn, session_id: str, reason: str) -> None:

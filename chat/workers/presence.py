@@ -74,11 +74,15 @@ class Presence:
 
     # -- this node's tabs ---------------------------------------------------------------------
 
-    def connect(self, user_id: int, sid: str, choice: str) -> None:
+    def connect(self, user_id: int, sid: str, choice: str) -> bool:
+        """Count a tab of this agent here (`choice` counts only if this node knows no choice of theirs);
+        whether it is their first tab on this node."""
         seen = self._seen.setdefault(user_id, _Seen(choice=choice))
+        first = not seen.sids
         seen.sids.add(sid)
         seen.left_at = None
         self._mark(user_id)
+        return first
 
     def disconnect(self, user_id: int, sid: str) -> None:
         seen = self._seen.get(user_id)
