@@ -18,9 +18,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -51,11 +49,6 @@ class Claim:
 
     def params(self) -> dict:
         return {"holder": self.holder, "token": self.token, "now": self.now, "until": self.until}
-
-
-def holder_name(configured: str | None) -> str:
-    """This node's name in claims: `cluster.node_name`, else host-pid."""
-    return (configured or f"{socket.gethostname()}-{os.getpid()}")[:64]
 
 
 def free(table: sa.Table, now=None):

@@ -139,7 +139,12 @@ def lease(db: Database, name: str, *, heartbeat_seconds: float, lease_seconds: f
                     hint="a partitioned holder may not notice before the server frees its lease: "
                          "make cluster.heartbeat_seconds at most a third of cluster.lease_seconds")
     return AdvisoryLease(db, name, lease_seconds=lease_seconds, check_seconds=check,
-                         node=node or f"{socket.gethostname()}-{os.getpid()}")
+                         node=holder_name(node))
+
+
+def holder_name(configured: str | None) -> str:
+    """This node's name in leases, claims and presence: `cluster.node_name`, else host-pid."""
+    return (configured or f"{socket.gethostname()}-{os.getpid()}")[:64]
 
 
 def check_seconds(heartbeat_seconds: float, lease_seconds: float) -> float:

@@ -41,8 +41,8 @@ from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from chat.config import ClusterConfig, Config
-from chat.domain.claims import holder_name
 from chat.store.context import CONFIG
+from chat.store.lease import holder_name
 from chat.workers.hub import HUB
 from chat.workers.presence import PRESENCE, Presence, Record
 from chat.workers.rooms import IndexedRooms, LocalManager

@@ -17,10 +17,11 @@ import structlog
 from aiohttp import web
 
 from chat.config import ClusterConfig
-from chat.domain.claims import Holding, holder_name
+from chat.domain.claims import Holding
 from chat.domain.crm_outbox import claim_due, done, next_due, release_claims, release_every_claim, renew_claims, retry
 from chat.store import Database, as_utc, utcnow
 from chat.store.context import COMMIT, CONFIG, DB
+from chat.store.lease import holder_name
 from chat.workers.tasks import running
 from chat.workers.wake import CRM, WAKE, Wake
 

@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from chat.config import ClusterConfig, OutboxConfig
-from chat.domain.claims import Holding, holder_name
+from chat.domain.claims import Holding
 from chat.domain.outbox import (
     claim_due,
     claim_head,
@@ -36,6 +36,7 @@ from chat.metrics import METRICS, Metrics
 from chat.store import Database, as_utc, utcnow
 from chat.store.commit import GroupCommit
 from chat.store.context import COMMIT, CONFIG, DB
+from chat.store.lease import holder_name
 from chat.workers.routing import ROUTER, Router
 from chat.workers.tasks import STOPPING, cancel
 from chat.workers.wake import OUTBOX, WAKE, Wake
