@@ -1,4 +1,7 @@
-"""The sweep of status reports whose message id never arrived (units in chat.domain.statuses)."""
+"""The sweeps of parked status reports (units in chat.domain.statuses): those whose message id
+never arrived are deleted after `unknown_status_hours`; those whose id arrived in a transaction
+beside their own (another node's, or a batch in flight beside theirs) are applied within
+RESCUE_SECONDS and their status pushed."""
 from __future__ import annotations
 
 import asyncio
@@ -10,12 +13,14 @@ import structlog
 from aiohttp import web
 
 from chat.config import Config
-from chat.domain.statuses import EXPIRE_BATCH, expire_reports
+from chat.domain.statuses import EXPIRE_BATCH, STRANDED_BATCH, apply_stranded, expire_reports, stranded
 from chat.store import utcnow
-from chat.store.context import COMMIT
+from chat.store.context import COMMIT, DB
+from chat.workers.routing import ROUTER
 
 log = structlog.get_logger()
 SWEEP_SECONDS = 300  # the longest pause between sweeps (shorter for a shorter expiry)
+RESCUE_SECONDS = 2.0  # how often each node looks for stranded reports (one indexed read when there are none)
 
 
 async def sweep(commit, keep: timedelta) -> int:
@@ -39,12 +44,39 @@ async def sweep_forever(app: web.Application, keep: timedelta) -> None:
         await asyncio.sleep(every)
 
 
+async def rescue(app: web.Application) -> int:
+    """Apply every stranded report now and push what moved; how many messages moved."""
+    moved, full = 0, True
+    while full:
+        async with app[DB].read() as conn:
+            if not await stranded(conn):
+                break
+        pushes: list[dict] = await app[COMMIT].run(apply_stranded)
+        for push in pushes:
+            await app[ROUTER].push_status(push)
+        moved, full = moved + len(pushes), len(pushes) == STRANDED_BATCH
+    return moved
+
+
+async def rescue_forever(app: web.Application) -> None:
+    while True:
+        await asyncio.sleep(RESCUE_SECONDS)
+        try:
+            if moved := await rescue(app):
+                log.info("receipts.rescued", messages=moved)
+        except Exception as err:  # noqa: BLE001 - the next look tries again
+            log.warning("receipts.rescue_failed", error=type(err).__name__)
+
+
 async def _sweeping(app: web.Application, keep: timedelta):
-    task = asyncio.create_task(sweep_forever(app, keep), name="status-expiry")
+    tasks = [asyncio.create_task(sweep_forever(app, keep), name="status-expiry"),
+             asyncio.create_task(rescue_forever(app), name="status-rescue")]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def setup(app: web.Application, config: Config) -> None:

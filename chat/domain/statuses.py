@@ -5,6 +5,10 @@ delivered when every part is and failed when any part fails. A report for a prov
 not know yet (it can beat the send's own answer) is kept and applied when the id arrives; one
 whose id never arrives is deleted `unknown_status_hours` after it came, by a sweep that runs
 every few minutes (`setup`; on every node at once is harmless: the delete is by age).
+A report parked while the send naming its id was being recorded in another transaction (on
+another node, or in a batch beside its own) sees no id, and that send sees no parked report:
+`apply_stranded` finds such reports (parked, and their id known now) and applies them; the
+receipts sweep runs it every few seconds. Whoever deletes a parked report applies it, once.
 """
 from __future__ import annotations
 
@@ -85,6 +89,35 @@ async def apply_pending(conn, connector: str, provider_ids: tuple[str, ...]) -> 
             await conn.execute(SET_REF, {**ref, "new_status": row.status, "new_error": row.error})
         if rows:
             await conn.execute(UNPARK, ref)
+
+
+STRANDED_BATCH = 100  # refs rescued per transaction
+STRANDED = (
+    sa.select(pending_reports.c.connector, pending_reports.c.provider_id)
+    .join(provider_refs, sa.and_(provider_refs.c.connector == pending_reports.c.connector,
+                                 provider_refs.c.provider_id == pending_reports.c.provider_id))
+    .distinct().limit(STRANDED_BATCH)
+)
+TAKE_PARKED = UNPARK.returning(pending_reports.c.id, pending_reports.c.status, pending_reports.c.error)
+
+
+async def stranded(conn) -> bool:
+    """Whether any parked report's provider id is known now (a read: the sweep's cheap look)."""
+    return (await conn.execute(STRANDED.limit(1))).first() is not None
+
+
+async def apply_stranded(conn) -> list[dict]:
+    """Apply parked reports whose provider id is known now; the status pushes of the messages that moved."""
+    pushes = []
+    for connector, provider_id in (await conn.execute(STRANDED)).all():
+        ref = {"ref_connector": connector, "ref_id": provider_id}
+        taken = sorted((await conn.execute(TAKE_PARKED, ref)).all())  # another node that took them first: none
+        for row in taken:
+            await conn.execute(SET_REF, {**ref, "new_status": row.status, "new_error": row.error})
+        message_id = await conn.scalar(MESSAGE_OF_REF, ref) if taken else None
+        if message_id is not None and (push := await settle_message(conn, message_id)) is not None:
+            pushes.append(push)
+    return pushes
 
 
 def combine(parts) -> tuple[str, str | None]:

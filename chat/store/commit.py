@@ -4,9 +4,11 @@ Rules: a unit is a coroutine function of an open connection that awaits nothing 
 run again; its result is handed back only after the transaction that ran it has committed
 (invariant 1). If a batch fails, each of its units runs again alone, so one bad unit fails only
 its own caller; deadlocks and serialization failures never reach a caller (the store runs the
-batch again: chat.store.db). One batch at a time, also on PostgreSQL: a batch run while the one
-before it commits would not see that one's rows (a status report parked for a provider id the
-batch before had just recorded was never applied), so causality costs the overlap.
+batch again: chat.store.db). One batch at a time, also on PostgreSQL: two or three batches in
+flight gave no more messages a second (bench/README.md, "PostgreSQL's share": the batch's rounds
+wait on this event loop, which overlapping batches share) and smaller batches cost more a
+message. A report parked beside the send that names its id, which a batch in flight beside its
+own or another node can cause, is applied by the receipts sweep (chat.domain.statuses).
 """
 from __future__ import annotations
 

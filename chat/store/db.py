@@ -72,7 +72,13 @@ class Database:
 
     def _create_engine(self) -> AsyncEngine:
         if not self.is_sqlite:
-            return create_async_engine(self.url, pool_size=10, max_overflow=10)
+            # Custom plans always: a generic plan is made once per prepared statement, from the sizes the
+            # tables had then, and kept; with autovacuum off nothing replaces it. Made while a table was
+            # small it scanned it whole for ever after: SMPP ingest fell from 8,000 to 671 msg/s in one
+            # 30,000-message run (bench/README.md, "PostgreSQL's share"). Planning per execution costs
+            # ~0.01 ms a message over arrays.
+            return create_async_engine(self.url, pool_size=10, max_overflow=10,
+                                       connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}})
         if self.url.database and self.url.database != ":memory:":
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(self.url, connect_args={"isolation_level": None, "timeout": 30})

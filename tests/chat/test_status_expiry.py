@@ -8,12 +8,15 @@ import time
 from datetime import timedelta
 from urllib.parse import urlencode
 
+import pytest
 import sqlalchemy as sa
 
+from chat.connectors import receipts
 from chat.connectors.receipts import sweep
-from chat.domain.statuses import EXPIRE_BATCH
+from chat.domain.conversations import ADD_CONVERSATION, contact_id, insert_message
+from chat.domain.statuses import ADD_REF, EXPIRE_BATCH, apply_stranded, stranded
 from chat.store import utcnow
-from chat.store.tables import pending_reports
+from chat.store.tables import messages, pending_reports
 from gateway import twilio_signature
 from tests.conftest import ALICE, CUSTOMER
 
@@ -60,3 +63,50 @@ async def test_parked_reports_have_an_index_on_their_age(didchat_server):
     async with didchat_server.services.db.read() as conn:
         indexes = await conn.run_sync(lambda sync: sa.inspect(sync).get_indexes("pending_reports"))
     assert any(ix["column_names"] == ["received_at"] for ix in indexes)
+
+
+
+async def stranded_report(server, sid: str) -> int:
+    """A report parked while the send naming `sid` was recorded in a transaction that did not see it
+    (two nodes, or two batches in flight); the message's id."""
+    svc, name = server.services, server.config.connectors[0].name
+    assert await post_status(server, sid) == 200  # no such id yet: parked
+    async with svc.db.write() as conn:
+        contact = await contact_id(conn, CUSTOMER)
+        cid = (await conn.execute(ADD_CONVERSATION, {
+            "contact_id": contact, "access_number": ALICE, "state": "open", "presented_number": ALICE,
+            "created_at": utcnow(), "updated_at": utcnow()})).inserted_primary_key[0]
+        row = await insert_message(conn, cid, direction="out", text="hi", status="sent", sender=ALICE,
+                                   recipient=CUSTOMER, connector=name)
+        await conn.execute(ADD_REF, {"connector": name, "provider_id": sid, "message_id": row["id"],
+                                     "part": 1, "status": "sent"})  # recorded without seeing the parked report
+    return row["id"]
+
+
+async def test_a_report_parked_beside_the_send_that_names_its_id_is_applied_soon(didchat_server):
+    mid = await stranded_report(didchat_server, "SMbeside")
+    async with asyncio.timeout(10):
+        while True:
+            async with didchat_server.services.db.read() as conn:
+                status = await conn.scalar(sa.select(messages.c.status).where(messages.c.id == mid))
+            if status == "delivered":
+                break
+            await asyncio.sleep(0.1)
+    assert await parked(didchat_server) == []
+
+
+@pytest.fixture
+def no_rescue_sweep(monkeypatch):
+    monkeypatch.setattr(receipts, "RESCUE_SECONDS", 3600.0)  # before the server starts: only this test rescues
+
+
+async def test_two_rescues_at_once_apply_a_stranded_report_once(no_rescue_sweep, didchat_server):
+    svc = didchat_server.services
+    assert await post_status(didchat_server, "SMunknown") == 200
+    async with svc.db.read() as conn:
+        assert not await stranded(conn)  # parked, its id unknown: nothing to rescue
+    mid = await stranded_report(didchat_server, "SMtwice")
+    first, second = await asyncio.gather(svc.db.write_all([apply_stranded]), svc.db.write_all([apply_stranded]))
+    pushes = first[0] + second[0]
+    assert [(p["id"], p["status"]) for p in pushes] == [(mid, "delivered")]
+    assert await parked(didchat_server) == ["SMunknown"]

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from chat.domain.conversations import ADD_CONTACT, ADD_CONVERSATION, BUMP_SEQ, insert_message
 from chat.store import Database, migrate
 from chat.store.commit import GroupCommit
-from chat.store.tables import contacts, conversations, messages
+from chat.store.tables import contacts, conversations, messages, users
 
 NOW = datetime(2026, 3, 8, 7, 0, 0, tzinfo=UTC)
 
@@ -158,3 +158,44 @@ async def test_each_message_updates_its_conversation_hot_with_autovacuum_off(db)
 
     hot = [await db.write_all([bump_and_count]) for _ in range(300)]  # one transaction each, as ingest does
     assert sum(n for [n] in hot) >= 297  # old versions are pruned in the page: no vacuum needed
+
+
+async def test_a_batch_answers_each_unit_as_if_it_ran_alone(db):
+    # On PostgreSQL the units' statements run once over arrays (chat.store.pipeline.Vector):
+    # every unit must still get its own rows, in its own order, its own keys and row counts.
+    cids = await conversations_of(db, 12)
+    latest = (sa.select(messages.c.seq, messages.c.text).where(messages.c.conversation_id == sa.bindparam("cid"))
+              .order_by(messages.c.seq.desc()).limit(sa.bindparam("n")))
+    mark = (conversations.update().where(conversations.c.id == sa.bindparam("cid"))
+            .values(team=sa.bindparam("label")))
+    drop = messages.delete().where(messages.c.conversation_id == sa.bindparam("cid"), messages.c.seq <= 1)
+    add_user = users.insert()
+
+    async def unit(conn, cid: int, k: int, round_: int):
+        for i in range(k + 1):
+            await note(conn, cid, f"r{round_} c{cid} n{i}")
+        rows = (await conn.execute(latest, {"cid": cid, "n": 2})).all()
+        marked = (await conn.execute(mark, {"cid": cid, "label": f"t{cid}"})).rowcount
+        dropped = (await conn.execute(drop, {"cid": cid})).rowcount
+        added = await conn.execute(ADD_CONTACT, {"number": f"+4420{round_}{cid:05d}", "created_at": NOW})
+        user = 1000 * round_ + cid
+        await conn.execute(add_user, {"id": user, "name": f"u{user}", "role": "agent", "password_hash": "x",
+                                      "created_at": NOW})
+        return [tuple(r) for r in rows], marked, dropped, added.inserted_primary_key[0]
+
+    for round_ in (1, 2):  # the second batch runs on planned statements: over arrays on PostgreSQL
+        before = getattr(db._pipeline, "vectors", 0)
+        results = await db.write_all([partial(unit, cid=cid, k=i % 3, round_=round_) for i, cid in enumerate(cids)])
+    for i, (cid, (rows, marked, dropped, _)) in enumerate(zip(cids, results)):
+        k = i % 3  # each round wrote k + 1 notes; round 1 deleted seq 1
+        text = {s: f"r1 c{cid} n{s - 1}" if s <= k + 1 else f"r2 c{cid} n{s - k - 2}" for s in range(2, 2 * k + 3)}
+        assert rows == sorted(text.items(), reverse=True)[:2]
+        assert (marked, dropped) == (1, 0)
+    async with db.read() as conn:
+        numbers = dict((await conn.execute(sa.select(contacts.c.id, contacts.c.number))).all())
+        assert [numbers[contact] for *_, contact in results] == [f"+44202{cid:05d}" for cid in cids]
+        teams = dict((await conn.execute(sa.select(conversations.c.id, conversations.c.team))).all())
+        assert all(teams[cid] == f"t{cid}" for cid in cids)
+    if not db.is_sqlite:
+        assert db._pipeline.vectors - before >= 6  # notes, the SELECT, UPDATE, DELETE, both INSERTs
+

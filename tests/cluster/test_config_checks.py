@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from chat.config import load_config
 from chat.workers.cluster import config_hash
@@ -119,6 +120,13 @@ async def test_other_scenario_files_are_refused_and_a_killed_cluster_restarts_wi
     assert "same scenario files" in log
 
     await cluster.nodes[0].kill()  # no clean stop: the record lapses presence_ttl_seconds after its last heartbeat
+    client = aioredis.from_url(cluster.redis_url)
+    try:
+        async with asyncio.timeout(10):  # presence_ttl_seconds is 2 here
+            while await client.exists(f"{cluster.redis_prefix}:config"):
+                await asyncio.sleep(0.1)
+    finally:
+        await client.aclose()
     await other_node(cluster, tmp_path, cluster.config_path, cwd=tmp_path / "elsewhere", index=10).start()
 
 
