@@ -44,7 +44,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 from sqlalchemy.sql.util import find_tables
-from sqlalchemy.sql.visitors import replacement_traverse
+from sqlalchemy.sql.visitors import cloned_traverse, iterate, replacement_traverse
 
 from chat.store.fast import _REQUIRED, FastResult, Plans, bind_plan, make_rows, result_shape, values_of
 
@@ -91,11 +91,43 @@ def touch_of(statement) -> Touch:
     if not isinstance(statement, sa.Select | sa.Update | sa.Delete):
         return Touch(_EVERYTHING, (), True, False)
     tables = tuple(sorted({t.name for t in find_tables(statement, include_crud=True) if isinstance(t, sa.Table)}))
+    if isinstance(statement, sa.Select):
+        found = _select_keys(statement)
+        return Touch(tables, (), True, False) if found is None else Touch(tables, tuple(found), False, False)
     equalities = sorted(_equalities(statement.whereclause), key=lambda pair: pair[0])
     if not equalities:
         return Touch(tables, (), True, False)
-    key = (tuple(c for c, _ in equalities), tuple(b for _, b in equalities))
-    return Touch(tables, (key,), False, not isinstance(statement, sa.Select))
+    return Touch(tables, (_key(equalities),), False, True)
+
+
+def _key(equalities: list) -> tuple:
+    return tuple(c for c, _ in equalities), tuple(b for _, b in equalities)
+
+
+def _select_keys(statement: sa.Select) -> list[tuple] | None:
+    """A SELECT's keys: one per SELECT in it (itself, its subqueries) that reads tables, from that one's WHERE;
+    None when one of them reads a table with no key (then: the whole tables)."""
+    keys = []
+    for select in [e for e in iterate(statement) if isinstance(e, sa.Select)]:
+        if not any(isinstance(f, sa.Table) for f in _direct_froms(select)):
+            continue  # reads only subqueries (each a SELECT of its own here) or nothing
+        equalities = sorted(_equalities(select.whereclause), key=lambda pair: pair[0])
+        if not equalities:
+            return None
+        if _key(equalities) not in keys:
+            keys.append(_key(equalities))
+    return keys
+
+
+def _direct_froms(select: sa.Select) -> list:
+    out, todo = [], list(select.get_final_froms())
+    while todo:
+        item = todo.pop()
+        if isinstance(item, sa.Join):
+            todo += [item.left, item.right]
+        else:
+            out.append(item)
+    return out
 
 
 def _unique_sets(table: sa.Table) -> list[tuple[str, ...]]:
@@ -209,11 +241,19 @@ def _vector(statement, compiled, binds: tuple, keys: list[str], dialect) -> Vect
     strip = False
 
     def replaced(clause):
+        """`clause` with the units' parameters as the rows' columns; every SELECT in it correlated to the
+        rows (else SQLAlchemy adds them to a subquery's FROM, and each unit would get every unit's rows)."""
         def swap(element):
             if isinstance(element, BindParameter) and not element.unique and element.key in column:
                 return column[element.key]
             return None
-        return None if clause is None else replacement_traverse(clause, {}, swap)
+
+        def correlate(select) -> None:
+            select._correlate = (*select._correlate, rows)  # noqa: SLF001 - in place, on the clone being made
+
+        if clause is None:
+            return None
+        return cloned_traverse(replacement_traverse(clause, {}, swap), {}, {"select": correlate})
 
     if isinstance(statement, sa.Select):
         inner = replaced(statement).lateral("didchat_q")
