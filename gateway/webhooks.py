@@ -22,10 +22,10 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlparse
 
 from multidict import MultiDict
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, add_port, compare, remove_port
 
 from gateway.fields import (
     MAX_MEDIA,
@@ -107,13 +107,13 @@ def twilio_params(body: bytes) -> MultiDict[str]:
     return MultiDict(parse_qsl(text, keep_blank_values=True))
 
 
-def _utf8_form(body: bytes) -> bool:
-    """Whether a form body reads as UTF-8 throughout, raw and percent-encoded bytes alike."""
+def _form(body: bytes) -> tuple[MultiDict[str], bool]:
+    """The fields as twilio_params reads them, and whether the body was not UTF-8 throughout (raw
+    and percent-encoded bytes alike): one parse when it is, the usual case."""
     try:
-        parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+        return MultiDict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")), False
     except UnicodeDecodeError:
-        return False
-    return True
+        return twilio_params(body), True
 
 
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
@@ -143,7 +143,8 @@ class TwilioWebhook:
 
     def parse_message(self, url: str, body: bytes, headers: Mapping[str, str]) -> InboundSms:
         """Verify and read an incoming message; `url` is the exact public URL Twilio called."""
-        fields = Fields(self.verify(url, body, headers), altered=not _utf8_form(body))
+        params, altered = self._checked(url, body, headers)
+        fields = Fields(params, altered=altered)
         media = _twilio_media(fields)
         return InboundSms(
             connector=self.connector,
@@ -168,15 +169,27 @@ class TwilioWebhook:
 
     def verify(self, url: str, body: bytes, headers: Mapping[str, str]) -> MultiDict[str]:
         """Check X-Twilio-Signature over the URL and the raw body; return the form fields."""
+        return self._checked(url, body, headers)[0]
+
+    def _checked(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[MultiDict[str], bool]:
         signature = header(headers, TWILIO_SIGNATURE_HEADER)
         if not signature:
             raise SignatureError(f"missing header {TWILIO_SIGNATURE_HEADER}")
-        params = twilio_params(body)
-        if not self._validator.validate(url, params, signature):
+        params, altered = _form(body)
+        if not self._signed(url, params, signature):
             raise SignatureError(f"bad {TWILIO_SIGNATURE_HEADER} for {url}")
         if self.account_sid and params.get("AccountSid") != self.account_sid:
             raise SignatureError(f"AccountSid is not connector {self.connector!r}'s account")
-        return params
+        return params, altered
+
+    def _signed(self, url: str, params: MultiDict[str], signature: str) -> bool:
+        """RequestValidator.validate's answer for a form body: the signature of the URL without its port or
+        with it (Twilio signs either). The SDK computes both every time; the second is needed only when the
+        first does not match, and with the port left out (as public_url is written) the first does."""
+        parsed = urlparse(url)
+        if compare(self._validator.compute_signature(remove_port(parsed), params), signature):
+            return True
+        return compare(self._validator.compute_signature(add_port(parsed), params), signature)
 
 
 def _twilio_media(fields: Fields) -> tuple[Media, ...]:

@@ -5,7 +5,9 @@ Rules:
 - /readyz is 200 only while the database answers within READY_TIMEOUT, its schema is at this
   code's Alembic head, and shutdown has not begun; otherwise 503 with every reason. Connectors
   are reported (an SMPP link bound or not) but do not decide readiness: an SMSC that is down
-  is no reason for a load balancer to stop sending us webhooks and agents.
+  is no reason for a load balancer to stop sending us webhooks and agents. With Redis, the
+  cluster is reported too (this node, the other nodes alive, Redis up or what of it fails), and
+  does not decide readiness either: without Redis a node still serves (chat.workers.cluster).
 - /metrics holds no secret and no message content (chat.metrics); it is unauthenticated and
   belongs on an internal network.
 - Once shutdown began, new work is answered 503 with Retry-After (webhooks, new Socket.IO
@@ -27,6 +29,7 @@ from chat.domain.queues import queue_depths
 from chat.metrics import CONTENT_TYPE, LINKS, METRICS, Metrics
 from chat.replies import error
 from chat.store.context import CONFIG, DB
+from chat.workers.cluster import LINK
 from chat.workers.hub import NAMESPACE
 from chat.workers.tasks import STOPPING, Stopping
 
@@ -50,6 +53,8 @@ async def ready(request: web.Request) -> web.Response:
     db = app.get(DB)
     problems += ["starting"] if db is None else await database_problems(db)
     body = {"ok": not problems, "problems": problems, "connectors": connector_states(app)}
+    if (link := app.get(LINK)) is not None:
+        body["cluster"] = link.state()
     return web.json_response(body, status=503 if problems else 200)
 
 

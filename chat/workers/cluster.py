@@ -315,6 +315,11 @@ class Link:
             expires_at = time.time() + self.settings.presence_ttl_seconds
             self.presence.heard(message["node"], _records(message["users"]), expires_at, bool(message["full"]))
 
+    def state(self) -> dict:
+        """What /readyz tells of the cluster: this node, the others alive, and what of Redis fails now."""
+        return {"node": self.node, "redis": "down" if self._down else "up", "failing": sorted(self._down),
+                "other_nodes": self.presence.nodes()}
+
     # -- failures -----------------------------------------------------------------------------
 
     def _failed(self, what: str, err: BaseException) -> None:

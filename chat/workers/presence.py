@@ -132,6 +132,11 @@ class Presence:
     def knows(self, node: str) -> bool:
         return node in self._nodes
 
+    def nodes(self) -> list[str]:
+        """The other nodes heard from within their time to live."""
+        now = self.clock()
+        return sorted(node for node, view in self._nodes.items() if view.expires_at > now)
+
     def _forget_dead(self) -> None:
         now = self.clock()
         for node in [node for node, view in self._nodes.items() if view.expires_at <= now]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 import uuid
 
 import pytest
 import redis.asyncio as aioredis
+import socketio
 import structlog.testing
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
@@ -254,9 +256,33 @@ async def test_a_lost_redis_is_said_once_and_the_link_keeps_trying():
         said = sorted(e["part"] for e in logs if e["event"] == "cluster.redis_unavailable")
         assert said == ["presence", "subscription", "wake"]  # each once, not at every try
         assert node.presence.available(1)  # this node's own agents are still known here
+        state = node.link.state()  # what /readyz tells the operator
+        assert state["redis"] == "down" and state["failing"] == ["presence", "subscription", "wake"]
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await client.aclose()
         await subscriber.aclose()
+
+
+async def test_a_nodes_own_pushes_coming_back_from_redis_are_dropped_and_the_others_kept(monkeypatch):
+    ours, theirs = RedisManager("redis://127.0.0.1:1/0", channel="t"), RedisManager("redis://127.0.0.1:1/0", channel="t")
+    published: list[bytes] = []
+
+    async def publish(data):
+        published.append(ours.json.dumps(data).encode())
+
+    for manager in (ours, theirs):
+        manager._publish = publish
+        manager._handle_emit = lambda message: asyncio.sleep(0)
+    await ours.emit("messages", [{"id": 1}], namespace="/agent", room="user:1")
+    await theirs.emit("messages", [{"id": 2}], namespace="/agent", room="user:1")
+
+    async def channel():
+        for data in published:
+            yield data
+
+    monkeypatch.setattr(socketio.AsyncRedisManager, "_listen", lambda self: channel())  # the channel hands back all
+    heard = [json.loads(data) async for data in ours._listen()]
+    assert [(m["host_id"], m["data"]) for m in heard] == [(theirs.host_id, [[{"id": 2}]])]

@@ -2,6 +2,8 @@
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 from twilio.request_validator import RequestValidator
 
@@ -301,3 +303,31 @@ def test_fields_that_cannot_be_exact_are_refused(hook, change, field):
 def test_status_error_message_is_repaired(hook):
     fields = status_fields("failed", ErrorCode="30008", ErrorMessage="odd\x00")
     assert hook.parse_status(URL, *signed(fields)).error == "30008: odd\ufffd"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fields=st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=20), max_size=8),
+    signed_with_port=st.booleans(),
+    called_with_port=st.booleans(),
+    scheme=st.sampled_from(["https", "http"]),
+    forged=st.booleans(),
+)
+def test_the_signature_check_answers_as_the_twilio_sdk_does(fields, signed_with_port, called_with_port, scheme, forged):
+    # Twilio signs the URL with or without its port; the SDK accepts either. Ours computes the second only
+    # when the first fails: the answer must be the SDK's for every request.
+    port = ":443" if scheme == "https" else ":80"
+    signed_url = f"{scheme}://chat.example.com{port if signed_with_port else ''}/webhooks/twilio/main?x=1"
+    called_url = f"{scheme}://chat.example.com{port if called_with_port else ''}/webhooks/twilio/main?x=1"
+    body = urlencode(fields).encode()
+    signature = RequestValidator(TOKEN).compute_signature(signed_url, twilio_params(body))
+    if forged:
+        signature = signature[:-2] + ("AA" if not signature.endswith("AA") else "BB")
+    expected = RequestValidator(TOKEN).validate(called_url, twilio_params(body), signature)
+    hook = TwilioWebhook("main", TOKEN)
+    try:
+        hook.verify(called_url, body, {"X-Twilio-Signature": signature})
+        answered = True
+    except SignatureError:
+        answered = False
+    assert answered == expected
