@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -100,6 +101,16 @@ class FreshDatabase:
             await admin.close()
         self.url = self.admin_url.rsplit("/", 1)[0] + f"/{self.name}"
         return self.url
+
+    async def checkpoint(self) -> None:
+        """Write out what creating the database (and dropping the last) left to the checkpointer, before the clock:
+        in a run of a second or two that work otherwise lands in the measured window (measured: the server's CPU
+        0.17-0.20 ms a message in 6,000-message runs right after another target, 0.05 in 30,000-message ones)."""
+        admin = await asyncpg.connect(self.plain, timeout=10)
+        try:
+            await admin.execute("CHECKPOINT")
+        finally:
+            await admin.close()
 
     async def drop(self) -> None:
         if self.url is None:
@@ -303,6 +314,8 @@ async def measure(target: Target, bench: Bench, args) -> dict:
         await cluster.create_database()
         await cluster.start(await bench.setup(cluster))
         await bench.connect(cluster)
+        if cluster.database:
+            await cluster.database.checkpoint()
         if args.hold:
             print(f"  node pids {cluster.pids()}; starting in {args.hold:g}s (attach a profiler now)", flush=True)
             await asyncio.sleep(args.hold)
@@ -322,8 +335,15 @@ async def measure(target: Target, bench: Bench, args) -> dict:
 
 
 def measure_all(make_bench, args) -> list[dict]:
-    """Every target in turn, each on its own event loop, cluster and database."""
-    return [asyncio.run(measure(t, make_bench(t, args), args)) for t in targets(args.database_urls, args.nodes)]
+    """Every target in turn, each on its own event loop, cluster and database, each on a clean disk:
+    what one target left unwritten (a SQLite file's pages) is written out before the next starts.
+    Else the kernel writes it during the next target's commits: PostgreSQL after SQLite measured
+    3,600 msg/s at 0.17 ms of server CPU a message, before it (or after a sync) 5,200 at 0.05."""
+    results = []
+    for target in targets(args.database_urls, args.nodes):
+        os.sync()
+        results.append(asyncio.run(measure(target, make_bench(target, args), args)))
+    return results
 
 
 def run_line(r: dict) -> str:

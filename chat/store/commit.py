@@ -79,7 +79,10 @@ class GroupCommit:
             await self._commit([item])
 
     async def _transaction(self, units: list[Unit]) -> list:
-        return await self.db.write_all(units)
+        return await self.db.write_all(units, more=self._waiting)
+
+    def _waiting(self) -> bool:
+        return not self._queue.empty()
 
 
 def _settle_all(batch: list[Item], error: BaseException) -> None:

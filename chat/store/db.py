@@ -28,7 +28,7 @@ from typing import overload
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from chat.store.fast import Plans, build, run
 from chat.store.pipeline import Pipeline
@@ -67,6 +67,7 @@ class Database:
         self._writer_conn: sa.Connection | None = None
         self._inline: InlineConnection | None = None
         self._pipeline = None if self.is_sqlite else Pipeline(self.engine.dialect)
+        self._held: tuple[AsyncConnection, AsyncTransaction] | None = None  # PostgreSQL: begun for the next batch
         file = self.url.database if self.is_sqlite and self.url.database not in (None, "", ":memory:") else None
         self._checkpointer = Checkpointer(file) if file else None
 
@@ -76,8 +77,9 @@ class Database:
             # tables had then, and kept; with autovacuum off nothing replaces it. Made while a table was
             # small it scanned it whole for ever after: SMPP ingest fell from 8,000 to 671 msg/s in one
             # 30,000-message run (bench/README.md, "PostgreSQL's share"). Planning per execution costs
-            # ~0.01 ms a message over arrays.
-            return create_async_engine(self.url, pool_size=10, max_overflow=10,
+            # ~0.01 ms a message over arrays. LIFO: the batches keep to the connection used last, whose
+            # statements are prepared and whose server process is warm, rather than going round all ten.
+            return create_async_engine(self.url, pool_size=10, max_overflow=10, pool_use_lifo=True,
                                        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}})
         if self.url.database and self.url.database != ":memory:":
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -94,8 +96,9 @@ class Database:
         sa.event.listen(engine, "begin", _sqlite_writer_on_begin)
         return engine
 
-    async def write_all(self, units: Sequence[Callable[[object], Awaitable]]) -> list:
-        """Run write units in one transaction; their results, once committed.
+    async def write_all(self, units: Sequence[Callable[[object], Awaitable]], more: Callable[[], bool] | None = None) -> list:
+        """Run write units in one transaction; their results, once committed. `more()`, asked at the
+        commit, says another batch waits (PostgreSQL then begins its transaction with this commit).
 
         On SQLite the batch runs right here, in the event loop's thread, on the fast path
         (chat.store.fast): a batch of 50 inbound messages takes ~3 ms. Handing it to a writer
@@ -105,20 +108,38 @@ class Database:
         process fails the batch (the callers answer "try again") instead of stalling the loop.
         """
         if self._pipeline is not None:
-            return await self._write_pipelined(units)
+            return await self._write_pipelined(units, more)
         assert self._write_lock is not None  # SQLite has one
         async with self._write_lock:
             return self._write_sync(units)
 
-    async def _write_pipelined(self, units) -> list:
+    async def _write_pipelined(self, units, more: Callable[[], bool] | None) -> list:
         """PostgreSQL: the batch's statements in few round trips (chat.store.pipeline), rerun on a
-        deadlock or serialization failure, so no caller ever sees one."""
+        deadlock or serialization failure, so no caller ever sees one.
+
+        When another batch waits at the commit, the commit and the next batch's BEGIN go in one
+        round trip ("COMMIT; BEGIN": a batch of inbound messages is then four trips, not five) and
+        the connection is kept for it; otherwise it goes back to the pool, no transaction open."""
         assert self._pipeline is not None  # PostgreSQL has one
         for attempt in range(1, RETRIES + 1):
             try:
-                async with self.engine.connect() as conn:
-                    async with conn.begin():
-                        return await self._pipeline.run(conn, units)
+                conn, trans = self._held or (None, None)
+                self._held = None
+                if conn is None or trans is None:
+                    conn = await self.engine.connect()
+                    trans = await conn.begin()
+                try:
+                    results = await self._pipeline.run(conn, units)
+                    if more is not None and more():
+                        await self._pipeline.commit_and_begin(conn)
+                        self._held = (conn, trans)
+                    else:
+                        await trans.commit()
+                        await conn.close()
+                except BaseException:
+                    await _discard(conn, trans)
+                    raise
+                return results
             except Exception as err:
                 sqlstate = getattr(getattr(err, "orig", None), "sqlstate", None)
                 if sqlstate not in RETRYABLE or attempt == RETRIES:
@@ -163,6 +184,9 @@ class Database:
                 yield conn
 
     async def dispose(self) -> None:
+        if self._held is not None:
+            await _discard(*self._held)
+            self._held = None
         await self.engine.dispose()
         if self._sync_engine is not None:
             if self._writer_conn is not None:
@@ -170,6 +194,14 @@ class Database:
             self._sync_engine.dispose()
         if self._checkpointer is not None:
             self._checkpointer.stop()
+
+
+async def _discard(conn: AsyncConnection, trans: AsyncTransaction) -> None:
+    """Roll back and give the connection back; a connection that is broken is dropped by the pool."""
+    with contextlib.suppress(Exception):
+        await trans.rollback()
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 class InlineConnection:

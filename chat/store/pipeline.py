@@ -405,6 +405,14 @@ class Pipeline:
         self.round_trips = 0  # statements' trips to the server so far (BEGIN and COMMIT aside)
         self.vectors = 0  # of those, statements run once over several units' arrays
 
+    async def commit_and_begin(self, conn: AsyncConnection) -> None:
+        """Commit the open transaction and begin the next in one round trip (one simple query)."""
+        adapted: Any = (await conn.get_raw_connection()).dbapi_connection
+        try:
+            await adapted.driver_connection.execute("COMMIT; BEGIN ISOLATION LEVEL READ COMMITTED")
+        except Exception as err:  # noqa: BLE001 - raised as SQLAlchemy would raise it
+            raise _translated(conn, adapted, err, "COMMIT; BEGIN") from err
+
     async def run(self, conn: AsyncConnection, units) -> list:
         """Run `units` in `conn`'s open transaction; their results in order."""
         raw = await conn.get_raw_connection()
@@ -492,14 +500,19 @@ class _Batch:
         return [plan.result(rows) for rows in raw]
 
     def _translated(self, err: Exception, sql: str) -> Exception:
-        dbapi = self.conn.dialect.loaded_dbapi
-        try:
-            self.adapted._handle_exception(err)  # noqa: SLF001 - the dialect's own translation of asyncpg's errors
-        except dbapi.Error as translated:
-            return sa.exc.DBAPIError.instance(sql, None, translated, dbapi.Error, hide_parameters=True)
-        except Exception as other:  # noqa: BLE001 - not the driver's: as it is
-            return other
-        return err
+        return _translated(self.conn, self.adapted, err, sql)
+
+
+def _translated(conn: AsyncConnection, adapted, err: Exception, sql: str) -> Exception:
+    """A driver's error as SQLAlchemy raises it (with its SQLSTATE), parameters hidden."""
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        adapted._handle_exception(err)  # noqa: SLF001 - the dialect's own translation of asyncpg's errors
+    except dbapi.Error as translated:
+        return sa.exc.DBAPIError.instance(sql, None, translated, dbapi.Error, hide_parameters=True)
+    except Exception as other:  # noqa: BLE001 - not the driver's: as it is
+        return other
+    return err
 
 
 def _in_key_order(plan: Plan, members: list[int], reqs: list[_Request]) -> list[int]:

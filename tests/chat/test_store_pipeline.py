@@ -199,3 +199,23 @@ async def test_a_batch_answers_each_unit_as_if_it_ran_alone(db):
     if not db.is_sqlite:
         assert db._pipeline.vectors - before >= 6  # notes, the SELECT, UPDATE, DELETE, both INSERTs
 
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.postgres
+async def test_back_to_back_batches_commit_all_and_leave_no_transaction_open(db):
+    # While more units wait, a batch's COMMIT and the next one's BEGIN go in one round trip and the
+    # connection is kept; once the queue drains, nothing may be left open on the server.
+    cids = await conversations_of(db, 20)
+    commit = GroupCommit(db, max_batch=16)  # 300 units: many batches, most with more waiting
+    try:
+        seqs = await asyncio.gather(*(commit.run(partial(note, cid=cids[i % 20], text=f"b{i}")) for i in range(300)))
+    finally:
+        await commit.close()
+    assert seqs == [i // 20 + 1 for i in range(300)]  # each conversation numbered in the order sent
+    async with db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(messages)) == 300
+        open_elsewhere = await conn.scalar(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"))
+    assert open_elsewhere == 0
