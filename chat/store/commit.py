@@ -7,8 +7,10 @@ its own caller; deadlocks and serialization failures never reach a caller (the s
 batch again: chat.store.db). One batch at a time, also on PostgreSQL: two or three batches in
 flight gave no more messages a second (bench/README.md, "PostgreSQL's share": the batch's rounds
 wait on this event loop, which overlapping batches share) and smaller batches cost more a
-message. A report parked beside the send that names its id, which a batch in flight beside its
-own or another node can cause, is applied by the receipts sweep (chat.domain.statuses).
+message. While more units wait, the store begins the next batch's transaction with this one's
+commit (`more`: one round trip for both, chat.store.db). A report parked beside the send that
+names its id, which a batch in flight beside its own or another node can cause, is applied by
+the receipts sweep (chat.domain.statuses).
 """
 from __future__ import annotations
 

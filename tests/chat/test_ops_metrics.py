@@ -56,7 +56,10 @@ async def test_metrics_count_an_sms_a_duplicate_a_refusal_and_a_reply(didchat_se
     sent = await alice.call("send", reply)
     assert sent["ok"], sent
     await didchat_server.twilio_api.wait_for_requests(2, timeout=10)
-    samples = await scrape_until(didchat_server, lambda s: sent_by(s, "tw"))
+    # The scrape reads the queues' depth, then renders: one scrape may show the send counted and the
+    # depth read just before its commit. Wait for the depth too (it must come down to 0).
+    samples = await scrape_until(didchat_server, lambda s: sent_by(s, "tw")
+                                 and value(s, "didchat_queue_depth", queue="outbox") == 0)
     assert value(samples, "didchat_outbound_messages_total", connector="tw", outcome="retried") == 1
     assert value(samples, "didchat_outbound_messages_total", connector="tw", outcome="sent") == 1
     assert value(samples, "didchat_agents_connected", presence="ready") == 1
