@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
+from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.sql.util import find_tables
 from sqlalchemy.sql.visitors import cloned_traverse, iterate, replacement_traverse
 
@@ -146,6 +147,8 @@ def _equalities(clause) -> list[tuple[str, tuple[str | None, object]]]:
         if isinstance(column, sa.Column) and isinstance(column.table, sa.Table) and isinstance(bind, BindParameter):
             own = None if bind.required else bind.effective_value
             return [(f"{column.table.name}.{column.key}", (bind.key, own))]
+        if isinstance(column, sa.Column) and isinstance(bind, ScalarSelect) and isinstance(bind.element, sa.Select):
+            return _equalities(bind.element.whereclause)  # `col = (SELECT ... WHERE key = :x)`: keyed by :x
     return []
 
 
