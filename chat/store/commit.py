@@ -4,13 +4,14 @@ Rules: a unit is a coroutine function of an open connection that awaits nothing 
 run again; its result is handed back only after the transaction that ran it has committed
 (invariant 1). If a batch fails, each of its units runs again alone, so one bad unit fails only
 its own caller; deadlocks and serialization failures never reach a caller (the store runs the
-batch again: chat.store.db). One batch at a time, also on PostgreSQL: two or three batches in
-flight gave no more messages a second (bench/README.md, "PostgreSQL's share": the batch's rounds
-wait on this event loop, which overlapping batches share) and smaller batches cost more a
-message. While more units wait, the store begins the next batch's transaction with this one's
-commit (`more`: one round trip for both, chat.store.db). A report parked beside the send that
-names its id, which a batch in flight beside its own or another node can cause, is applied by
-the receipts sweep (chat.domain.statuses).
+batch again: chat.store.db). One batch at a time, also on PostgreSQL: batches side by side
+number a conversation's messages out of the order they were handed in (a later unit's batch can
+reach the conversation's row first), and two or three in flight gave no more messages a second
+(bench/README.md, "PostgreSQL's share": their rounds wait on this one event loop). While more
+units wait, the store begins the next batch's transaction with this one's commit (`more`: one
+round trip for both, chat.store.db). A report parked beside the send that names its id, which
+another node's transaction beside its own can cause, is applied by the receipts sweep
+(chat.domain.statuses).
 """
 from __future__ import annotations
 

@@ -40,14 +40,14 @@ from operator import eq
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.sql.util import find_tables
-from sqlalchemy.sql.visitors import cloned_traverse, iterate, replacement_traverse
+from sqlalchemy.sql.visitors import iterate
 
-from chat.store.fast import _REQUIRED, FastResult, Plans, bind_plan, make_rows, result_shape, values_of
+from chat.store.fast import FastResult, Plans, bind_plan, make_rows, result_shape, values_of
+from chat.store.vector import Vector, vector_of
 
 _EVERYTHING = None  # Touch.tables of a statement we cannot read: it conflicts with every other unit
 
@@ -164,7 +164,7 @@ class Plan:
     hidden: bool  # RETURNING added here (its primary key): the unit sees no rows, only rowcount and inserted_primary_key
     insert: bool
     touch: Touch
-    vector: Vector | None = None  # the same statement over arrays, for several units at once
+    vector: Vector | None = None  # the same statement over arrays, for several units at once (chat.store.vector)
 
     def result(self, raw: list) -> FastResult:
         if self.hidden:
@@ -186,136 +186,8 @@ def build(statement, keys: list[str], dialect) -> Plan | None:
     if binds is None or shape is None:
         return None
     tagged = f"WITH didchat_rows AS ({compiled.string}) SELECT ${len(binds) + 1}::int4, didchat_rows.* FROM didchat_rows"
-    vector = _vector(runs, compiled, binds, keys, dialect)
+    vector = vector_of(runs, compiled, binds, keys, dialect)
     return Plan(compiled.string, tagged, binds, *shape, hidden, isinstance(statement, sa.Insert), touch, vector)
-
-
-@dataclass(frozen=True)
-class Vector:
-    """A plan's statement over arrays: each unit one row of `unnest(...) WITH ORDINALITY`."""
-
-    sql: str
-    args: tuple[tuple[bool, Any], ...]  # per $n: (True, the plan's bind index: an array of it) or (False, a constant)
-    match: tuple[int, ...] | None  # an INSERT: the primary key's columns in its rows; None: rows open with the ordinal
-    given: tuple[int, ...] | None  # an INSERT given its primary key: those columns' bind indexes (else rows in key order)
-    strip: bool  # the last column is a primary key added to match rows: the unit does not see it
-
-    def arguments(self, values: list[list]) -> list:
-        """The statement's arguments for these units' bind values: arrays, and constants as they are."""
-        return [[v[at] for v in values] if array else at for array, at in self.args]
-
-    def split(self, records, values: list[list]) -> list[list[tuple]]:
-        """The vector statement's rows, as each unit's own rows (`values`: the units' bind values)."""
-        if self.match is None:
-            raw: list[list[tuple]] = [[] for _ in values]
-            for record in records:
-                raw[record[0] - 1].append(tuple(record)[1:])
-            return raw
-        rows = [tuple(r) for r in records]
-        if len(rows) != len(values):
-            raise RuntimeError(f"an INSERT of {len(values)} rows returned {len(rows)}")
-        match = self.match
-
-        def key(row: tuple) -> tuple:
-            return tuple(row[c] for c in match)
-
-        if self.given is None:
-            rows.sort(key=key)  # the keys a sequence gave, in the order the rows went in
-        else:
-            by_key = {key(row): row for row in rows}
-            try:
-                rows = [by_key[tuple(v[i] for i in self.given)] for v in values]
-            except KeyError as missing:
-                raise RuntimeError(f"an INSERT returned no row for primary key {missing}") from None
-        return [[row[:-1] if self.strip else row] for row in rows]
-
-
-def _vector(statement, compiled, binds: tuple, keys: list[str], dialect) -> Vector | None:
-    """`statement` over arrays of its parameters; None where that would not be the same statement."""
-    arrays = [i for i, (_, own, _) in enumerate(binds) if own is _REQUIRED]
-    if not arrays:
-        return None
-    types = {i: compiled.binds[binds[i][0]].type for i in arrays}
-    rows = sa.func.unnest(*[sa.bindparam(f"didchat_a{i}", type_=ARRAY(types[i])) for i in arrays]).table_valued(
-        *[sa.column(f"didchat_p{i}", types[i]) for i in arrays], with_ordinality="didchat_n",
-    ).render_derived(name="didchat_in")
-    column = {binds[i][0]: rows.c[f"didchat_p{i}"] for i in arrays}
-    match = given = None
-    strip = False
-
-    def replaced(clause):
-        """`clause` with the units' parameters as the rows' columns; every SELECT in it correlated to the
-        rows (else SQLAlchemy adds them to a subquery's FROM, and each unit would get every unit's rows)."""
-        def swap(element):
-            if isinstance(element, BindParameter) and not element.unique and element.key in column:
-                return column[element.key]
-            return None
-
-        def correlate(select) -> None:
-            select._correlate = (*select._correlate, rows)  # noqa: SLF001 - in place, on the clone being made
-
-        if clause is None:
-            return None
-        return cloned_traverse(replacement_traverse(clause, {}, swap), {}, {"select": correlate})
-
-    if isinstance(statement, sa.Select):
-        inner = replaced(statement).lateral("didchat_q")
-        vector: Any = sa.select(rows.c.didchat_n, *inner.c).select_from(rows.join(inner, sa.true()))
-    elif isinstance(statement, sa.Update | sa.Delete):
-        table = statement.table
-        if not isinstance(table, sa.Table) or len(statement._returning) == 0:  # noqa: SLF001 - build() adds one
-            return None
-        if isinstance(statement, sa.Update):
-            sets = {key: replaced(value) for key, value in (statement._values or {}).items()}  # noqa: SLF001
-            sets |= {c.key: column[c.key] for c in table.c if c.key in keys and c.key not in sets and c.key in column}
-            vector = sa.update(table).values(sets)
-        else:
-            vector = sa.delete(table)
-        vector = vector.where(replaced(statement.whereclause)).returning(rows.c.didchat_n, *statement._returning)  # noqa: SLF001
-    elif isinstance(statement, sa.Insert) and not statement._post_values_clause:  # noqa: SLF001 - no ON CONFLICT
-        if not isinstance(statement.table, sa.Table):
-            return None
-        table = statement.table
-        names = [c.key for c in table.c if c.key in keys]
-        pk = list(table.primary_key.columns)
-        if not pk or any(n not in column for n in names):
-            return None
-        returning = list(statement._returning)  # noqa: SLF001
-        if any(c not in returning for c in pk):
-            if len(pk) != 1:
-                return None
-            returning, strip = [*returning, pk[0]], True
-        match = tuple(returning.index(c) for c in pk)
-        if all(c.key in names for c in pk):
-            given = tuple(next(i for i in arrays if binds[i][0] == c.key) for c in pk)
-        elif not (len(pk) == 1 and pk[0] is table.autoincrement_column):
-            return None
-        select = sa.select(*[column[n] for n in names]).order_by(rows.c.didchat_n)
-        vector = sa.insert(table).from_select(names, select).returning(*returning)
-    else:
-        return None
-    return _compiled_vector(vector, dialect, len(compiled._result_columns), match, given, strip)  # noqa: SLF001
-
-
-def _compiled_vector(vector, dialect, columns: int, match, given, strip) -> Vector | None:
-    try:
-        compiled = vector.compile(dialect=dialect)
-    except sa.exc.CompileError:  # a parameter of no known type has no array type: one by one, then
-        return None
-    args: list[tuple[bool, Any]] = []
-    procs = compiled._bind_processors  # noqa: SLF001
-    for name in compiled.positiontup or ():
-        bind = compiled.binds[name]
-        if name.startswith("didchat_a"):
-            args.append((True, int(name.removeprefix("didchat_a"))))
-        elif bind.required or bind.expanding:
-            return None  # a parameter the replacement missed: the units' values would not reach it
-        else:
-            proc = procs.get(name)
-            args.append((False, bind.effective_value if proc is None else proc(bind.effective_value)))
-    if len(compiled._result_columns) != columns + (match is None) + strip:  # noqa: SLF001 - the shape the units expect
-        return None
-    return Vector(compiled.string, tuple(args), match, given, strip)
 
 
 class _Request:
