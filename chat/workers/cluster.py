@@ -276,7 +276,8 @@ class Link:
         while True:
             pubsub = self.subscriber.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(*self.channels.values())
+                async with asyncio.timeout(CONNECT_SECONDS):  # the subscriber has no read timeout: a subscription waits
+                    await pubsub.subscribe(*self.channels.values())
                 self.subscribed.set()
                 self._passed("subscription")
                 pause = 0.5
@@ -287,7 +288,8 @@ class Link:
                 pause = min(pause * 2, 10.0)
             finally:
                 with contextlib.suppress(*LINK_ERRORS):
-                    await pubsub.aclose()
+                    async with asyncio.timeout(CONNECT_SECONDS):  # a stop never waits on a stalled Redis
+                        await pubsub.aclose()
 
     async def _hear(self, pubsub) -> None:
         silent = self.settings.heartbeat_seconds * SILENT_BEATS + CONNECT_SECONDS  # our own heartbeats come back too
