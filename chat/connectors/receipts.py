@@ -5,7 +5,6 @@ RESCUE_SECONDS and their status pushed."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 from functools import partial
 
@@ -17,6 +16,7 @@ from chat.domain.statuses import EXPIRE_BATCH, STRANDED_BATCH, apply_stranded, e
 from chat.store import utcnow
 from chat.store.context import COMMIT, DB
 from chat.workers.routing import ROUTER
+from chat.workers.tasks import running
 
 log = structlog.get_logger()
 SWEEP_SECONDS = 300  # the longest pause between sweeps (shorter for a shorter expiry)
@@ -69,14 +69,8 @@ async def rescue_forever(app: web.Application) -> None:
 
 
 async def _sweeping(app: web.Application, keep: timedelta):
-    tasks = [asyncio.create_task(sweep_forever(app, keep), name="status-expiry"),
-             asyncio.create_task(rescue_forever(app), name="status-rescue")]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with running(sweep_forever(app, keep), "status-expiry"), running(rescue_forever(app), "status-rescue"):
+        yield
 
 
 def setup(app: web.Application, config: Config) -> None:
