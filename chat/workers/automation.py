@@ -32,7 +32,7 @@ from chat.workers.hub import HUB, Hub
 from chat.workers.presence import PRESENCE, Presence
 from chat.workers.routing import ROUTER, Router
 from chat.workers.scenario_files import ScenarioFiles
-from chat.workers.tasks import cancel
+from chat.workers.tasks import cancel, wait_set
 from chat.workers.wake import CRM, OUTBOX, TIMERS, WAKE, Wake
 from scenarios import CallResult, Route, Scenario, Timeout, Trigger, classify
 from scenarios.steps import HttpStep, WaitStep
@@ -168,10 +168,7 @@ class Automation:
                 pause = await self._next_due()
             except Exception:  # noqa: BLE001 - tried again after the pause
                 log.exception("scenario.timers_failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), pause)
-            except TimeoutError:
-                pass
+            await wait_set(self._wake, pause)
 
     async def _next_due(self) -> float:
         async with self.db.read() as conn:

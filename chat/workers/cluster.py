@@ -47,7 +47,7 @@ from chat.workers.hub import HUB
 from chat.workers.presence import PRESENCE, Presence, Record
 from chat.workers.rooms import IndexedRooms, LocalManager
 from chat.workers.scenario_files import path_of
-from chat.workers.tasks import running
+from chat.workers.tasks import cancel, forever, running
 from chat.workers.wake import WAKE, Wake
 
 log = structlog.get_logger()
@@ -177,7 +177,8 @@ class Link:
             if theirs is not None and theirs != mine:
                 raise Refused(self._differs())
         await self._beat()
-        await asyncio.wait_for(self.subscribed.wait(), CONNECT_SECONDS)
+        async with asyncio.timeout(CONNECT_SECONDS):
+            await self.subscribed.wait()
         await self._read_nodes()
         log.info("cluster.joined", node=self.node, prefix=self.settings.redis_prefix)
 
@@ -214,7 +215,7 @@ class Link:
     async def tell_presence(self) -> None:
         """Publish each presence change at once, and everything every heartbeat; one task, so in order."""
         beat_at = time.monotonic() + self.settings.heartbeat_seconds
-        while True:
+        for _ in forever():
             changed = await self.presence.changes(max(0.0, beat_at - time.monotonic()))
             try:
                 if time.monotonic() >= beat_at:
@@ -257,7 +258,7 @@ class Link:
 
     async def tell_wakes(self) -> None:
         """Publish every topic woken here (a burst of one topic once)."""
-        while True:
+        for _ in forever():
             topics = await self.wake.outgoing()
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
@@ -273,7 +274,7 @@ class Link:
     async def listen(self) -> None:
         """Hear the other nodes; reopen the subscription when it breaks or goes silent."""
         pause = 0.5
-        while True:
+        for _ in forever():
             pubsub = self.subscriber.pubsub(ignore_subscribe_messages=True)
             try:
                 async with asyncio.timeout(CONNECT_SECONDS):  # the subscriber has no read timeout: a subscription waits
@@ -294,7 +295,7 @@ class Link:
     async def _hear(self, pubsub) -> None:
         silent = self.settings.heartbeat_seconds * SILENT_BEATS + CONNECT_SECONDS  # our own heartbeats come back too
         heard_at = time.monotonic()
-        while True:
+        for _ in forever():
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is None:
                 if time.monotonic() - heard_at > silent:
@@ -391,8 +392,7 @@ async def _stop_pushes(app: web.Application) -> None:
     manager = app[HUB].sio.manager
     task = getattr(manager, "thread", None)
     if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel([task])  # bounded: python-socketio's listener loops over redis-py too
     if getattr(manager, "redis", None) is not None:
         with contextlib.suppress(*LINK_ERRORS):
             await manager.redis.aclose()

@@ -8,7 +8,6 @@ key sees it exactly once.
 """
 from __future__ import annotations
 
-import asyncio
 import random
 from functools import partial
 
@@ -22,7 +21,7 @@ from chat.domain.crm_outbox import claim_due, done, next_due, release_claims, re
 from chat.store import Database, as_utc, utcnow
 from chat.store.context import COMMIT, CONFIG, DB
 from chat.store.lease import holder_name
-from chat.workers.tasks import running
+from chat.workers.tasks import running, wait_set
 from chat.workers.wake import CRM, WAKE, Wake
 
 log = structlog.get_logger()
@@ -52,10 +51,7 @@ class CrmOutbox:
             except Exception as err:  # noqa: BLE001 - a database outage must not end the worker
                 log.warning("crm.scan_failed", error=type(err).__name__)
                 pause = SCAN_RETRY_SECONDS
-            try:
-                await asyncio.wait_for(self._wake.wait(), min(pause, self._max_pause))
-            except TimeoutError:
-                pass
+            await wait_set(self._wake, min(pause, self._max_pause))
 
     async def _round(self) -> float:
         """Claim what is due and post it; how long until the next row may be claimed."""

@@ -38,7 +38,7 @@ from chat.store.commit import GroupCommit
 from chat.store.context import COMMIT, CONFIG, DB
 from chat.store.lease import holder_name
 from chat.workers.routing import ROUTER, Router
-from chat.workers.tasks import STOPPING, cancel
+from chat.workers.tasks import STOPPING, cancel, wait_set
 from chat.workers.wake import OUTBOX, WAKE, Wake
 from gateway import OutboundSms, Sender, SendError, SendResult
 
@@ -175,10 +175,7 @@ class Outbox:
 
     async def _sleep(self, seconds: float | None) -> None:
         timeout = self._max_pause if seconds is None else min(seconds, self._max_pause)
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-        except TimeoutError:
-            pass
+        await wait_set(self._wake, timeout)
 
     async def _next_due(self, blocked: tuple[str, ...]) -> float | None:
         """Seconds until a head may be claimed (0 or less: now), or None when the outbox is empty."""

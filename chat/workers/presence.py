@@ -15,11 +15,12 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from chat.workers.tasks import wait_set
 
 READY, NOT_READY, OFFLINE = "ready", "not_ready", "offline"
 CHOICES = (READY, NOT_READY)
@@ -110,8 +111,7 @@ class Presence:
         """This node's agents whose record changed since the last call; waits up to `timeout` for one."""
         if not self._changed:
             self._change.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._change.wait(), timeout)
+            await wait_set(self._change, timeout)
         changed, self._changed = self._changed, set()
         return {uid: self._seen[uid].record() for uid in changed}
 

@@ -256,8 +256,7 @@ class SmppClient:
             left = None if deadline is None else deadline - loop.time()
             if left is not None and left <= 0:
                 return False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), left)
+            await _wait_set(self._changed, left)
         return True
 
     async def wait_bound(self, timeout: float | None = None) -> bool:
@@ -374,8 +373,7 @@ class SmppClient:
             if delay == 0:
                 self._send_next(link)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), delay)
+            await _wait_set(changed, delay)
 
     def _send_delay(self, link: _Link) -> float | None:
         """0 to send now, seconds to wait, or None to wait for a change."""
@@ -433,7 +431,8 @@ class SmppClient:
             await asyncio.wait(answering, timeout=max(left(), 0.001))
         unbinds = asyncio.gather(*(link.unbind() for link in links), return_exceptions=True)
         try:
-            await asyncio.wait_for(unbinds, max(left(), 0.05))
+            async with asyncio.timeout(max(left(), 0.05)):
+                await unbinds
         except TimeoutError:
             for link in links:
                 link.close("shutdown budget spent")
@@ -443,3 +442,11 @@ class SmppClient:
             watcher.cancel()
         await asyncio.gather(*self._keepers, *self._watchers, return_exceptions=True)
         self._log.info("smpp.stopped")
+
+
+async def _wait_set(event: asyncio.Event, timeout: float | None) -> None:
+    """Wait up to `timeout` for `event`. Not asyncio.wait_for: on Python 3.11 it loses a cancel that
+    lands as the event is set (cpython gh-86296), and the send loop would outlive its link."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()

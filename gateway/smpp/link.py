@@ -79,7 +79,8 @@ class _Link:
     async def run(self) -> bool:
         """Connect, bind and serve until the link ends; True if it got bound."""
         s = self.settings
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port), s.response_timeout)
+        async with asyncio.timeout(s.response_timeout):  # not wait_for: on 3.11 it can lose a cancel (gh-86296)
+            reader, writer = await asyncio.open_connection(s.host, s.port)
         self.writer = writer
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -96,10 +97,10 @@ class _Link:
             return True
         finally:
             self.close("link ended")
+            self.client._link_lost(self)  # before any await: a stop that cancels this task still sees it gone
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            self.client._link_lost(self)
 
     async def _bind(self) -> bool:
         """Send the bind and wait for its fate; the session moved the state as the answer was read."""
@@ -229,7 +230,8 @@ class _Link:
             answer = asyncio.get_running_loop().create_future()
             self.request("unbind", partial(_settled, answer))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(answer, self.settings.response_timeout)
+                async with asyncio.timeout(self.settings.response_timeout):
+                    await answer
         self.close("unbound")
 
 
