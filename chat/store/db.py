@@ -118,7 +118,7 @@ class Database:
         deadlock or serialization failure, so no caller ever sees one.
 
         When another batch waits at the commit, the commit and the next batch's BEGIN go in one
-        round trip ("COMMIT; BEGIN": a batch of inbound messages is then four trips, not five) and
+        round trip ("COMMIT; BEGIN": a batch of inbound messages is then three trips, not four) and
         the connection is kept for it; otherwise it goes back to the pool, no transaction open."""
         assert self._pipeline is not None  # PostgreSQL has one
         for attempt in range(1, RETRIES + 1):

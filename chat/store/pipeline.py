@@ -47,7 +47,7 @@ from sqlalchemy.sql.util import find_tables
 from sqlalchemy.sql.visitors import iterate
 
 from chat.store.fast import FastResult, Plans, bind_plan, make_rows, result_shape, values_of
-from chat.store.vector import Vector, vector_of
+from chat.store.vector import Vector, update_cte, vector_of
 
 _EVERYTHING = None  # Touch.tables of a statement we cannot read: it conflicts with every other unit
 
@@ -87,8 +87,16 @@ def touch_of(statement) -> Touch:
     if isinstance(statement, sa.Insert):
         table = statement.table
         sets = _unique_sets(table) if isinstance(table, sa.Table) else []
-        keys = tuple((cols, tuple((c, None) for c in cols)) for cols in sets)
-        return Touch((table.name,), tuple((tuple(f"{table.name}.{c}" for c in cols), b) for cols, b in keys), False, False)
+        cte = update_cte(statement)
+        bound = {c: c for cols in sets for c in cols} if cte is None else _select_binds(statement)
+        keys = tuple((tuple(f"{table.name}.{c}" for c in cols), tuple((bound[c], None) for c in cols))
+                     for cols in sets if all(c in bound for c in cols))
+        if cte is None:
+            return Touch((table.name,), keys, False, False)
+        updated = touch_of(cte.element)  # INSERT ... SELECT FROM (UPDATE ... RETURNING): its rows too, first (lock order)
+        if updated.whole:
+            return Touch(_EVERYTHING, (), True, False)
+        return Touch(tuple(sorted({table.name, *(updated.tables or ())})), updated.keys + keys, False, True)
     if not isinstance(statement, sa.Select | sa.Update | sa.Delete):
         return Touch(_EVERYTHING, (), True, False)
     tables = tuple(sorted({t.name for t in find_tables(statement, include_crud=True) if isinstance(t, sa.Table)}))
@@ -99,6 +107,14 @@ def touch_of(statement) -> Touch:
     if not equalities:
         return Touch(tables, (), True, False)
     return Touch(tables, (_key(equalities),), False, True)
+
+
+def _select_binds(statement: sa.Insert) -> dict[str, str]:
+    """An INSERT ... SELECT's columns given as parameters: column -> parameter name."""
+    if statement.select is None:
+        return {}
+    picked = [getattr(c, "element", c) for c in statement.select.selected_columns]
+    return {name: c.key for name, c in zip(statement._select_names or (), picked) if isinstance(c, BindParameter)}  # noqa: SLF001
 
 
 def _key(equalities: list) -> tuple:
@@ -187,6 +203,8 @@ def build(statement, keys: list[str], dialect) -> Plan | None:
         return None
     tagged = f"WITH didchat_rows AS ({compiled.string}) SELECT ${len(binds) + 1}::int4, didchat_rows.* FROM didchat_rows"
     vector = vector_of(runs, compiled, binds, keys, dialect)
+    if vector is None and isinstance(statement, sa.Insert) and update_cte(statement) is not None:
+        return None  # its UPDATE cannot go in a WITH of ours (PostgreSQL wants it at the top): SQLAlchemy runs it
     return Plan(compiled.string, tagged, binds, *shape, hidden, isinstance(statement, sa.Insert), touch, vector)
 
 
@@ -207,6 +225,8 @@ class _Request:
 
 class PipeConnection:
     """What units see: the awaitable surface of AsyncConnection that they use."""
+
+    updates_in_with = True  # PostgreSQL: a statement may INSERT from an UPDATE ... RETURNING in its WITH
 
     def execute(self, statement, parameters=None):
         return _Request(statement, parameters, "execute")

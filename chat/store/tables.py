@@ -106,7 +106,7 @@ messages = sa.Table(
     sa.UniqueConstraint("connector", "provider_id"),
     sa.UniqueConstraint("user_id", "client_id"),
     sa.Index("ix_messages_updated", "conversation_id", "updated_at"),
-    sa.Index("ix_messages_fingerprint", "connector", "fingerprint", "created_at"),
+    sa.Index("ix_messages_fingerprint", "fingerprint", "connector", "created_at"),  # fingerprint first: migration 0010
 )
 
 smpp_parts = sa.Table(

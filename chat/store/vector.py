@@ -5,7 +5,10 @@ vector form is built from the statement's SQLAlchemy form, never from its text: 
 parameters become the columns of `unnest(...) WITH ORDINALITY AS didchat_in`; a SELECT runs as
 a LATERAL subquery per row, its nested SELECTs correlated to the row; an UPDATE or DELETE is
 joined to the rows; an INSERT runs as INSERT ... SELECT ... ORDER BY the ordinal, its rows
-matched back by primary key. A statement this cannot express the same way gets no vector form.
+matched back by primary key; an INSERT ... SELECT from an UPDATE ... RETURNING in its WITH (a
+message and its conversation's next seq, chat.domain.conversations) runs with that UPDATE joined
+to the rows and the SELECT joined to what it returned, by ordinal. A statement this cannot express
+the same way gets no vector form.
 """
 from __future__ import annotations
 
@@ -88,20 +91,47 @@ def vector_of(statement, compiled, binds: tuple, keys: list[str], dialect) -> Ve
             return None
         return cloned_traverse(replacement_traverse(clause, {}, swap), {}, {"select": correlate})
 
-    if isinstance(statement, sa.Select):
-        inner = replaced(statement).lateral("didchat_q")
-        vector: Any = sa.select(rows.c.didchat_n, *inner.c).select_from(rows.join(inner, sa.true()))
-    elif isinstance(statement, sa.Update | sa.Delete):
+    def joined(statement, own_sets_only: bool = False):
+        """An UPDATE or DELETE joined to the rows, returning their ordinal first; None where it cannot be.
+        An UPDATE's SET is its own, and, unless `own_sets_only`, the parameters named for its columns."""
         table = statement.table
         if not isinstance(table, sa.Table) or len(statement._returning) == 0:  # noqa: SLF001 - build() adds one
             return None
         if isinstance(statement, sa.Update):
             sets = {key: replaced(value) for key, value in (statement._values or {}).items()}  # noqa: SLF001
-            sets |= {c.key: column[c.key] for c in table.c if c.key in keys and c.key not in sets and c.key in column}
-            vector = sa.update(table).values(sets)
+            if not own_sets_only:
+                sets |= {c.key: column[c.key] for c in table.c if c.key in keys and c.key not in sets and c.key in column}
+            vector: Any = sa.update(table).values(sets)
         else:
             vector = sa.delete(table)
-        vector = vector.where(replaced(statement.whereclause)).returning(rows.c.didchat_n, *statement._returning)  # noqa: SLF001
+        return vector.where(replaced(statement.whereclause)).returning(rows.c.didchat_n, *statement._returning)  # noqa: SLF001
+
+    if isinstance(statement, sa.Select):
+        inner = replaced(statement).lateral("didchat_q")
+        vector: Any = sa.select(rows.c.didchat_n, *inner.c).select_from(rows.join(inner, sa.true()))
+    elif isinstance(statement, sa.Update | sa.Delete):
+        if (vector := joined(statement)) is None:
+            return None
+    elif isinstance(statement, sa.Insert) and statement.select is not None:  # INSERT ... SELECT ... FROM (UPDATE ...)
+        old = update_cte(statement)
+        if old is None or (bumped := joined(old.element, own_sets_only=True)) is None or not isinstance(statement.table, sa.Table):
+            return None
+        cte, table = bumped.cte(old.name), statement.table
+
+        def from_new(element):
+            if isinstance(element, sa.ColumnClause) and element.table is old:
+                return cte.c[element.key]
+            return None
+
+        picked = [replaced(replacement_traverse(c, {}, from_new)) for c in statement.select.selected_columns]  # type: ignore[call-overload]
+        pk = list(table.primary_key.columns)
+        returning = list(statement._returning)  # noqa: SLF001
+        if len(pk) != 1 or pk[0] is not table.autoincrement_column or pk[0] not in returning:
+            return None
+        match = tuple(returning.index(c) for c in pk)
+        select = (sa.select(*picked).select_from(rows.join(cte, cte.c.didchat_n == rows.c.didchat_n))
+                  .order_by(rows.c.didchat_n))
+        vector = sa.insert(table).from_select(statement._select_names or [], select).returning(*returning)  # noqa: SLF001
     elif isinstance(statement, sa.Insert) and not statement._post_values_clause:  # noqa: SLF001 - no ON CONFLICT
         if not isinstance(statement.table, sa.Table):
             return None
@@ -146,3 +176,11 @@ def _compiled_vector(vector, dialect, columns: int, match, given, strip) -> Vect
     if len(compiled._result_columns) != columns + (match is None) + strip:  # noqa: SLF001 - the shape the units expect
         return None
     return Vector(compiled.string, tuple(args), match, given, strip)
+
+
+def update_cte(statement: sa.Insert):
+    """The one FROM of an INSERT ... SELECT when it is a CTE of an UPDATE ... RETURNING, else None."""
+    froms = statement.select.get_final_froms() if statement.select is not None else []
+    if len(froms) == 1 and isinstance(froms[0], sa.CTE) and isinstance(froms[0].element, sa.Update):
+        return froms[0]
+    return None

@@ -120,7 +120,36 @@ async def test_a_batch_of_many_units_costs_the_round_trips_of_one(db):
     before = db._pipeline.round_trips
     seqs = await db.write_all([partial(note, cid=cid, text=f"batch {cid}") for cid in cids])
     assert seqs == [2] * 50
-    assert db._pipeline.round_trips - before == 2  # BUMP_SEQ for all 50, then ADD_MESSAGE for all 50
+    assert db._pipeline.round_trips - before == 1  # the next seq and the message, for all 50: one statement
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.postgres
+async def test_two_nodes_writing_one_conversation_number_its_messages_without_gap_or_repeat(db):
+    # Each message takes its conversation's next seq in the statement that stores it (PostgreSQL):
+    # batches of two nodes at once on the same five conversations still give each seq once.
+    cids = await conversations_of(db, 5)
+    other = Database(db.url.render_as_string(hide_password=False))
+    try:
+        async def node(database: Database, name: str) -> None:
+            commit = GroupCommit(database, max_batch=8)
+            try:
+                await asyncio.gather(*(commit.run(partial(note, cid=cids[i % 5], text=f"{name}{i}")) for i in range(200)))
+            finally:
+                await commit.close()
+
+        await asyncio.gather(node(db, "a"), node(other, "b"))
+    finally:
+        await other.dispose()
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(messages.c.conversation_id, messages.c.seq, messages.c.text))).all()
+        last = dict((await conn.execute(sa.select(conversations.c.id, conversations.c.last_seq))).all())
+    for cid in cids:
+        seqs = sorted(seq for c, seq, _ in rows if c == cid)
+        assert seqs == list(range(1, 81)) and last[cid] == 80
+        for name in "ab":  # and each node's messages in the order it was handed them
+            mine = [int(t[1:]) for c, _, t in sorted(rows, key=lambda r: r[1]) if c == cid and t[0] == name]
+            assert mine == sorted(mine)
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
