@@ -1,9 +1,10 @@
 """Several `didchat run` processes on one database, and the loop every benchmark runs on them.
 
 A target is a database and a node count: SQLite (one node: SQLite is for one process) or a fresh
-PostgreSQL database with N nodes sharing the real Redis. One invocation measures every target in
-turn (by default SQLite, PostgreSQL with one node, PostgreSQL with two) and prints them side by
-side; `--repeat K` runs the same measurement K times on one database (the decay check).
+PostgreSQL database with N nodes sharing the real Redis. One invocation measures every target (by
+default SQLite, PostgreSQL with one node, PostgreSQL with two), all up at once and measured round
+by round (`measure`), and prints them side by side; `--repeat K` runs the same measurement K times
+on one database (the decay check, and K rounds).
 
 Rules:
 - Servers always run in other processes than the load generator, for one node as well, so that
@@ -306,44 +307,81 @@ class Bench(Protocol):
         """Stop what setup and connect started."""
 
 
-async def measure(target: Target, bench: Bench, args) -> dict:
-    """Start a cluster for `target`, run `bench` --repeat times on it, stop everything."""
+@dataclass
+class Measured:
+    """A target whose cluster is up, its bench connected, and its runs so far."""
+
+    target: Target
+    bench: Bench
+    cluster: Cluster
+    runs: list
+
+    def result(self) -> dict:
+        return {"target": self.target.label, "database": self.target.kind, "nodes": self.target.nodes,
+                "runs": self.runs, "server_log_warnings": self.cluster.log_warnings()}
+
+
+async def start(target: Target, bench: Bench, args, started: list[Measured]) -> None:
+    """Start a cluster for `target` and connect `bench` to it; appended to `started` before it can fail."""
     cluster = Cluster(target, bench.name, args.keep, args.redis or None)
+    started.append(Measured(target, bench, cluster, []))
     print(f"{target.label}: {cluster.dir}", flush=True)
+    await cluster.create_database()
+    await cluster.start(await bench.setup(cluster))
+    await bench.connect(cluster)
+
+
+async def run_once(m: Measured, index: int) -> None:
+    """One measured run, on a clean disk: what came before (another target's pages, a checkpoint's
+    worth of PostgreSQL's) is written out before the clock starts."""
+    os.sync()
+    if m.cluster.database:
+        await m.cluster.database.checkpoint()
+    meter = await Meter(m.cluster).start()
+    result = await m.bench.run(index)
+    cpu = await meter.stop()
+    result.update(cpu, **per_message(cpu, result["messages"], result.get("active_s")))
+    m.runs.append(result)
+    print(f"  {m.target.label} run {index + 1}: {run_line(result)}", flush=True)
+
+
+async def stop(started: list[Measured]) -> None:
+    for m in reversed(started):
+        try:
+            await m.bench.close()
+        finally:
+            await m.cluster.stop()
+
+
+async def measure(targets: list[Target], make_bench, args) -> list[dict]:
+    """Start every target, then run each --repeat times, run by run (run 1 of each, run 2 of each, ...):
+    on a shared machine whose speed drifts, each round meets the same moment for every target."""
+    started: list[Measured] = []
     try:
-        await cluster.create_database()
-        await cluster.start(await bench.setup(cluster))
-        await bench.connect(cluster)
-        if cluster.database:
-            await cluster.database.checkpoint()
+        for target in targets:
+            await start(target, make_bench(target, args), args, started)
         if args.hold:
-            print(f"  node pids {cluster.pids()}; starting in {args.hold:g}s (attach a profiler now)", flush=True)
+            pids = {m.target.label: m.cluster.pids() for m in started}
+            print(f"  node pids {pids}; starting in {args.hold:g}s (attach a profiler now)", flush=True)
             await asyncio.sleep(args.hold)
-        runs = []
         for index in range(args.repeat):
-            meter = await Meter(cluster).start()
-            result = await bench.run(index)
-            cpu = await meter.stop()
-            result.update(cpu, **per_message(cpu, result["messages"], result.get("active_s")))
-            runs.append(result)
-            print(f"  run {index + 1}: {run_line(result)}", flush=True)
-        return {"target": target.label, "database": target.kind, "nodes": target.nodes, "runs": runs,
-                "server_log_warnings": cluster.log_warnings()}
+            for m in started:
+                await run_once(m, index)
+        return [m.result() for m in started]
     finally:
-        await bench.close()
-        await cluster.stop()
+        await stop(started)
 
 
 def measure_all(make_bench, args) -> list[dict]:
-    """Every target in turn, each on its own event loop, cluster and database, each on a clean disk:
-    what one target left unwritten (a SQLite file's pages) is written out before the next starts.
-    Else the kernel writes it during the next target's commits: PostgreSQL after SQLite measured
-    3,600 msg/s at 0.17 ms of server CPU a message, before it (or after a sync) 5,200 at 0.05."""
-    results = []
-    for target in targets(args.database_urls, args.nodes):
-        os.sync()
-        results.append(asyncio.run(measure(target, make_bench(target, args), args)))
-    return results
+    """Every target, each on its own cluster and database, in one event loop: all up together and
+    measured in turn, round by round (`measure`); with --sequential one target after the other, each
+    stopped before the next starts. Why rounds: this machine's speed drifts by a third within minutes
+    (SQLite 5,010 msg/s, then 6,786 in the same afternoon), so targets measured one after the other
+    compared moments more than code."""
+    chosen = targets(args.database_urls, args.nodes)
+    if not args.sequential:
+        return asyncio.run(measure(chosen, make_bench, args))
+    return [asyncio.run(measure([target], make_bench, args))[0] for target in chosen]
 
 
 def run_line(r: dict) -> str:
@@ -361,12 +399,26 @@ def typical(result: dict) -> dict:
     return runs[(len(runs) - 1) // 2]
 
 
+def per_round(r: dict, base: dict | None, key: str) -> float | None:
+    """The median over rounds of `key` in r's run i over base's run i (runs i of all targets were
+    measured one after the other, at the same moment of the machine: `measure`)."""
+    if base is None or base is r or len(r["runs"]) != len(base["runs"]) or len(r["runs"]) < 2:
+        return None
+    ratios = [a[key] / b[key] for a, b in zip(r["runs"], base["runs"]) if a.get(key) and b.get(key)]
+    return round(statistics.median(ratios), 2) if ratios else None
+
+
 def projections(results: list[dict]) -> None:
     """Add the capacity projected per node to each result (in place)."""
     one = {r["database"]: typical(r)["msgs_per_s"] for r in results if r["nodes"] == 1}
+    first = {r["database"]: r for r in results if r["nodes"] == 1}
     for r in results:
         t = typical(r)
+        same = first.get(r["database"]) if r["nodes"] > 1 else None
         r["projected"] = {
+            "rounds_x_sqlite": per_round(r, first.get("sqlite"), "msgs_per_s") if r["database"] != "sqlite" else None,
+            "rounds_x_one_node": per_round(r, same, "msgs_per_s"),
+            "rounds_cpu_x_one_node": per_round(r, same, "node_cpu_ms_per_msg"),
             "msgs_per_s_per_node_core": round(1000 / t["node_cpu_ms_per_msg"], 1) if t["node_cpu_ms_per_msg"] else None,
             "pg_msgs_per_s_per_core": round(1000 / t["pg_cpu_ms_per_msg"], 1) if t["pg_cpu_ms_per_msg"] else None,
             "measured_per_added_node": (round((t["msgs_per_s"] - one[r["database"]]) / (r["nodes"] - 1), 1)
@@ -386,6 +438,8 @@ COMMON_ROWS = [
 ]
 PROJECTED_ROWS = [
     ("x SQLite (msg/s)", ("x_sqlite",)), ("x one node (msg/s)", ("x_one_node",)),
+    ("x SQLite, median of rounds", ("rounds_x_sqlite",)), ("x one node, median of rounds", ("rounds_x_one_node",)),
+    ("node CPU ms/msg x one node, rounds", ("rounds_cpu_x_one_node",)),
     ("measured msg/s per added node", ("measured_per_added_node",)),
     ("projected msg/s per node (1 core)", ("msgs_per_s_per_node_core",)),
     ("projected PostgreSQL msg/s (1 core)", ("pg_msgs_per_s_per_core",)),
@@ -448,6 +502,9 @@ def add_arguments(parser: argparse.ArgumentParser, messages: int) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="consecutive runs on one database (decay check)")
     parser.add_argument("--hold", type=float, default=0.0, help="pause before the runs (to attach a profiler)")
     parser.add_argument("--keep", action="store_true", help="keep each target's temp dir (config, logs, SQLite file)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="one target after the other, each stopped before the next starts (default: all up, "
+                             "measured round by round)")
 
 
 def check_arguments(parser: argparse.ArgumentParser, args) -> None:
