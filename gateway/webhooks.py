@@ -185,11 +185,12 @@ class TwilioWebhook:
     def _signed(self, url: str, params: MultiDict[str], signature: str) -> bool:
         """RequestValidator.validate's answer for a form body: the signature of the URL without its port or
         with it (Twilio signs either). The SDK computes both every time; the second is needed only when the
-        first does not match, and with the port left out (as public_url is written) the first does."""
+        first does not match, so the URL as public_url writes it (with its port or without) goes first."""
         parsed = urlparse(url)
-        if compare(self._validator.compute_signature(remove_port(parsed), params), signature):
+        first, second = (add_port, remove_port) if parsed.port is not None else (remove_port, add_port)
+        if compare(self._validator.compute_signature(first(parsed), params), signature):
             return True
-        return compare(self._validator.compute_signature(add_port(parsed), params), signature)
+        return compare(self._validator.compute_signature(second(parsed), params), signature)
 
 
 def _twilio_media(fields: Fields) -> tuple[Media, ...]:
