@@ -7,7 +7,7 @@ a LATERAL subquery per row, its nested SELECTs correlated to the row; an UPDATE 
 joined to the rows; an INSERT runs as INSERT ... SELECT ... ORDER BY the ordinal, its rows
 matched back by primary key; an INSERT ... SELECT from an UPDATE ... RETURNING in its WITH (a
 message and its conversation's next seq, chat.domain.conversations) runs with that UPDATE joined
-to the rows and the SELECT joined to what it returned, by ordinal. A statement this cannot express
+to the rows, returning them with what it set, and the SELECT reading what it returned. A statement this cannot express
 the same way gets no vector form.
 """
 from __future__ import annotations
@@ -93,7 +93,8 @@ def vector_of(statement, compiled, binds: tuple, keys: list[str], dialect) -> Ve
 
     def joined(statement, own_sets_only: bool = False):
         """An UPDATE or DELETE joined to the rows, returning their ordinal first; None where it cannot be.
-        An UPDATE's SET is its own, and, unless `own_sets_only`, the parameters named for its columns."""
+        An UPDATE's SET is its own, and, unless `own_sets_only`, the parameters named for its columns;
+        `own_sets_only` also returns every column of the rows (after the statement's own RETURNING)."""
         table = statement.table
         if not isinstance(table, sa.Table) or len(statement._returning) == 0:  # noqa: SLF001 - build() adds one
             return None
@@ -104,7 +105,8 @@ def vector_of(statement, compiled, binds: tuple, keys: list[str], dialect) -> Ve
             vector: Any = sa.update(table).values(sets)
         else:
             vector = sa.delete(table)
-        return vector.where(replaced(statement.whereclause)).returning(rows.c.didchat_n, *statement._returning)  # noqa: SLF001
+        more = [c for c in rows.c if c.name != "didchat_n"] if own_sets_only else []
+        return vector.where(replaced(statement.whereclause)).returning(rows.c.didchat_n, *statement._returning, *more)  # noqa: SLF001
 
     if isinstance(statement, sa.Select):
         inner = replaced(statement).lateral("didchat_q")
@@ -118,19 +120,20 @@ def vector_of(statement, compiled, binds: tuple, keys: list[str], dialect) -> Ve
             return None
         cte, table = bumped.cte(old.name), statement.table
 
-        def from_new(element):
+        def from_cte(element):  # the units' parameters and what the UPDATE returned: columns of its CTE
             if isinstance(element, sa.ColumnClause) and element.table is old:
                 return cte.c[element.key]
+            if isinstance(element, BindParameter) and not element.unique and element.key in column:
+                return cte.c[column[element.key].name]
             return None
 
-        picked = [replaced(replacement_traverse(c, {}, from_new)) for c in statement.select.selected_columns]  # type: ignore[call-overload]
+        picked = [replacement_traverse(c, {}, from_cte) for c in statement.select.selected_columns]  # type: ignore[call-overload]
         pk = list(table.primary_key.columns)
         returning = list(statement._returning)  # noqa: SLF001
         if len(pk) != 1 or pk[0] is not table.autoincrement_column or pk[0] not in returning:
             return None
         match = tuple(returning.index(c) for c in pk)
-        select = (sa.select(*picked).select_from(rows.join(cte, cte.c.didchat_n == rows.c.didchat_n))
-                  .order_by(rows.c.didchat_n))
+        select = sa.select(*picked).select_from(cte).order_by(cte.c.didchat_n)
         vector = sa.insert(table).from_select(statement._select_names or [], select).returning(*returning)  # noqa: SLF001
     elif isinstance(statement, sa.Insert) and not statement._post_values_clause:  # noqa: SLF001 - no ON CONFLICT
         if not isinstance(statement.table, sa.Table):
