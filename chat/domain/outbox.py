@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from chat.config import OutboxConfig
 from chat.domain import claims
-from chat.domain.claims import Claim, claim_statement, held
+from chat.domain.claims import Claim, claim_one_statement, held
 from chat.domain.statuses import ADD_REF, apply_pending, settle_message, status_payload
 from chat.store import utcnow
 from chat.store.tables import contacts, conversations, messages, outbox
@@ -46,8 +46,7 @@ DUE = outbox.c.next_attempt_at <= sa.bindparam("now")
 # A conversation's first outbox row (the only one that may leave now).
 HEAD_OF = _due_query().where(outbox.c.conversation_id == sa.bindparam("cid")).order_by(outbox.c.id).limit(1)
 DUE_BY_ID = _due_query().where(outbox.c.id == sa.bindparam("oid"))
-CLAIM_HEAD = claim_statement(outbox, sa.and_(outbox.c.conversation_id == sa.bindparam("cid"), DUE, IS_HEAD),
-                             order_by=(outbox.c.id,), limit=1, key=outbox.c.conversation_id == sa.bindparam("cid"))
+CLAIM_HEAD = claim_one_statement(outbox, sa.and_(outbox.c.conversation_id == sa.bindparam("cid"), DUE, IS_HEAD))
 DROP_HELD = outbox.delete().where(outbox.c.id == sa.bindparam("oid"), held(outbox))
 BACK_OFF = outbox.update().where(outbox.c.id == sa.bindparam("oid"), held(outbox)).values(
     attempts=sa.bindparam("tries"), last_error=sa.bindparam("error_text"), next_attempt_at=sa.bindparam("retry_at"),

@@ -160,13 +160,14 @@ outbox = sa.Table(
     "outbox", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False, unique=True),
-    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False, index=True),
+    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False),
     sa.Column("connector", sa.String(64), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", Time, nullable=False, index=True),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", Time, nullable=False),
     *claim_columns(),
+    sa.Index("ix_outbox_conversation_id", "conversation_id", "id"),  # a conversation's rows in order: migration 0011
 )
 
 scenario_runs = sa.Table(
