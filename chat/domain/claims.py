@@ -9,7 +9,9 @@ Rules:
 - Claiming is one statement, UPDATE ... WHERE id IN (SELECT id ... FOR UPDATE SKIP LOCKED)
   RETURNING: two nodes never take one row (a row another transaction is claiming is skipped; once
   committed, its lease is not free). SQLite ignores the locking clause: one process, and its write
-  transactions are exclusive anyway.
+  transactions are exclusive anyway. A claim of the one row a key names (a conversation's next
+  head, `claim_one_statement`) is a plain UPDATE ... WHERE: a row another transaction is claiming
+  is waited for, then no longer free; the same outcome, without a pick PostgreSQL would re-run.
 - What a claim allows (recording the outcome, backing off, releasing) is done only where the row
   still has the claim's token (`held`): a node whose lease lapsed and was taken over records nothing.
 - `take_statement` deletes the rows it picks and returns them, for work done in that same
