@@ -59,11 +59,14 @@ FIND_ACTIVE = conversation_query().where(
 )
 FIND_CONVERSATION = conversation_query().where(conversations.c.id == sa.bindparam("cid"))
 ADD_CONVERSATION = conversations.insert()
-BUMP_SEQ = (
-    conversations.update().where(conversations.c.id == sa.bindparam("cid"))
-    .values(last_seq=conversations.c.last_seq + 1, updated_at=sa.bindparam("now"))
-    .returning(conversations.c.last_seq)
-)
+def _bump(cid: str, now: str):
+    """The conversation `cid` names takes its next seq (returned) and `now` as updated_at."""
+    return (conversations.update().where(conversations.c.id == sa.bindparam(cid))
+            .values(last_seq=conversations.c.last_seq + 1, updated_at=sa.bindparam(now))
+            .returning(conversations.c.last_seq))
+
+
+BUMP_SEQ = _bump("cid", "now")
 ADD_MESSAGE = messages.insert()
 LAST_PRESENTER = (
     sa.select(conversations.c.assigned_id)
@@ -145,11 +148,7 @@ def _add_next(keys: frozenset[str]):
     The conversation's row is locked as BUMP_SEQ locks it, so the seq is the same as in two statements.
     Its parameters are `m_` and the column: named as columns of conversations (created_at), SQLAlchemy
     would also SET them in the UPDATE."""
-    bumped = (
-        conversations.update().where(conversations.c.id == sa.bindparam("m_conversation_id"))
-        .values(last_seq=conversations.c.last_seq + 1, updated_at=sa.bindparam("m_updated_at"))
-        .returning(conversations.c.last_seq).cte("bumped")
-    )
+    bumped = _bump("m_conversation_id", "m_updated_at").cte("bumped")
     names = [c.key for c in messages.c if c.key in keys]
     picked = sa.select(*[sa.bindparam(f"m_{name}", type_=messages.c[name].type) for name in names], bumped.c.last_seq)
     return messages.insert().from_select([*names, "seq"], picked).returning(messages.c.id, messages.c.seq)

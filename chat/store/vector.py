@@ -91,21 +91,21 @@ def vector_of(statement, compiled, binds: tuple, keys: list[str], dialect) -> Ve
             return None
         return cloned_traverse(replacement_traverse(clause, {}, swap), {}, {"select": correlate})
 
-    def joined(statement, own_sets_only: bool = False):
+    def joined(statement, feeds_insert: bool = False):
         """An UPDATE or DELETE joined to the rows, returning their ordinal first; None where it cannot be.
-        An UPDATE's SET is its own, and, unless `own_sets_only`, the parameters named for its columns;
-        `own_sets_only` also returns every column of the rows (after the statement's own RETURNING)."""
+        An UPDATE's SET is its own and the parameters named for its columns; one that `feeds_insert` (in
+        an INSERT's WITH) sets only its own, and returns every column of the rows after its own RETURNING."""
         table = statement.table
         if not isinstance(table, sa.Table) or len(statement._returning) == 0:  # noqa: SLF001 - build() adds one
             return None
         if isinstance(statement, sa.Update):
             sets = {key: replaced(value) for key, value in (statement._values or {}).items()}  # noqa: SLF001
-            if not own_sets_only:
+            if not feeds_insert:
                 sets |= {c.key: column[c.key] for c in table.c if c.key in keys and c.key not in sets and c.key in column}
             vector: Any = sa.update(table).values(sets)
         else:
             vector = sa.delete(table)
-        more = [c for c in rows.c if c.name != "didchat_n"] if own_sets_only else []
+        more = [c for c in rows.c if c.name != "didchat_n"] if feeds_insert else []
         return vector.where(replaced(statement.whereclause)).returning(rows.c.didchat_n, *statement._returning, *more)  # noqa: SLF001
 
     if isinstance(statement, sa.Select):
@@ -116,7 +116,7 @@ def vector_of(statement, compiled, binds: tuple, keys: list[str], dialect) -> Ve
             return None
     elif isinstance(statement, sa.Insert) and statement.select is not None:  # INSERT ... SELECT ... FROM (UPDATE ...)
         old = update_cte(statement)
-        if old is None or (bumped := joined(old.element, own_sets_only=True)) is None or not isinstance(statement.table, sa.Table):
+        if old is None or (bumped := joined(old.element, feeds_insert=True)) is None or not isinstance(statement.table, sa.Table):
             return None
         cte, table = bumped.cte(old.name), statement.table
 
