@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import aiohttp
 import asyncpg  # noqa: E402 - after common, which puts the repository on sys.path
 from common import (
     DIDCHAT,
@@ -221,6 +222,7 @@ class Meter:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> Meter:
+        self.batches0 = await batch_counts(self.cluster)
         if self.cluster.database:
             self.admin = await asyncpg.connect(self.cluster.database.plain, timeout=10)
             await self._sample(born=False)
@@ -254,7 +256,9 @@ class Meter:
         nodes1 = [proc_cpu_seconds(pid) for pid in self.cluster.pids()]
         out = {"wall_s": round(wall, 3), "bench_cpu_s": round(self_cpu_seconds() - self.self0, 3),
                "node_cpu_s": [round(b - a, 3) if a is not None and b is not None else None
-                              for a, b in zip(self.nodes0, nodes1)], "pg_cpu_s": None}
+                              for a, b in zip(self.nodes0, nodes1)], "pg_cpu_s": None,
+               "batch_units": [round((u1 - u0) / (b1 - b0), 1) if b1 > b0 else None
+                               for (b0, u0), (b1, u1) in zip(self.batches0, await batch_counts(self.cluster))]}
         if self._task:
             self._stop.set()
             await self._task
@@ -262,6 +266,24 @@ class Meter:
             await self.admin.close()
             out["pg_cpu_s"] = round(sum(self.last[p] - self.first[p] for p in self.last), 3)
         return out
+
+
+async def batch_counts(cluster: Cluster) -> list[tuple[float, float]]:
+    """Each node's (commit batches, units in them) so far, from its /metrics ((0, 0) if unreadable)."""
+    out = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        for node in cluster.nodes:
+            values = {"didchat_store_batches_total": 0.0, "didchat_store_batch_units_total": 0.0}
+            try:
+                async with http.get(f"{node.url}/metrics") as resp:
+                    for line in (await resp.text()).splitlines():
+                        name, _, value = line.partition(" ")
+                        if name in values:
+                            values[name] = float(value)
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                pass
+            out.append((values["didchat_store_batches_total"], values["didchat_store_batch_units_total"]))
+    return out
 
 
 def parent_of(pid: int) -> int | None:
@@ -435,6 +457,7 @@ COMMON_ROWS = [
     ("node CPU % (each)", ("node_cpu_pct",)), ("node CPU ms/msg (all nodes)", ("node_cpu_ms_per_msg",)),
     ("PostgreSQL CPU %", ("pg_cpu_pct",)), ("PostgreSQL CPU ms/msg", ("pg_cpu_ms_per_msg",)),
     ("bench process CPU %", ("bench_cpu_pct",)),
+    ("units per commit batch (each)", ("batch_units",)),
 ]
 PROJECTED_ROWS = [
     ("x SQLite (msg/s)", ("x_sqlite",)), ("x one node (msg/s)", ("x_one_node",)),

@@ -222,7 +222,9 @@ class WebhookIngest:
     name = "webhook"
 
     def __init__(self, target: nodes.Target, args):
-        self.args = args
+        self.args = argparse.Namespace(**vars(args))  # this target's: --concurrency-per-node scales it
+        if args.concurrency_per_node:
+            self.args.concurrency = args.concurrency * target.nodes
         self.senders = customer_numbers(args.senders, exclude=(ALICE_NUMBER,))
         self.run_id = uuid.uuid4().hex[:12]
 
@@ -278,6 +280,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     nodes.add_arguments(parser, messages=5000)
     parser.add_argument("--concurrency", type=int, default=64, help="senders / max requests in flight")
+    parser.add_argument("--concurrency-per-node", action="store_true",
+                        help="--concurrency senders per node (two nodes get twice the load): what each node costs "
+                             "under the same load per node, instead of one load split over the nodes")
     parser.add_argument("--senders", type=int, default=200, help="distinct customer numbers (conversations)")
     parser.add_argument("--seconds", type=float, default=0.0, help="as fast as it goes: stop sending after this long (0: never)")
     parser.add_argument("--request-timeout", type=float, default=30.0)
@@ -293,6 +298,7 @@ def main() -> None:
     print(f"{machine_line(info)}  (client loop: {loop_name})\n{code_line()}")
     results = nodes.measure_all(WebhookIngest, args)
     mode = f"fixed {args.rate:g} msg/s" if args.rate else f"as fast as it goes, concurrency {args.concurrency}"
+    mode += " per node" if args.concurrency_per_node else ""
     summary = (f"{machine_line(info)}\n{code_line()}\nwebhook ingest: {args.messages} signed webhooks a run, {mode}, "
                f"{args.senders} customer numbers, round robin over the nodes, alice on node 0\n\n"
                + nodes.report(results, ROWS) + "\n\n" + verdict(results, args))

@@ -121,6 +121,6 @@ async def _started(app: web.Application):
     log.info("didchat.started", database=app[DB].url.render_as_string(hide_password=True), agents=len(app[DIRECTORY].agents),
              smpp_connectors=smpp)
     links: list = app[LINKS]
-    live = Live(app[METRICS], links, app[ROUTER], app[PRESENCE], lambda: app[LOGIN].guard.failures)
+    live = Live(app[METRICS], links, app[ROUTER], app[PRESENCE], lambda: app[LOGIN].guard.failures, app[COMMIT])
     with app[METRICS].watching(live):
         yield

@@ -108,6 +108,7 @@ class Live:
     router: object  # chat.workers.routing.Router, with backlog() -> (messages, oldest age in seconds)
     presence: object  # chat.workers.presence.Presence
     login_failures: Callable[[], Mapping[str, int]] | None = None  # failed logins by reason
+    commit: object | None = None  # chat.store.commit.GroupCommit, with batches and units committed
 
     def collect(self):
         smpp = {link.cfg.name: link.metrics() for link in self.links}
@@ -118,6 +119,11 @@ class Live:
         for state, n in self.presence.counts().items():
             agents.add_metric([state], n)
         yield agents
+        if self.commit is not None:
+            yield CounterMetricFamily("didchat_store_batches", "Write transactions committed by the group commit",
+                                      value=self.commit.batches)
+            yield CounterMetricFamily("didchat_store_batch_units", "Write units those transactions held (over batches: how full they are)",
+                                      value=self.commit.units)
         if self.login_failures is not None:
             failures = CounterMetricFamily("didchat_login_failures", "Failed logins, by reason", labels=["reason"])
             for reason, n in sorted(self.login_failures().items()):

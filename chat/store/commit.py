@@ -35,6 +35,8 @@ class GroupCommit:
         self.max_batch = max_batch
         self._queue: asyncio.Queue[Item] = asyncio.Queue()
         self._task: asyncio.Task | None = None
+        self.batches = 0  # committed batches and the units they held, for /metrics (their ratio: how full batches are)
+        self.units = 0
 
     async def run(self, unit: Unit[T]) -> T:
         """Run `unit` in a write transaction and return its result once committed."""
@@ -70,6 +72,8 @@ class GroupCommit:
         except Exception as err:  # noqa: BLE001 - retried one by one below
             await self._failed(batch, err)
             return
+        self.batches += 1
+        self.units += len(batch)
         for (_, future), result in zip(batch, results):
             _settle(future, result=result)
 

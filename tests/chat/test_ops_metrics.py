@@ -129,3 +129,15 @@ async def test_metrics_show_the_smpp_link_its_statuses_and_its_inbound(make_serv
     wanted = set(re.findall(r"didchat_[a-z_]+", dashboard)) - {"didchat_"}
     exported = {name for name, _ in samples}
     assert wanted and wanted <= exported, wanted - exported  # every panel reads a metric didchat exports
+
+
+async def test_metrics_count_the_commit_batches_and_the_units_they_held(didchat_server):
+    before = await scrape(didchat_server)
+    answers = await asyncio.gather(*(didchat_server.simulate_sms(CUSTOMER, ALICE, f"burst {i}", message_id=f"SMb{i}")
+                                     for i in range(20)))
+    assert [a[0] for a in answers] == [200] * 20
+    after = await scrape(didchat_server)
+    batches = value(after, "didchat_store_batches_total") - value(before, "didchat_store_batches_total")
+    units = value(after, "didchat_store_batch_units_total") - value(before, "didchat_store_batch_units_total")
+    assert units >= 20  # each stored SMS is a unit of some batch (other writes may share them)
+    assert 1 <= batches <= units
