@@ -95,7 +95,8 @@ class Request:
     error: str | None = None
 
 
-def build_requests(server, count: int, senders: list[str], run_id: str, first: int = 0) -> list[Request]:
+def build_requests(server, count: int, senders: list[str], run_id: str, first: int = 0,
+                   first_node_only: bool = False) -> list[Request]:
     """Signed webhooks n = first .. first+count-1, built before the clock starts; the text carries n.
 
     Signed for the config's public_url; with several nodes (`server` a nodes.Cluster), request n
@@ -103,6 +104,8 @@ def build_requests(server, count: int, senders: list[str], run_id: str, first: i
     config = load_config(server.config_path)
     conn = config.connector_of(ALICE_NUMBER)
     node_url = getattr(server, "node_url", lambda n: server.url)
+    if first_node_only:
+        node_url = lambda n: server.url  # noqa: E731 - node 0's; the other nodes only belong to the cluster
     out = []
     for n in range(first, first + count):
         url, body, headers = signed_sms(config, conn, senders[n % len(senders)], ALICE_NUMBER,
@@ -240,7 +243,8 @@ class WebhookIngest:
                                                             WARM_UP), self.args)
 
     async def run(self, index: int) -> dict:
-        reqs = build_requests(self.cluster, self.args.messages, self.senders, self.run_id, index * self.args.messages)
+        reqs = build_requests(self.cluster, self.args.messages, self.senders, self.run_id, index * self.args.messages,
+                              self.args.first_node_only)
         if self.args.rate:
             result = await phase_rate(self.cluster, self.agent, reqs, self.args)
         else:
@@ -283,6 +287,9 @@ def main() -> None:
     parser.add_argument("--concurrency-per-node", action="store_true",
                         help="--concurrency senders per node (two nodes get twice the load): what each node costs "
                              "under the same load per node, instead of one load split over the nodes")
+    parser.add_argument("--first-node-only", action="store_true",
+                        help="post every webhook to node 0 (the others only belong to the cluster): what being in "
+                             "a cluster costs, with batches as large as one node's")
     parser.add_argument("--senders", type=int, default=200, help="distinct customer numbers (conversations)")
     parser.add_argument("--seconds", type=float, default=0.0, help="as fast as it goes: stop sending after this long (0: never)")
     parser.add_argument("--request-timeout", type=float, default=30.0)
@@ -299,8 +306,9 @@ def main() -> None:
     results = nodes.measure_all(WebhookIngest, args)
     mode = f"fixed {args.rate:g} msg/s" if args.rate else f"as fast as it goes, concurrency {args.concurrency}"
     mode += " per node" if args.concurrency_per_node else ""
+    spread = "all to node 0" if args.first_node_only else "round robin over the nodes"
     summary = (f"{machine_line(info)}\n{code_line()}\nwebhook ingest: {args.messages} signed webhooks a run, {mode}, "
-               f"{args.senders} customer numbers, round robin over the nodes, alice on node 0\n\n"
+               f"{args.senders} customer numbers, {spread}, alice on node 0\n\n"
                + nodes.report(results, ROWS) + "\n\n" + verdict(results, args))
     print("\n" + summary)
     write_results(args.output, {
