@@ -51,6 +51,9 @@ class AccessNumberConfig(Strict):
     team: Name | None = Field(default=None, description="new conversations go to this team's queue (a key of teams)")
     scenario: str = Field(default="default", description="a system scenario's name or a file in scenarios.directory")
     scenario_params: dict[str, Any] = Field(default_factory=dict, description="the scenario's params for this number")
+    inactivity_close_seconds: float | None = Field(
+        default=None, gt=0, le=366 * 86400,
+        description="close its open conversations after this long without a message (outcome 'inactive'); none: never")
 
     @model_validator(mode="after")
     def _one_target(self) -> AccessNumberConfig:
@@ -58,6 +61,24 @@ class AccessNumberConfig(Strict):
             raise ValueError("give either user or extension as the DID target, not both")
         if self.user and self.team:
             raise ValueError("give either user or team as the route for new conversations, not both")
+        return self
+
+
+Outcome = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+
+
+class ConversationsConfig(Strict):
+    outcomes: tuple[Outcome, ...] = Field(default=(), max_length=100,
+                                          description="what an agent may pick when closing a conversation, e.g. Resolved")
+    require_outcome: bool = Field(default=False, description="closing needs one of outcomes")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ConversationsConfig:
+        twice = sorted({o for o in self.outcomes if self.outcomes.count(o) > 1})
+        if twice:
+            raise ValueError(f"outcome {twice[0]!r} is listed twice")
+        if self.require_outcome and not self.outcomes:
+            raise ValueError("require_outcome needs outcomes to pick from")
         return self
 
 
@@ -185,6 +206,7 @@ class Config(Strict):
     callback_numbers: CallbackNumbersConfig = CallbackNumbersConfig()
     connectors: tuple[Connector, ...] = ()
     teams: dict[Name, tuple[Name, ...]] = Field(default_factory=dict, description="team queues: name -> users")
+    conversations: ConversationsConfig = ConversationsConfig()
     scenarios: ScenariosConfig = ScenariosConfig()
     outbox: OutboxConfig = OutboxConfig()
     login: LoginConfig = LoginConfig()

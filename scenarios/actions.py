@@ -75,7 +75,9 @@ def save_activity(x: X, st: s.SaveStep) -> None:
     conversation = x.scope.get("conversation") or {}
     if "transcript" not in conversation:
         x.scope["conversation"] = {**conversation, "transcript": []}
-    body = x.value(st.body, st) if st.body is not None else _activity(x, x.render(st.outcome, st))
+    # Without an outcome of its own, the activity carries the one the agent picked when closing.
+    outcome = x.render(st.outcome, st) or str((x.scope.get("conversation") or {}).get("outcome") or "")
+    body = x.value(st.body, st) if st.body is not None else _activity(x, outcome)
     headers = {k: x.render(v, st) for k, v in st.headers.items()}
     x.effects.append(ev.SaveActivity(x.render(st.url, st), headers, body, "activity-" + x.next_id()))
 

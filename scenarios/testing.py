@@ -211,7 +211,7 @@ class Chat:
 
     def facts(self, engine: Engine) -> dict[str, Any]:
         conversation = self.conversation or {"id": 0, "access_number": "+15555550100", "tags": [], "new": False,
-                                              "transcript": []}
+                                              "outcome": "", "transcript": []}
         return {"contact": self.contact, "conversation": conversation, "message": self.message,
                 "owner": {"name": "alice", "display_name": "Alice", "presence": self.presence},
                 "params": dict(engine.scenario.params)}
@@ -261,7 +261,7 @@ class Chat:
     def _open(self) -> None:
         self.conversations += 1
         self.conversation = {"id": self.conversations, "access_number": "+15555550100", "tags": [], "new": True,
-                             "transcript": [], "open": True}
+                             "outcome": "", "transcript": [], "open": True}
         self.run, self.wake_at, self.unavailable_fired = None, None, False
 
     # -- actions ---------------------------------------------------------------------------

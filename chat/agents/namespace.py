@@ -17,6 +17,7 @@ import asyncio
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -30,10 +31,17 @@ from chat.agents.auth import TOKENS, Claims, Unauthorized
 from chat.domain.agents import anything_waits, mark_read, save_presence
 from chat.domain.directory import DIRECTORY
 from chat.domain.history import sync_for
-from chat.domain.outbound import STORE_INT_MAX, Id, Refused, SendRequest, close_conversation, set_presented, store_send
+from chat.domain.lifecycle import (
+    Outcomes,
+    close_conversation,
+    earlier_conversations,
+    reopen_conversation,
+    snooze_conversation,
+)
+from chat.domain.outbound import STORE_INT_MAX, Id, Refused, SendRequest, set_presented, store_send
 from chat.domain.sessions import live_presence, session_alive
 from chat.domain.waiting import queued_for
-from chat.store.context import COMMIT, DB
+from chat.store.context import COMMIT, CONFIG, DB
 from chat.workers.automation import AUTOMATION
 from chat.workers.hub import HUB, NAMESPACE, room, session_room
 from chat.workers.outbox import OUTBOX_WORKER
@@ -78,6 +86,20 @@ class PresentPayload(Payload):
 
 class ClosePayload(Payload):
     conversation_id: Id
+    outcome: str | None = Field(default=None, strict=True, max_length=64)
+
+
+class ReopenPayload(Payload):
+    conversation_id: Id
+
+
+class SnoozePayload(Payload):
+    conversation_id: Id
+    until: float | None = Field(ge=0, le=2**33, allow_inf_nan=False)  # unix seconds; null: back now
+
+
+class HistoryPayload(Payload):
+    conversation_id: Id
 
 
 class ClaimPayload(Payload):
@@ -121,6 +143,8 @@ class AgentNamespace(socketio.AsyncNamespace):
             "presence": (PresencePayload, self._presence), "read": (ReadPayload, self._read),
             "present": (PresentPayload, self._present), "close": (ClosePayload, self._close),
             "auth": (AuthPayload, self._auth), "claim": (ClaimPayload, self._claim),
+            "reopen": (ReopenPayload, self._reopen), "snooze": (SnoozePayload, self._snooze),
+            "history": (HistoryPayload, self._history),
         }
 
     async def trigger_event(self, event, *args):
@@ -232,6 +256,8 @@ class AgentNamespace(socketio.AsyncNamespace):
         answer["user"] = {"name": agent.name, "display_name": agent.display_name, "role": agent.role}
         answer["presence"] = self.app[PRESENCE].state(agent.id)
         answer["numbers"] = self.app[DIRECTORY].numbers_payload(agent)
+        outcomes = self._outcomes()
+        answer["outcomes"] = {"choices": list(outcomes.choices), "required": outcomes.required}
         return answer
 
     async def _send(self, sid, agent, req: SendRequest) -> dict:
@@ -242,6 +268,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             self.app[AUTOMATION].agent_replied(queued.message["conversation_id"])
             if queued.new_conversation:
                 await self.app[HUB].emit(agent.id, "conversation", queued.conversation)
+                self.app[AUTOMATION].lifecycle_changed()
             await self.app[HUB].emit(agent.id, "message", queued.message, skip_sid=sid)
         return {"ok": True, "message": queued.message, "conversation": queued.conversation}
 
@@ -264,10 +291,34 @@ class AgentNamespace(socketio.AsyncNamespace):
 
     async def _close(self, sid, agent, data: ClosePayload) -> dict:
         cid = data.conversation_id
-        conv = await self.app[COMMIT].run(partial(close_conversation, agent=agent, conversation_id=cid))
+        conv = await self.app[COMMIT].run(partial(close_conversation, agent=agent, conversation_id=cid,
+                                                  outcome=data.outcome, outcomes=self._outcomes()))
         await self.app[HUB].emit(agent.id, "conversation", conv)
-        self._spawn(self.app[AUTOMATION].handle(cid, Trigger("conversation_closed")))
+        self._spawn(self.app[AUTOMATION].handle(cid, Trigger("conversation_closed", {"outcome": conv["outcome"] or ""})))
         return {"ok": True, "conversation": conv}
+
+    async def _reopen(self, sid, agent, data: ReopenPayload) -> dict:
+        conv = await self.app[COMMIT].run(partial(reopen_conversation, agent=agent, conversation_id=data.conversation_id))
+        await self.app[HUB].emit(agent.id, "conversation", conv, skip_sid=sid)
+        self.app[AUTOMATION].lifecycle_changed()
+        return {"ok": True, "conversation": conv}
+
+    async def _snooze(self, sid, agent, data: SnoozePayload) -> dict:
+        until = None if data.until is None else datetime.fromtimestamp(data.until, UTC)
+        conv = await self.app[COMMIT].run(partial(snooze_conversation, agent=agent, conversation_id=data.conversation_id,
+                                                  until=until))
+        await self.app[HUB].emit(agent.id, "conversation", conv, skip_sid=sid)
+        self.app[AUTOMATION].lifecycle_changed()
+        return {"ok": True, "conversation": conv}
+
+    async def _history(self, sid, agent, data: HistoryPayload) -> dict:
+        async with self.app[DB].read() as conn:
+            earlier = await earlier_conversations(conn, agent, data.conversation_id)
+        return {"ok": True, "conversations": earlier}
+
+    def _outcomes(self) -> Outcomes:
+        settings = self.app[CONFIG].conversations
+        return Outcomes(settings.outcomes, settings.require_outcome)
 
     async def _claim(self, sid, agent, data: ClaimPayload) -> dict:
         """Take a conversation waiting in a queue of this agent's (the admins' queue: any admin's)."""

@@ -23,7 +23,8 @@ CONVERSATION_COLUMNS = (
     conversations.c.id, conversations.c.contact_id, conversations.c.access_number, conversations.c.owner_id,
     conversations.c.assigned_id, conversations.c.state, conversations.c.presented_number,
     conversations.c.last_seq, conversations.c.read_seq, conversations.c.updated_at,
-    conversations.c.tags, conversations.c.team,
+    conversations.c.tags, conversations.c.team, conversations.c.outcome, conversations.c.closed_at,
+    conversations.c.snoozed_until,
     contacts.c.number.label("contact_number"), contacts.c.name.label("contact_name"),
     contacts.c.fields.label("contact_fields"),
 )
@@ -68,6 +69,7 @@ def _bump(cid: str, now: str):
 
 BUMP_SEQ = _bump("cid", "now")
 ADD_MESSAGE = messages.insert()
+UNSNOOZE = conversations.update().where(conversations.c.id == sa.bindparam("cid")).values(snoozed_until=None)
 LAST_PRESENTER = (
     sa.select(conversations.c.assigned_id)
     .where(conversations.c.contact_id == sa.bindparam("contact"),
@@ -186,6 +188,9 @@ def conversation_payload(row, unread: int | None = None) -> dict:
         "unread": unread if unread is not None else max(0, row.last_seq - row.read_seq),
         "tags": list(row.tags or []),
         "updated_at": iso(row.updated_at),
+        "outcome": row.outcome,  # how it was closed (closed only)
+        "closed_at": iso(row.closed_at),
+        "snoozed_until": iso(row.snoozed_until) if row.state != "closed" else None,
     }
 
 

@@ -74,7 +74,7 @@ async def _apply(conn, cid: int, effect, directory: Directory, teams, compliance
         tags = list(dict.fromkeys([*(conv.tags or []), effect.tag]))
         await _update(conn, conv, after, tags=tags)
     elif isinstance(effect, Close):
-        await _update(conn, conv, after, state="closed", reply_due_at=None)
+        await _update(conn, conv, after, state="closed", reply_due_at=None, snoozed_until=None, closed_at=utcnow())
         after.closed = True
     elif isinstance(effect, SetContactFields):
         await _contact_fields(conn, conv.contact_id, dict(effect.fields))

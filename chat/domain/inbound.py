@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from chat.domain.conversations import (
     FIND_ACTIVE,
+    UNSNOOZE,
     contact_id,
     conversation_payload,
     insert_message,
@@ -99,6 +100,8 @@ async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: P
     new = conv is None
     if new:
         conv = await open_routed(conn, await contact_id(conn, sms.sender), sms.recipient, directory, presence)
+    elif conv.snoozed_until is not None:  # the customer texts: the conversation is back in the agent's list
+        await conn.execute(UNSNOOZE, {"cid": conv.id})
     encoding, segments = counted or count_segments(sms.text)
     media = [{"url": m.url, "content_type": m.content_type} for m in sms.media] or None
     text, original = storable_inbound(sms.text, sms.original)  # the safety net: no connector brings unstorable text

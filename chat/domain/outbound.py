@@ -118,14 +118,6 @@ async def set_presented(conn, agent: Agent, conversation_id: int, number: str) -
     return conversation_payload(await get_conversation(conn, conv.id))
 
 
-async def close_conversation(conn, agent: Agent, conversation_id: int) -> dict:
-    """The agent ends a conversation; the customer's next SMS starts a new one."""
-    conv = await _own_conversation(conn, agent, conversation_id)
-    await conn.execute(conversations.update().where(conversations.c.id == conv.id)
-                       .values(state="closed", reply_due_at=None, updated_at=utcnow()))
-    return conversation_payload(await get_conversation(conn, conv.id))
-
-
 async def _by_client_id(conn, user_id: int, client_id: str):
     return (await conn.execute(BY_CLIENT_ID, {"uid": user_id, "client_id": client_id})).first()
 

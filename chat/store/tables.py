@@ -59,6 +59,10 @@ conversations = sa.Table(
     sa.Column("team", sa.String(64)),  # routed to a team queue
     sa.Column("tags", sa.JSON),
     sa.Column("reply_due_at", Time, index=True),  # the scenario's no_agent_reply deadline
+    sa.Column("outcome", sa.String(64)),  # how it was closed: one of conversations.outcomes, "inactive", or none
+    sa.Column("closed_at", Time),
+    sa.Column("closed_by", sa.Integer, sa.ForeignKey("users.id")),  # the agent who closed it (none: a scenario, inactivity)
+    sa.Column("snoozed_until", Time),  # out of the agent's list until then, or until the customer texts
     sa.Column("created_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
     # Invariant 3: one active conversation per (contact number, access number).
@@ -72,6 +76,9 @@ conversations = sa.Table(
     sa.Index("ix_conversations_state", "state", "owner_id"),
     # `team` is the queue a conversation waits in: a team, a shared number's presenters, or "@admins".
     sa.Index("ix_conversations_queue", "state", "team"),
+    # Only snoozed conversations are in it: a message's update (snoozed_until NULL, unchanged) stays HOT.
+    sa.Index("ix_conversations_snoozed", "snoozed_until",
+             sqlite_where=sa.text("snoozed_until IS NOT NULL"), postgresql_where=sa.text("snoozed_until IS NOT NULL")),
 )
 
 messages = sa.Table(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import cache, partial
 from typing import Any
@@ -23,6 +24,7 @@ from aiohttp import web
 from chat.domain.directory import DIRECTORY, Directory
 from chat.domain.effects import After
 from chat.domain.inbound import Stored
+from chat.domain.lifecycle import INACTIVE, close_inactive, due_lifecycle, next_lifecycle_due, wake_snoozed
 from chat.domain.scenario_state import Decision, Due, due_now, next_due, set_reply_due, step
 from chat.store import Database, as_utc, utcnow
 from chat.store.commit import GroupCommit
@@ -49,8 +51,10 @@ def may_wait(scenario: Scenario) -> bool:
 
 class Automation:
     def __init__(self, *, db: Database, commit: GroupCommit, directory: Directory, teams: dict, presence: Presence,
-                 hub: Hub, router: Router, http: aiohttp.ClientSession, wake: Wake, files: ScenarioFiles):
+                 hub: Hub, router: Router, http: aiohttp.ClientSession, wake: Wake, files: ScenarioFiles,
+                 inactivity: Mapping[str, float] | None = None):
         self.db, self.commit, self.directory, self.teams = db, commit, directory, teams
+        self.inactivity = dict(inactivity or {})  # access number -> inactivity_close_seconds
         self.presence, self.hub, self.router, self.http, self.wake, self.files = presence, hub, router, http, wake, files
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)  # this node's order, not the cluster's lock
         self._tasks: set[asyncio.Task] = set()
@@ -64,6 +68,8 @@ class Automation:
         row: Any = stored.row  # the conversation and contact row ingest read
         assert stored.message_row is not None
         cid, text = row.id, stored.message_row["text"]
+        if stored.new_conversation and row.access_number in self.inactivity:
+            self._wake.set()  # a new idle deadline, maybe earlier than the one the timers sleep until
         message = {"text": text, "id": stored.message_row["id"]}
         kind = classify(text)
         if kind:
@@ -129,7 +135,7 @@ class Automation:
         return {
             "contact": {"number": conv.contact_number, "name": conv.contact_name, "fields": dict(conv.contact_fields or {})},
             "conversation": {"id": conv.id, "access_number": conv.access_number, "tags": list(conv.tags or []),
-                             "new": conv.last_seq <= 1},
+                             "new": conv.last_seq <= 1, "outcome": conv.outcome or ""},
             "message": {"text": data.get("text", ""), "id": data.get("id")},
             "owner": {"name": owner.name if owner else "", "display_name": owner.display_name if owner else "",
                       "presence": self.presence.state(owner.id) if owner else "offline"},
@@ -170,9 +176,15 @@ class Automation:
                 log.exception("scenario.timers_failed")
             await wait_set(self._wake, pause)
 
+    def lifecycle_changed(self) -> None:
+        """A snooze was set, a conversation reopened or started: look again at when the next deadline is."""
+        self._wake.set()
+
     async def _next_due(self) -> float:
         async with self.db.read() as conn:
-            when = await next_due(conn)
+            times = [await next_due(conn), await next_lifecycle_due(conn, self.inactivity)]
+        pending = [as_utc(t) for t in times if t is not None]
+        when = min(pending) if pending else None
         if when is None:
             return MAX_PAUSE
         return min(MAX_PAUSE, max(MIN_PAUSE, (as_utc(when) - utcnow()).total_seconds()))
@@ -186,6 +198,28 @@ class Automation:
             await self.handle(timer.conversation_id, Trigger("timer", {"name": timer.name}), due=Due("timer", timer.id))
         for cid in due.silent:
             await self.handle(cid, Trigger("no_agent_reply"), due=Due("reply"))
+        await self._fire_lifecycle()
+
+    async def _fire_lifecycle(self) -> None:
+        """Snoozes that end and idle conversations to close (chat.domain.lifecycle: each once across nodes)."""
+        now = utcnow()
+        async with self.db.read() as conn:
+            snoozed, idle = await due_lifecycle(conn, now, self.inactivity)
+        for cid in snoozed:
+            woken = await self.commit.run(partial(wake_snoozed, conversation_id=cid, now=now))
+            if woken is not None and woken[0] is not None:
+                await self.hub.emit(woken[0], "conversation", woken[1])
+        for cid, number in idle:
+            seconds = self.inactivity.get(number)
+            if seconds is None:
+                continue
+            closed = await self.commit.run(partial(close_inactive, conversation_id=cid, idle_seconds=seconds, now=now))
+            if closed is None:
+                continue
+            log.info("conversation.closed_inactive", conversation=cid, after_seconds=seconds)
+            if closed[0] is not None:
+                await self.hub.emit(closed[0], "conversation", closed[1])
+            self._spawn(self.handle(cid, Trigger("conversation_closed", {"outcome": INACTIVE})))
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -236,7 +270,8 @@ async def automation_context(app: web.Application):
     files = ScenarioFiles(config, notify_admins)
     automation = app[AUTOMATION] = Automation(
         db=app[DB], commit=app[COMMIT], directory=app[DIRECTORY], teams=config.teams, presence=app[PRESENCE],
-        hub=hub, router=app[ROUTER], http=app[HTTP], wake=app[WAKE], files=files)
+        hub=hub, router=app[ROUTER], http=app[HTTP], wake=app[WAKE], files=files,
+        inactivity={n.number: n.inactivity_close_seconds for n in config.access_numbers if n.inactivity_close_seconds})
     tasks = [asyncio.create_task(automation.run_timers(), name="timers"), asyncio.create_task(files.watch(), name="scenario-files")]
     yield
     await cancel(tasks)
