@@ -78,6 +78,9 @@ const state = {
   localRead: new Map(),     // conversation id -> seq we marked read
   outbox: [],             // local sends awaiting an ack: {client_id, payload, conversationKey, text, state, error}
   selected: null,         // conversation id, or "new"
+  outcomes: { choices: [], required: false }, // what a close may give (sync)
+  earlier: new Map(),     // conversation id -> the contact's earlier conversations (history), with messages
+  snoozeTimer: null,      // re-renders the list when the next snooze ends
   newFrom: null,          // chosen "from" in new-conversation mode
 };
 
@@ -277,6 +280,7 @@ function resetData() {
   state.outbox = [];
   state.selected = null;
   state.newFrom = null;
+  state.earlier.clear();
   $("reply-text").value = "";
   $("new-to").value = "";
 }
@@ -478,6 +482,7 @@ function mergeSync(ack) {
   if (ack.user) { state.user = ack.user; renderUser(); }
   if (ack.presence) state.presence = typeof ack.presence === "string" ? ack.presence : ack.presence.state || state.presence;
   if (Array.isArray(ack.numbers)) state.numbers = ack.numbers;
+  if (ack.outcomes && Array.isArray(ack.outcomes.choices)) state.outcomes = ack.outcomes;
   const touched = new Set();
   for (const conv of ack.conversations || []) { upsertConversation(conv); touched.add(conv.id); }
   for (const msg of ack.messages || []) { addMessage(msg); touched.add(msg.conversation_id); }
@@ -524,6 +529,8 @@ function addMessage(msg) {
     }
   }
   state.messageById.set(m.id, m);
+  const conv = state.conversations.get(m.conversation_id);
+  if (conv && m.direction === "in" && conv.snoozed_until) conv.snoozed_until = null; // the customer texted: back in the list
   let list = state.messages.get(m.conversation_id);
   if (!list) { list = []; state.messages.set(m.conversation_id, list); }
   // Insert in seq order (usually at the end).
@@ -759,8 +766,21 @@ function renderPresence() {
   $("presence-label").textContent = ready ? "Ready" : "Not ready";
 }
 
+function isSnoozed(conv) {
+  return conv.state !== "closed" && !!conv.snoozed_until && timeValue(conv.snoozed_until) > Date.now();
+}
+
+function scheduleSnoozeEnd() {
+  // The server pushes the end of a snooze; this only moves the conversation back in the list on time.
+  clearTimeout(state.snoozeTimer);
+  const ends = [...state.conversations.values()].filter(isSnoozed).map((c) => timeValue(c.snoozed_until));
+  if (ends.length) state.snoozeTimer = setTimeout(() => { renderConversationList(); renderPane(); }, Math.min(...ends) - Date.now() + 50);
+}
+
 function sortedConversations() {
   return [...state.conversations.values()].sort((a, b) => {
+    const s = Number(isSnoozed(a)) - Number(isSnoozed(b)); // snoozed ones last
+    if (s !== 0) return s;
     const d = convActivity(b) - convActivity(a);
     return d !== 0 ? d : Number(b.id) - Number(a.id);
   });
@@ -786,9 +806,12 @@ function renderConversationList() {
     const list = state.messages.get(conv.id) || [];
     const last = list[list.length - 1];
     const unread = unreadCount(conv);
+    const snoozed = isSnoozed(conv);
+    const status = conv.state === "closed" ? (conv.outcome ? `closed · ${conv.outcome}` : "closed")
+      : snoozed ? `snoozed until ${formatTime(conv.snoozed_until)}` : "";
     const preview = last ? `${last.direction === "out" ? "You: " : ""}${last.text || ""}` : "";
     const li = el("li", {
-      className: `conversation-item${state.selected === conv.id ? " selected" : ""}${unread ? " has-unread" : ""}${conv.state === "closed" ? " closed" : ""}`,
+      className: `conversation-item${state.selected === conv.id ? " selected" : ""}${unread ? " has-unread" : ""}${conv.state === "closed" ? " closed" : ""}${snoozed ? " snoozed" : ""}`,
       "data-testid": "conversation-item",
       "data-contact": number,
       "data-id": conv.id,
@@ -800,7 +823,7 @@ function renderConversationList() {
         el("span", { className: "ci-name", dir: "auto", text: name || number }),
         el("span", { className: "ci-time muted", text: formatTime(last ? last.created_at : conv.updated_at) })),
       el("div", { className: "ci-bottom" },
-        el("span", { className: "ci-sub muted", text: name ? number : (conv.state === "closed" ? "closed" : "") }),
+        el("span", { className: "ci-sub muted", "data-testid": "conversation-status", text: [name ? number : "", status].filter(Boolean).join(" · ") }),
       ),
       el("div", { className: "ci-bottom" },
         el("span", { className: "ci-preview", dir: "auto", "data-testid": "conversation-preview", text: preview }),
@@ -813,6 +836,7 @@ function renderConversationList() {
     return li;
   });
   ul.replaceChildren(...items);
+  scheduleSnoozeEnd();
 }
 
 function selectConversation(id) {
@@ -825,6 +849,7 @@ function selectConversation(id) {
   renderConversationList();
   renderPane();
   markRead();
+  loadEarlier(id);
   $("reply-text").focus();
 }
 
@@ -855,12 +880,117 @@ function renderPane() {
     const part = (text) => el("bdi", { dir: "auto", text });
     $("conv-name").replaceChildren(...(name ? [part(name), " · ", part(number)] : [part(number)]));
     const parts = [`to ${conv.access_number || ""}`];
-    if (conv.state === "closed") parts.push("closed");
+    if (conv.state === "closed") parts.push(conv.outcome ? `closed · ${conv.outcome}` : "closed");
     $("conv-sub").textContent = parts.join(" · ");
   }
+  renderActions(conv);
   renderFromPicker();
   renderTranscript();
   updateCounter();
+}
+
+function renderActions(conv) {
+  $("conv-actions").hidden = !conv;
+  if (!conv) return;
+  const closed = conv.state === "closed";
+  const snoozed = isSnoozed(conv);
+  $("close-conversation").hidden = closed;
+  $("reopen-conversation").hidden = !closed;
+  $("snooze-choice").hidden = closed;
+  $("snooze-choice").value = "";
+  $("snooze-choice").querySelector('option[value="off"]').hidden = !snoozed;
+  $("snoozed-note").hidden = !snoozed;
+  $("snoozed-note").textContent = snoozed ? `Snoozed until ${formatTime(conv.snoozed_until)}` : "";
+  const outcome = $("close-outcome");
+  const choices = state.outcomes.choices || [];
+  outcome.hidden = closed || choices.length === 0;
+  if (outcome.dataset.choices !== JSON.stringify(choices)) {
+    outcome.dataset.choices = JSON.stringify(choices);
+    const first = el("option", { value: "", text: state.outcomes.required ? "Outcome…" : "No outcome" });
+    outcome.replaceChildren(first, ...choices.map((c) => el("option", { value: c, text: c })));
+  }
+  if (closed || outcome.dataset.conv !== String(conv.id)) outcome.value = ""; // each close picks afresh
+  outcome.dataset.conv = String(conv.id);
+  const textarea = $("reply-text");
+  textarea.disabled = closed;
+  $("reply-send").disabled = closed;
+  textarea.placeholder = closed ? "This conversation is closed: reopen it to reply"
+    : "Type a message — Enter to send, Shift+Enter for a new line";
+}
+
+async function lifecycleCall(event, payload, failure) {
+  try {
+    const ack = await emitWithAck(event, payload);
+    if (ack && ack.ok) {
+      clearError();
+      if (ack.conversation) upsertConversation(ack.conversation);
+    } else {
+      showError((ack && ack.error) || failure);
+    }
+  } catch (err) {
+    showError(`${failure}: ${err.message}`);
+  }
+  renderConversationList();
+  renderPane();
+}
+
+function closeConversation() {
+  const conv = state.conversations.get(state.selected);
+  if (!conv) return;
+  const outcome = $("close-outcome").value;
+  if (state.outcomes.required && !outcome) {
+    showError("Pick an outcome to close this conversation");
+    $("close-outcome").focus();
+    return;
+  }
+  lifecycleCall("close", outcome ? { conversation_id: conv.id, outcome } : { conversation_id: conv.id },
+    "Could not close the conversation");
+}
+
+function reopenConversation() {
+  const conv = state.conversations.get(state.selected);
+  if (conv) lifecycleCall("reopen", { conversation_id: conv.id }, "Could not reopen the conversation");
+}
+
+function snoozeUntil(choice) {
+  const now = new Date();
+  if (choice === "off") return null;
+  if (choice === "tomorrow" || choice === "week") {
+    const at = new Date(now);
+    at.setDate(at.getDate() + (choice === "week" ? 7 : 1));
+    at.setHours(9, 0, 0, 0);
+    return at.getTime() / 1000;
+  }
+  return now.getTime() / 1000 + Number(choice);
+}
+
+function onSnoozeChoice() {
+  const conv = state.conversations.get(state.selected);
+  const choice = $("snooze-choice").value;
+  if (!conv || !choice) return;
+  lifecycleCall("snooze", { conversation_id: conv.id, until: snoozeUntil(choice) }, "Could not snooze the conversation");
+}
+
+async function loadEarlier(id) {
+  if (id === null || id === "new" || state.earlier.has(id)) return;
+  try {
+    const ack = await emitWithAck("history", { conversation_id: id });
+    if (ack && ack.ok && Array.isArray(ack.conversations)) {
+      state.earlier.set(id, ack.conversations);
+      if (state.selected === id) renderTranscript();
+    }
+  } catch { /* shown again when the conversation is selected next */ }
+}
+
+function renderEarlier(list) {
+  // Oldest first, above the current conversation's messages.
+  return [...list].reverse().map((conv) => {
+    const when = conv.closed_at || conv.updated_at;
+    const head = `Earlier conversation · ${conv.state === "closed" ? "closed" : "open"} ${formatTime(when)}${conv.outcome ? ` · ${conv.outcome}` : ""}`;
+    return el("li", { className: "earlier", "data-testid": "earlier-conversation", "data-id": conv.id },
+      el("div", { className: "earlier-head muted", text: head }),
+      el("ol", { className: "transcript-earlier" }, ...(conv.messages || []).map(renderMessage)));
+  });
 }
 
 function renderFromPicker() {
@@ -922,13 +1052,13 @@ function renderTranscript() {
   if (sel === null) { ol.replaceChildren(); return; }
   const atBottom = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
   const list = sel === "new" ? [] : (state.messages.get(sel) || []);
-  const nodes = list.map(renderMessage);
+  const nodes = [...(sel === "new" ? [] : renderEarlier(state.earlier.get(sel) || [])), ...list.map(renderMessage)];
   for (const item of state.outbox) {
     if (item.conversationKey === sel || (sel === "new" && String(item.conversationKey).startsWith("to:"))) {
       nodes.push(renderPending(item));
     }
   }
-  if (nodes.length === 0) {
+  if (list.length === 0 && nodes.length === 0) {
     nodes.push(el("li", { className: "transcript-empty muted", text: sel === "new" ? "Write the first message below." : "No messages yet." }));
   }
   ol.replaceChildren(...nodes);
@@ -1046,6 +1176,9 @@ function wire() {
   $("presence").addEventListener("click", togglePresence);
   $("new-conversation").addEventListener("click", startNewConversation);
   $("from-picker").addEventListener("change", onFromChange);
+  $("close-conversation").addEventListener("click", closeConversation);
+  $("reopen-conversation").addEventListener("click", reopenConversation);
+  $("snooze-choice").addEventListener("change", onSnoozeChoice);
   $("composer").addEventListener("submit", (e) => { e.preventDefault(); submitComposer(); });
   const textarea = $("reply-text");
   textarea.addEventListener("input", updateCounter);

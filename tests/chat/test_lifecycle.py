@@ -171,5 +171,6 @@ async def test_conversations_on_other_numbers_are_not_closed_for_inactivity(make
     cid = (await first_message(server, alice))["conversation_id"]
     before = len(alice.pushed("conversation"))
     assert (await alice.call("snooze", {"conversation_id": cid, "until": time.time() + 0.5}))["ok"]
-    await until(lambda: woken_after(alice, cid, before), timeout=10)  # the timers ran (the snooze ended): the conversation, 600 s from idle, is still open
+    # The timers ran (the snooze ended): the conversation, 600 s from idle, is still open.
+    await until(lambda: woken_after(alice, cid, before), timeout=10)
     assert last_conversation(alice, cid)["state"] == "open"

@@ -1,0 +1,66 @@
+"""Closing, reopening and snoozing a conversation in the agent's browser client (real Chromium), and
+the earlier conversation shown above the customer's next one."""
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.test_agent_ui import LIVE, browser  # noqa: F401 - the fixture
+from tests.conftest import ALICE, CUSTOMER, PASSWORD
+
+pytestmark = pytest.mark.browser
+OUTCOMES = '\nconversations: {outcomes: ["Resolved", "Sales (EN)"]}\n'
+
+
+async def test_close_with_an_outcome_reopen_snooze_and_the_earlier_conversation(browser, make_server):  # noqa: F811
+    from playwright.async_api import expect
+
+    server = await make_server(extra=OUTCOMES)
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        await page.goto(server.url + "/")
+        await page.get_by_test_id("login-username").fill("alice")
+        await page.get_by_test_id("login-password").fill(PASSWORD)
+        await page.get_by_test_id("login-submit").click()
+        await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected", timeout=LIVE)
+        if await page.get_by_test_id("presence").get_attribute("data-state") != "ready":
+            await page.get_by_test_id("presence").click()
+        await expect(page.get_by_test_id("presence")).to_have_attribute("data-state", "ready", timeout=LIVE)
+
+        assert (await server.simulate_sms(CUSTOMER, ALICE, "where is my parcel?"))[0] == 200
+        items = page.get_by_test_id("conversation-item")
+        await expect(items).to_have_count(1, timeout=LIVE)
+        await items.first.click()
+        status = items.first.get_by_test_id("conversation-status")
+
+        await page.get_by_test_id("close-outcome").select_option("Sales (EN)")
+        await page.get_by_test_id("close-conversation").click()
+        await expect(status).to_contain_text("closed · Sales (EN)", timeout=LIVE)
+        await expect(page.get_by_test_id("reply-text")).to_be_disabled()
+        await expect(page.get_by_test_id("close-conversation")).to_be_hidden()
+
+        await page.get_by_test_id("reopen-conversation").click()
+        await expect(status).not_to_contain_text("closed", timeout=LIVE)
+        await expect(page.get_by_test_id("reply-text")).to_be_enabled()
+
+        await page.get_by_test_id("snooze-choice").select_option("3600")
+        await expect(status).to_contain_text("snoozed until", timeout=LIVE)
+        await expect(page.get_by_test_id("snoozed-note")).to_be_visible()
+        await page.get_by_test_id("snooze-choice").select_option("off")
+        await expect(status).not_to_contain_text("snoozed", timeout=LIVE)
+
+        await page.get_by_test_id("close-conversation").click()  # no outcome: none is required
+        await expect(status).to_have_text("closed", timeout=LIVE)
+        assert (await server.simulate_sms(CUSTOMER, ALICE, "one more thing"))[0] == 200
+        await expect(items).to_have_count(2, timeout=LIVE)
+        newest = page.locator('[data-testid="conversation-item"]:not(.closed)')
+        await newest.click()
+        earlier = page.get_by_test_id("earlier-conversation")
+        await expect(earlier).to_have_count(1, timeout=LIVE)
+        await expect(earlier).to_contain_text("where is my parcel?")
+        await expect(page.get_by_test_id("transcript")).to_contain_text("one more thing")
+        assert errors == []
+    finally:
+        await context.close()
