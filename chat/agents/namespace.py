@@ -25,7 +25,7 @@ import socketio
 import sqlalchemy as sa
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chat.agents.auth import TOKENS, Claims, Unauthorized
 from chat.domain.agents import anything_waits, mark_read, save_presence
@@ -40,6 +40,7 @@ from chat.domain.lifecycle import (
 )
 from chat.domain.outbound import STORE_INT_MAX, Id, Refused, SendRequest, set_presented, store_send
 from chat.domain.sessions import live_presence, session_alive
+from chat.domain.transfers import MAX_NOTE, Target, transfer_conversation
 from chat.domain.waiting import queued_for
 from chat.store.context import COMMIT, CONFIG, DB
 from chat.workers.automation import AUTOMATION
@@ -102,6 +103,23 @@ class HistoryPayload(Payload):
     conversation_id: Id
 
 
+class TransferTarget(Payload):
+    user: str | None = Field(default=None, strict=True, min_length=1, max_length=64)
+    team: str | None = Field(default=None, strict=True, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _one(self) -> TransferTarget:
+        if (self.user is None) == (self.team is None):
+            raise ValueError("give either user or team")
+        return self
+
+
+class TransferPayload(Payload):
+    conversation_id: Id
+    to: TransferTarget
+    note: str | None = Field(default=None, strict=True, max_length=MAX_NOTE)
+
+
 class ClaimPayload(Payload):
     conversation_id: Id
 
@@ -144,7 +162,8 @@ class AgentNamespace(socketio.AsyncNamespace):
             "present": (PresentPayload, self._present), "close": (ClosePayload, self._close),
             "auth": (AuthPayload, self._auth), "claim": (ClaimPayload, self._claim),
             "reopen": (ReopenPayload, self._reopen), "snooze": (SnoozePayload, self._snooze),
-            "history": (HistoryPayload, self._history),
+            "history": (HistoryPayload, self._history), "transfer": (TransferPayload, self._transfer),
+            "targets": (Payload, self._list_targets),
         }
 
     async def trigger_event(self, event, *args):
@@ -258,6 +277,7 @@ class AgentNamespace(socketio.AsyncNamespace):
         answer["numbers"] = self.app[DIRECTORY].numbers_payload(agent)
         outcomes = self._outcomes()
         answer["outcomes"] = {"choices": list(outcomes.choices), "required": outcomes.required}
+        answer["transfer_targets"] = self._targets(agent)
         return answer
 
     async def _send(self, sid, agent, req: SendRequest) -> dict:
@@ -315,6 +335,32 @@ class AgentNamespace(socketio.AsyncNamespace):
         async with self.app[DB].read() as conn:
             earlier = await earlier_conversations(conn, agent, data.conversation_id)
         return {"ok": True, "conversations": earlier}
+
+    async def _transfer(self, sid, agent, data: TransferPayload) -> dict:
+        unit = partial(transfer_conversation, agent=agent, conversation_id=data.conversation_id,
+                       target=Target(data.to.user, data.to.team), note=data.note, directory=self.app[DIRECTORY],
+                       teams=self.app[CONFIG].teams, presence=self.app[PRESENCE])
+        done = await self.app[COMMIT].run(unit)
+        hub = self.app[HUB]
+        await hub.emit(done.previous, "unassigned", {"conversation_id": data.conversation_id, "reason": "transferred",
+                                                     "to": done.label})
+        if done.holder is not None:
+            await hub.emit(done.holder, "conversation", done.conversation)
+            await hub.emit(done.holder, "messages", done.messages)
+        log.info("conversation.transferred", conversation=data.conversation_id, by=agent.id,
+                 to=data.to.user or f"team {data.to.team}", taken=done.holder is not None)
+        return {"ok": True, "to": done.label, "waiting": done.holder is None}
+
+    async def _list_targets(self, sid, agent, data: Payload) -> dict:
+        return {"ok": True, **self._targets(agent)}
+
+    def _targets(self, agent) -> dict:
+        """Whom this agent may hand a conversation to: every other agent (with presence) and every team."""
+        presence = self.app[PRESENCE]
+        users = [{"name": a.name, "display_name": a.display_name, "presence": presence.state(a.id)}
+                 for a in self.app[DIRECTORY].agents.values() if a.id != agent.id]
+        return {"users": sorted(users, key=lambda u: (u["display_name"] or u["name"]).lower()),
+                "teams": sorted(self.app[CONFIG].teams)}
 
     def _outcomes(self) -> Outcomes:
         settings = self.app[CONFIG].conversations

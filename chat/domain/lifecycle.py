@@ -60,7 +60,8 @@ class Outcomes:
         return outcome
 
 
-async def _assigned(conn, agent: Agent, conversation_id: int):
+async def assigned_to(conn, agent: Agent, conversation_id: int):
+    """The conversation, if it is assigned to this agent (else Refused, naming nothing of it)."""
     conv = await get_conversation(conn, conversation_id)
     if conv is None or conv.assigned_id != agent.id:
         raise Refused(f"no conversation {conversation_id} is yours", "conversation_id")
@@ -70,7 +71,7 @@ async def _assigned(conn, agent: Agent, conversation_id: int):
 async def close_conversation(conn, agent: Agent, conversation_id: int, outcome: str | None = None,
                              outcomes: Outcomes = Outcomes()) -> dict:
     """The agent ends a conversation, with an outcome if given; the customer's next SMS starts a new one."""
-    conv = await _assigned(conn, agent, conversation_id)
+    conv = await assigned_to(conn, agent, conversation_id)
     if conv.state == "closed":
         raise Refused(f"conversation {conversation_id} is closed already", "conversation_id")
     now = utcnow()
@@ -82,7 +83,7 @@ async def close_conversation(conn, agent: Agent, conversation_id: int, outcome: 
 
 async def reopen_conversation(conn, agent: Agent, conversation_id: int) -> dict:
     """The agent opens a conversation they closed (or that was closed while theirs) again."""
-    conv = await _assigned(conn, agent, conversation_id)
+    conv = await assigned_to(conn, agent, conversation_id)
     if conv.state != "closed":
         raise Refused(f"conversation {conversation_id} is not closed", "conversation_id")
     newer = await active_conversation(conn, conv.contact_number, conv.access_number)
@@ -96,7 +97,7 @@ async def reopen_conversation(conn, agent: Agent, conversation_id: int) -> dict:
 
 async def snooze_conversation(conn, agent: Agent, conversation_id: int, until: datetime | None) -> dict:
     """Keep an open conversation out of the list until `until` (None: back now)."""
-    conv = await _assigned(conn, agent, conversation_id)
+    conv = await assigned_to(conn, agent, conversation_id)
     if conv.state == "closed":
         raise Refused(f"conversation {conversation_id} is closed; reopen it first", "conversation_id")
     now = utcnow()
@@ -164,7 +165,7 @@ async def next_lifecycle_due(conn, inactivity: Mapping[str, float]) -> datetime 
 
 async def earlier_conversations(conn, agent: Agent, conversation_id: int) -> list[dict]:
     """The contact's earlier conversations on the same number, newest first, each with its last messages."""
-    conv = await _assigned(conn, agent, conversation_id)
+    conv = await assigned_to(conn, agent, conversation_id)
     rows = (await conn.execute(conversation_query().where(
         conversations.c.contact_id == conv.contact_id, conversations.c.access_number == conv.access_number,
         conversations.c.id < conv.id,

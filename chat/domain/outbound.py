@@ -113,7 +113,7 @@ async def store_send(conn, agent: Agent, req: SendRequest, directory: Directory)
 async def set_presented(conn, agent: Agent, conversation_id: int, number: str) -> dict:
     """Choose the number this conversation's replies go out from."""
     conv = await _own_conversation(conn, agent, conversation_id)
-    number = _allowed(agent, number, "number")
+    number = _allowed(agent, number, "number", also=conv.access_number)
     await conn.execute(SET_PRESENTED, {"cid": conv.id, "number": number})
     return conversation_payload(await get_conversation(conn, conv.id))
 
@@ -155,19 +155,25 @@ async def _own_conversation(conn, agent: Agent, conversation_id: int):
 
 
 def _sender(agent: Agent, req: SendRequest, conv) -> str:
+    """The number a reply goes out from: the one asked for, else the conversation's. Whoever holds a
+    conversation may present the number its customer texts (after a transfer, the colleague's
+    replies still come from the number the customer knows)."""
     if req.from_:
-        return _allowed(agent, req.from_, "from")
-    return conv.presented_number if conv.presented_number in agent.may_present else _allowed(agent, agent.default_number, "from")
+        return _allowed(agent, req.from_, "from", also=conv.access_number)
+    if conv.presented_number in agent.may_present or conv.presented_number == conv.access_number:
+        return conv.presented_number
+    return _allowed(agent, agent.default_number, "from")
 
 
-def _allowed(agent: Agent, number: str | None, field: str) -> str:
+def _allowed(agent: Agent, number: str | None, field: str, also: str | None = None) -> str:
+    """`number` as E.164 if the agent may present it (or it is `also`: the conversation's own number)."""
     if not number:
         raise Refused("you have no number to send from; ask an administrator for one", field)
     try:
         number = normalize_number(number)
     except InvalidNumber as err:
         raise Refused(str(err), field) from None
-    if number not in agent.may_present:
+    if number not in agent.may_present and number != also:
         raise Refused(f"you may not present {number}; yours are: {', '.join(agent.may_present) or 'none'}", field)
     return number
 

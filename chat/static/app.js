@@ -81,6 +81,7 @@ const state = {
   outcomes: { choices: [], required: false }, // what a close may give (sync)
   earlier: new Map(),     // conversation id -> the contact's earlier conversations (history), with messages
   snoozeTimer: null,      // re-renders the list when the next snooze ends
+  targets: { users: [], teams: [] }, // whom a conversation may be transferred to (sync)
   newFrom: null,          // chosen "from" in new-conversation mode
 };
 
@@ -89,6 +90,7 @@ const state = {
 // "Connected" while sends hang. Sends stay queued and go again with the same client_id.
 const ACK_TIMEOUT_MS = 2500;
 const SYNC_TIMEOUT_MS = 15000;
+const SYNC_COMPLETE_BELOW = 500;  // a sync lists at most this many conversations (the newest)
 const SEND_ATTEMPTS = 8;          // answers with `retry` (the server's store is unavailable)
 const RETRY_MAX_MS = 10000;
 const RESTART_WAIT_MS = 10000;    // after `server_restarting`: the server's shutdown_seconds and a margin
@@ -115,6 +117,7 @@ function el(tag, attrs = {}, ...children) {
 
 function showError(message) {
   $("error-text").textContent = String(message || "Something went wrong");
+  $("error-banner").dataset.kind = "error";
   $("error-banner").hidden = false;
 }
 
@@ -373,6 +376,17 @@ function connectSocket() {
     // Other errors (network): the manager reconnects by itself.
   });
 
+  socket.on("unassigned", (data) => {
+    // Transferred away (maybe from another tab or by a supervisor): it is no longer this agent's.
+    const conv = data && state.conversations.get(data.conversation_id);
+    if (!conv) return;
+    dropConversation(conv.id);
+    const who = contactLabel(conv);
+    showNotice(`The conversation with ${who.name || who.number} went to ${data.to || "a colleague"}.`);
+    renderConversationList();
+    renderPane();
+  });
+
   socket.on("conversation", (conv) => {
     upsertConversation(conv);
     renderConversationList();
@@ -483,8 +497,13 @@ function mergeSync(ack) {
   if (ack.presence) state.presence = typeof ack.presence === "string" ? ack.presence : ack.presence.state || state.presence;
   if (Array.isArray(ack.numbers)) state.numbers = ack.numbers;
   if (ack.outcomes && Array.isArray(ack.outcomes.choices)) state.outcomes = ack.outcomes;
+  if (ack.transfer_targets) state.targets = ack.transfer_targets;
   const touched = new Set();
   for (const conv of ack.conversations || []) { upsertConversation(conv); touched.add(conv.id); }
+  if (Array.isArray(ack.conversations) && ack.conversations.length < SYNC_COMPLETE_BELOW) {
+    // A complete list: what it lacks was transferred away (or taken over) while this tab was not listening.
+    for (const id of [...state.conversations.keys()]) if (!touched.has(id)) dropConversation(id);
+  }
   for (const msg of ack.messages || []) { addMessage(msg); touched.add(msg.conversation_id); }
   for (const st of ack.statuses || []) applyStatus(st);
   if (ack.server_time !== undefined && ack.server_time !== null) state.since = ack.server_time;
@@ -889,13 +908,87 @@ function renderPane() {
   updateCounter();
 }
 
+function dropConversation(id) {
+  state.conversations.delete(id);
+  for (const m of state.messages.get(id) || []) state.messageById.delete(m.id);
+  state.messages.delete(id);
+  state.earlier.delete(id);
+  state.localRead.delete(id);
+  if (state.selected === id) { state.selected = null; $("transfer-form").hidden = true; }
+}
+
+function showNotice(message) {
+  showError(message);
+  $("error-banner").dataset.kind = "notice";
+}
+
+function renderTransferTargets() {
+  const options = [el("option", { value: "", text: "Choose…" })];
+  for (const u of state.targets.users || []) {
+    const away = u.presence === "ready" ? "" : ` (${u.presence === "offline" ? "offline" : "not ready"})`;
+    options.push(el("option", { value: `user:${u.name}`, text: `${u.display_name || u.name}${away}` }));
+  }
+  for (const t of state.targets.teams || []) options.push(el("option", { value: `team:${t}`, text: `Team ${t}` }));
+  $("transfer-target").replaceChildren(...options);
+}
+
+function toggleTransfer(open) {
+  const form = $("transfer-form");
+  form.hidden = !open;
+  $("transfer-open").setAttribute("aria-expanded", open ? "true" : "false");
+  if (!open) return;
+  renderTransferTargets();
+  $("transfer-note").value = "";
+  $("transfer-target").focus();
+  refreshTargets();
+}
+
+async function refreshTargets() {
+  // Presence changes while the form is open: ask again (the sync's list may be minutes old).
+  try {
+    const ack = await emitWithAck("targets", {});
+    if (ack && ack.ok) {
+      const chosen = $("transfer-target").value;
+      state.targets = { users: ack.users || [], teams: ack.teams || [] };
+      renderTransferTargets();
+      $("transfer-target").value = chosen;
+    }
+  } catch { /* the sync's list stays */ }
+}
+
+async function submitTransfer() {
+  const conv = state.conversations.get(state.selected);
+  const choice = $("transfer-target").value;
+  if (!conv || !choice) { showError("Choose whom to transfer the conversation to"); return; }
+  const [kind, name] = [choice.slice(0, choice.indexOf(":")), choice.slice(choice.indexOf(":") + 1)];
+  const note = $("transfer-note").value.trim();
+  const payload = { conversation_id: conv.id, to: { [kind]: name } };
+  if (note) payload.note = note;
+  try {
+    const ack = await emitWithAck("transfer", payload);
+    if (ack && ack.ok) {
+      toggleTransfer(false);
+      dropConversation(conv.id);
+      showNotice(ack.waiting ? `Transferred: it waits for ${ack.to}.` : `Transferred to ${ack.to}.`);
+    } else {
+      showError((ack && ack.error) || "Could not transfer the conversation");
+    }
+  } catch (err) {
+    showError(`Could not transfer the conversation: ${err.message}`);
+  }
+  renderConversationList();
+  renderPane();
+}
+
 function renderActions(conv) {
   $("conv-actions").hidden = !conv;
-  if (!conv) return;
+  if (!conv) { $("transfer-form").hidden = true; return; }
   const closed = conv.state === "closed";
   const snoozed = isSnoozed(conv);
   $("close-conversation").hidden = closed;
   $("reopen-conversation").hidden = !closed;
+  $("transfer-open").hidden = closed;
+  if (closed) $("transfer-form").hidden = true;
   $("snooze-choice").hidden = closed;
   $("snooze-choice").value = "";
   $("snooze-choice").querySelector('option[value="off"]').hidden = !snoozed;
@@ -1179,6 +1272,9 @@ function wire() {
   $("close-conversation").addEventListener("click", closeConversation);
   $("reopen-conversation").addEventListener("click", reopenConversation);
   $("snooze-choice").addEventListener("change", onSnoozeChoice);
+  $("transfer-open").addEventListener("click", () => toggleTransfer($("transfer-form").hidden));
+  $("transfer-cancel").addEventListener("click", () => toggleTransfer(false));
+  $("transfer-form").addEventListener("submit", (e) => { e.preventDefault(); submitTransfer(); });
   $("composer").addEventListener("submit", (e) => { e.preventDefault(); submitComposer(); });
   const textarea = $("reply-text");
   textarea.addEventListener("input", updateCounter);

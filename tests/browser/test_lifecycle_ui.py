@@ -64,3 +64,50 @@ async def test_close_with_an_outcome_reopen_snooze_and_the_earlier_conversation(
         assert errors == []
     finally:
         await context.close()
+
+
+async def login(browser, server, name: str):  # noqa: F811 - browser is the fixture's value
+    from playwright.async_api import expect
+
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    await page.goto(server.url + "/")
+    await page.get_by_test_id("login-username").fill(name)
+    await page.get_by_test_id("login-password").fill(PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected", timeout=LIVE)
+    if await page.get_by_test_id("presence").get_attribute("data-state") != "ready":
+        await page.get_by_test_id("presence").click()
+    await expect(page.get_by_test_id("presence")).to_have_attribute("data-state", "ready", timeout=LIVE)
+    return context, page
+
+
+async def test_a_transfer_between_two_agents_in_two_browsers(browser, make_server):  # noqa: F811
+    from playwright.async_api import expect
+
+    server = await make_server()
+    alice_context, alice = await login(browser, server, "alice")
+    bob_context, bob = await login(browser, server, "bob")
+    try:
+        assert (await server.simulate_sms(CUSTOMER, ALICE, "my bill is wrong"))[0] == 200
+        await expect(alice.get_by_test_id("conversation-item")).to_have_count(1, timeout=LIVE)
+        await alice.get_by_test_id("conversation-item").first.click()
+        await alice.get_by_test_id("transfer-open").click()
+        await alice.get_by_test_id("transfer-target").select_option(label="Bob")
+        await alice.get_by_test_id("transfer-note").fill("billing question, be kind")
+        await alice.get_by_test_id("transfer-submit").click()
+        await expect(alice.get_by_test_id("conversation-item")).to_have_count(0, timeout=LIVE)
+        await expect(alice.get_by_test_id("error-banner")).to_contain_text("Transferred to Bob")
+
+        await expect(bob.get_by_test_id("conversation-item")).to_have_count(1, timeout=LIVE)
+        await bob.get_by_test_id("conversation-item").first.click()
+        transcript = bob.get_by_test_id("transcript")
+        await expect(transcript).to_contain_text("my bill is wrong", timeout=LIVE)
+        await expect(transcript).to_contain_text("Transferred by Alice to Bob: billing question, be kind")
+        await bob.get_by_test_id("reply-text").fill("Sorting it out now")
+        await bob.get_by_test_id("reply-send").click()
+        [request] = await server.twilio_api.wait_for_requests(1, timeout=10)
+        assert request["Body"] == "Sorting it out now" and request["From"] == ALICE
+    finally:
+        await alice_context.close()
+        await bob_context.close()
