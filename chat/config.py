@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, IPvAnyNetwork, SecretStr, model_validator
 
 from gateway.numbers import InvalidNumber, normalize_number
 from scenarios import Document, Problem, SourceError, load
@@ -40,6 +40,8 @@ class UserConfig(Strict):
     password_hash: SecretStr | None = None
     may_present: tuple[str, ...] = Field(default=(), description="callback number names or numbers")
     default_number: str | None = Field(default=None, description="callback name or number")
+    capacity: int | None = Field(default=None, ge=1, le=1000,
+                                 description="most open conversations at once from team queues (default: the teams')")
 
 
 class AccessNumberConfig(Strict):
@@ -62,6 +64,22 @@ class AccessNumberConfig(Strict):
         if self.user and self.team:
             raise ValueError("give either user or team as the route for new conversations, not both")
         return self
+
+
+class TeamConfig(Strict):
+    members: tuple[Name, ...] = ()
+    distribution: Literal["round_robin", "least_busy", "offer_all"] = Field(
+        default="least_busy", description="who takes a new conversation: each ready member in turn, the one with "
+                                          "the fewest open, or all are offered it and the first to claim takes it")
+    capacity: int | None = Field(default=None, ge=1, le=1000, description="most open conversations a member takes at once")
+
+
+def _team(value: Any) -> Any:
+    """`support: [alice, bob]` is short for `support: {members: [alice, bob]}`."""
+    return {"members": value} if isinstance(value, list | tuple) else value
+
+
+Team = Annotated[TeamConfig, BeforeValidator(_team)]
 
 
 Outcome = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
@@ -205,7 +223,7 @@ class Config(Strict):
     access_numbers: tuple[AccessNumberConfig, ...] = ()
     callback_numbers: CallbackNumbersConfig = CallbackNumbersConfig()
     connectors: tuple[Connector, ...] = ()
-    teams: dict[Name, tuple[Name, ...]] = Field(default_factory=dict, description="team queues: name -> users")
+    teams: dict[Name, Team] = Field(default_factory=dict, description="team queues: name -> members (or members, distribution, capacity)")
     conversations: ConversationsConfig = ConversationsConfig()
     scenarios: ScenariosConfig = ScenariosConfig()
     outbox: OutboxConfig = OutboxConfig()
@@ -214,6 +232,10 @@ class Config(Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     unknown_status_hours: float = Field(default=24, gt=0, description="how long a status callback for an unknown message id is kept")
     shutdown_seconds: float = Field(default=8, gt=0, description="how long in-flight work may take to settle on shutdown")
+
+    def team_members(self) -> dict[str, tuple[str, ...]]:
+        """Each team's member names."""
+        return {name: team.members for name, team in self.teams.items()}
 
     def connector_of(self, number: str) -> Connector | None:
         """The connector that owns `number`."""
@@ -324,10 +346,12 @@ def _check_callbacks(config: Config, doc: Document) -> Iterator[Problem]:
 
 def _check_teams(config: Config, doc: Document) -> Iterator[Problem]:
     users = {u.name for u in config.users}
-    for team, members in config.teams.items():
+    for team, members in config.team_members().items():
         for j, member in enumerate(members):
             if member not in users:
-                yield doc.problem(("teams", team, j), f"team {team!r}: no user named {member!r}")
+                short = not isinstance((doc.data.get("teams") or {}).get(team), dict)
+                path = ("teams", team, j) if short else ("teams", team, "members", j)
+                yield doc.problem(path, f"team {team!r}: no user named {member!r}")
 
 
 def _check_cluster(config: Config, doc: Document) -> Iterator[Problem]:

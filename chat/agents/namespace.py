@@ -315,6 +315,7 @@ class AgentNamespace(socketio.AsyncNamespace):
                                                   outcome=data.outcome, outcomes=self._outcomes()))
         await self.app[HUB].emit(agent.id, "conversation", conv)
         self._spawn(self.app[AUTOMATION].handle(cid, Trigger("conversation_closed", {"outcome": conv["outcome"] or ""})))
+        self._spawn(self._offer_waiting(agent.id))  # room for one more from the queues
         return {"ok": True, "conversation": conv}
 
     async def _reopen(self, sid, agent, data: ReopenPayload) -> dict:
@@ -339,7 +340,7 @@ class AgentNamespace(socketio.AsyncNamespace):
     async def _transfer(self, sid, agent, data: TransferPayload) -> dict:
         unit = partial(transfer_conversation, agent=agent, conversation_id=data.conversation_id,
                        target=Target(data.to.user, data.to.team), note=data.note, directory=self.app[DIRECTORY],
-                       teams=self.app[CONFIG].teams, presence=self.app[PRESENCE])
+                       teams=self.app[CONFIG].team_members(), presence=self.app[PRESENCE])
         done = await self.app[COMMIT].run(unit)
         hub = self.app[HUB]
         await hub.emit(done.previous, "unassigned", {"conversation_id": data.conversation_id, "reason": "transferred",
@@ -347,6 +348,7 @@ class AgentNamespace(socketio.AsyncNamespace):
         if done.holder is not None:
             await hub.emit(done.holder, "conversation", done.conversation)
             await hub.emit(done.holder, "messages", done.messages)
+        self._spawn(self._offer_waiting(agent.id))  # room for one more from the queues
         log.info("conversation.transferred", conversation=data.conversation_id, by=agent.id,
                  to=data.to.user or f"team {data.to.team}", taken=done.holder is not None)
         return {"ok": True, "to": done.label, "waiting": done.holder is None}

@@ -25,7 +25,7 @@ from argon2 import PasswordHasher
 from chat.config import AccessNumberConfig, Config, Document, Problem, UserConfig
 from chat.store import Database, utcnow
 from chat.store.context import CONFIG, DB
-from chat.store.tables import access_numbers, users
+from chat.store.tables import access_numbers, team_cursors, users
 
 log = structlog.get_logger()
 hasher = PasswordHasher()
@@ -57,6 +57,15 @@ class Route:
 
 
 @dataclass(frozen=True)
+class TeamRule:
+    """How a team's queue is dealt out (chat.domain.teams)."""
+
+    members: tuple[int, ...]  # in the configuration's order: the round robin's
+    distribution: str = "least_busy"  # round_robin | least_busy | offer_all
+    capacity: int | None = None  # most open conversations a member takes from it at once
+
+
+@dataclass(frozen=True)
 class Directory:
     agents: dict[int, Agent]
     by_name: dict[str, Agent]
@@ -67,6 +76,11 @@ class Directory:
     routes: dict[str, Route] = field(default_factory=dict)  # access number -> its route
     queues: dict[str, tuple[int, ...]] = field(default_factory=dict)  # queue -> the users who take from it
     queues_of: dict[int, tuple[str, ...]] = field(default_factory=dict)  # user id -> the queues they take from
+    teams: dict[str, TeamRule] = field(default_factory=dict)  # team name -> its rule
+    capacity_of: dict[int, int | None] = field(default_factory=dict)  # user id -> most open from team queues
+
+    def capacity(self, user_id: int) -> int | None:
+        return self.capacity_of.get(user_id)
 
     def route(self, number: str) -> Route:
         """The route of new conversations on `number` (an unknown number's is the admins' queue)."""
@@ -88,6 +102,7 @@ async def sync_directory(db: Database, config: Config) -> Directory:
             async with db.write() as conn:
                 ids = await _write_users(conn, config.users, hashes)
                 await _write_numbers(conn, config, ids)
+                await _write_teams(conn, config)
             break
         except sa.exc.IntegrityError:  # another node added the same users first: theirs stand
             if attempt == 2:
@@ -169,6 +184,14 @@ async def _write_numbers(conn, config: Config, ids: dict[str, int]) -> None:
         await conn.execute(access_numbers.insert(), new)
 
 
+async def _write_teams(conn, config: Config) -> None:
+    """A round-robin cursor row for every configured team (kept for teams no longer configured: harmless)."""
+    have = set((await conn.scalars(sa.select(team_cursors.c.team))).all())
+    new = [{"team": name, "last_user_id": None, "updated_at": utcnow()} for name in config.teams if name not in have]
+    if new:
+        await conn.execute(team_cursors.insert(), new)
+
+
 def _number_row(num: AccessNumberConfig, ids: dict[str, int], config: Config) -> dict:
     conn = config.connector_of(num.number)
     return {
@@ -186,7 +209,8 @@ def build_directory(config: Config, ids: dict[str, int]) -> Directory:
         personal.setdefault(owner, []).append(number)
     labels = {num: name for name, num in config.callback_numbers.named.items()}
     team_numbers = {t: [n.number for n in config.access_numbers if n.team == t] for t in config.teams}
-    teams_of = {ids[u.name]: tuple(t for t, members in config.teams.items() if u.name in members) for u in config.users}
+    teams_of = {ids[u.name]: tuple(t for t, members in config.team_members().items() if u.name in members)
+                for u in config.users}
     agents = {ids[u.name]: _agent(u, ids[u.name], tuple(personal.get(ids[u.name], ())), labels, config,
                                   [n for t in teams_of[ids[u.name]] for n in team_numbers[t]]) for u in config.users}
     queues = _queues(config, ids, agents)
@@ -200,7 +224,18 @@ def build_directory(config: Config, ids: dict[str, int]) -> Directory:
         routes={n.number: _route(n, ids, queues) for n in config.access_numbers},
         queues=queues,
         queues_of=_queues_of(queues),
+        teams={name: TeamRule(tuple(ids[m] for m in team.members), team.distribution, team.capacity)
+               for name, team in config.teams.items()},
+        capacity_of={ids[u.name]: _capacity(u, config) for u in config.users},
     )
+
+
+def _capacity(user: UserConfig, config: Config) -> int | None:
+    """The user's own capacity, else the smallest of their teams' (none: no limit)."""
+    if user.capacity is not None:
+        return user.capacity
+    caps = [t.capacity for t in config.teams.values() if user.name in t.members and t.capacity is not None]
+    return min(caps) if caps else None
 
 
 def _agent(user: UserConfig, uid: int, personal: tuple[str, ...], labels: dict[str, str], config: Config,
@@ -216,7 +251,7 @@ def _agent(user: UserConfig, uid: int, personal: tuple[str, ...], labels: dict[s
 
 def _queues(config: Config, ids: dict[str, int], agents: dict[int, Agent]) -> dict[str, tuple[int, ...]]:
     """Each queue and its members: teams, shared numbers without a route (who may present them), admins."""
-    queues = {team: tuple(ids[m] for m in members) for team, members in config.teams.items()}
+    queues = {team: tuple(ids[m] for m in members) for team, members in config.team_members().items()}
     for num in config.access_numbers:
         if num.sms and not num.user and not num.team:
             queues[num.number] = tuple(a.id for a in agents.values() if num.number in a.may_present)

@@ -28,6 +28,7 @@ from chat.domain.conversations import (
     storable_inbound,
 )
 from chat.domain.directory import ADMINS, Directory
+from chat.domain.teams import pick_member
 from chat.store import utcnow
 from chat.store.tables import messages
 from gateway import InboundSms, count_segments
@@ -120,6 +121,10 @@ async def open_routed(conn, contact: int, number: str, directory: Directory, pre
     owner = route.user or await last_presenter(conn, contact, number)
     if owner in directory.agents:
         return await open_conversation(conn, contact, number, owner, owner if presence.available(owner) else None)
+    rule = directory.teams.get(route.queue)
+    if rule is not None:  # a team's queue: dealt by its rule (chat.domain.teams)
+        taker = await pick_member(conn, route.queue, rule, directory, presence.available)
+        return await open_conversation(conn, contact, number, None, taker, queue=route.queue)
     ready = [uid for uid in directory.queues.get(route.queue, ()) if presence.available(uid)]
     if route.queue == ADMINS or not ready:  # the admins' queue is claimed by an admin, never dealt out
         return await open_conversation(conn, contact, number, None, None, queue=route.queue)

@@ -3,8 +3,8 @@
 Rules:
 - Only the agent a conversation is assigned to transfers it, and only while it is not closed.
 - To a user: theirs at once if they are available, otherwise it waits for them (offered when they
-  become ready, as a conversation that waits for its owner). To a team: its least busy available
-  member other than the giver takes it, otherwise it waits in the team's queue.
+  become ready, as a conversation that waits for its owner). To a team: dealt by the team's rule
+  (chat.domain.teams) to a member other than the giver, otherwise it waits in the team's queue.
 - The giver loses it in the same transaction (their late reply is refused: chat.domain.outbound),
   and a note, which only agents see and which is never sent, says who transferred it to whom and why.
 - The customer keeps texting the same number: their messages go to whoever holds the conversation
@@ -18,10 +18,11 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from chat.domain.conversations import append_message, conversation_payload, get_conversation, least_busy, message_payload
-from chat.domain.directory import Agent, Directory
+from chat.domain.conversations import append_message, conversation_payload, get_conversation, message_payload
+from chat.domain.directory import Agent, Directory, TeamRule
 from chat.domain.lifecycle import assigned_to
 from chat.domain.outbound import Refused
+from chat.domain.teams import pick_member
 from chat.store import utcnow
 from chat.store.tables import conversations, messages
 
@@ -69,9 +70,8 @@ async def transfer_conversation(conn, agent: Agent, conversation_id: int, target
         name = target.team or ""
         if name not in teams:
             raise Refused(f"no team named {name[:64]!r}", "to.team")
-        members = [directory.by_name[m].id for m in teams[name] if m in directory.by_name]
-        ready = [uid for uid in members if uid != agent.id and presence.available(uid)]
-        holder = await least_busy(conn, ready) if ready else None
+        rule = directory.teams.get(name) or TeamRule(tuple(directory.by_name[m].id for m in teams[name] if m in directory.by_name))
+        holder = await pick_member(conn, name, rule, directory, presence.available, exclude=agent.id)
         values |= {"owner_id": None, "assigned_id": holder, "team": name, "state": "open" if holder else "waiting"}
         label = f"team {name}"
     await conn.execute(conversations.update().where(conversations.c.id == conv.id).values(**values))

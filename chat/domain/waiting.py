@@ -6,10 +6,14 @@ both get one and never deadlock each other.
 """
 from __future__ import annotations
 
+from collections import defaultdict
+
 import sqlalchemy as sa
 
 from chat.domain.conversations import conversation_payload, conversation_query, message_payload
-from chat.store import utcnow
+from chat.domain.directory import Directory
+from chat.domain.teams import room_of
+from chat.store import as_utc, utcnow
 from chat.store.tables import conversations, messages
 
 MAX_QUEUE_LISTED = 200  # waiting conversations an agent's sync lists
@@ -18,11 +22,18 @@ MAX_QUEUE_LISTED = 200  # waiting conversations an agent's sync lists
 WAITING = conversations.c.state == sa.literal_column("'waiting'")
 
 
-async def claim_waiting(conn, user_id: int, teams: tuple[str, ...] = ()) -> list[tuple[dict, list[dict]]]:
-    """Assign the conversations waiting for `user_id` (or in a queue of theirs) to them; each with its messages."""
-    mine = sa.or_(conversations.c.owner_id == user_id, conversations.c.team.in_(teams)) if teams else \
-        conversations.c.owner_id == user_id
-    return await _claim(conn, user_id, mine)
+async def claim_waiting(conn, user_id: int, teams: tuple[str, ...] = (), directory: Directory | None = None,
+                        ) -> list[tuple[dict, list[dict]]]:
+    """Assign the conversations waiting for `user_id` to them, and from their queues (`teams`) the oldest
+    ones they have room for (chat.domain.teams: capacity); each with its messages."""
+    claimed = await _claim(conn, user_id, conversations.c.owner_id == user_id)
+    if not teams:
+        return claimed
+    room = await room_of(conn, directory, user_id) if directory is not None else None
+    if room == 0:
+        return claimed
+    return claimed + await _claim(conn, user_id, sa.and_(conversations.c.owner_id.is_(None), conversations.c.team.in_(teams)),
+                                  limit=room)
 
 
 async def claim_queued(conn, user_id: int, conversation_id: int, queues: tuple[str, ...]) -> list[tuple[dict, list[dict]]]:
@@ -32,13 +43,13 @@ async def claim_queued(conn, user_id: int, conversation_id: int, queues: tuple[s
     return await _claim(conn, user_id, sa.and_(conversations.c.id == conversation_id, conversations.c.team.in_(queues)))
 
 
-async def _claim(conn, user_id: int, which) -> list[tuple[dict, list[dict]]]:
+async def _claim(conn, user_id: int, which, limit: int | None = None) -> list[tuple[dict, list[dict]]]:
     # The rows are locked first, in the order of their ids: two claimers on any nodes (an agent and
     # her team-mate, say) then take shared rows in one order and cannot deadlock each other (what
     # remains, against a batch of ingest, GroupCommit runs again). Checking `waiting` again in the
     # UPDATE is what makes a claim exclusive: on PostgreSQL a second claimer waits for the first
     # one's row lock, re-reads the row and no longer matches.
-    locked = sa.select(conversations.c.id).where(WAITING, which).order_by(conversations.c.id).with_for_update()
+    locked = sa.select(conversations.c.id).where(WAITING, which).order_by(conversations.c.id).limit(limit).with_for_update()
     waiting = list((await conn.execute(locked)).scalars().all())
     if not waiting:
         return []
@@ -65,4 +76,10 @@ async def queued_for(conn, queues: tuple[str, ...]) -> list[dict]:
         conversation_query().where(WAITING, conversations.c.team.in_(queues))
         .order_by(conversations.c.updated_at).limit(MAX_QUEUE_LISTED)
     )).all()
-    return [conversation_payload(r) | {"state": "waiting", "queue": r.team} for r in rows]
+    now, position = utcnow(), defaultdict(int)
+    out = []
+    for r in rows:  # oldest first: each one's place in its own queue
+        position[r.team] += 1
+        out.append(conversation_payload(r) | {"state": "waiting", "queue": r.team, "position": position[r.team],
+                                              "waiting_seconds": round((now - as_utc(r.updated_at)).total_seconds(), 1)})
+    return out

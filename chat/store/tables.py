@@ -81,6 +81,15 @@ conversations = sa.Table(
              sqlite_where=sa.text("snoozed_until IS NOT NULL"), postgresql_where=sa.text("snoozed_until IS NOT NULL")),
 )
 
+# A team's round robin: the member who took its last conversation. Its row is locked while the team's
+# queue is dealt, so two nodes never deal one team's conversations at once.
+team_cursors = sa.Table(
+    "team_cursors", metadata,
+    sa.Column("team", sa.String(64), primary_key=True),
+    sa.Column("last_user_id", sa.Integer),
+    sa.Column("updated_at", Time, nullable=False),
+)
+
 messages = sa.Table(
     "messages", metadata,
     sa.Column("id", sa.Integer, primary_key=True),

@@ -269,7 +269,7 @@ async def automation_context(app: web.Application):
     config = app[CONFIG]
     files = ScenarioFiles(config, notify_admins)
     automation = app[AUTOMATION] = Automation(
-        db=app[DB], commit=app[COMMIT], directory=app[DIRECTORY], teams=config.teams, presence=app[PRESENCE],
+        db=app[DB], commit=app[COMMIT], directory=app[DIRECTORY], teams=config.team_members(), presence=app[PRESENCE],
         hub=hub, router=app[ROUTER], http=app[HTTP], wake=app[WAKE], files=files,
         inactivity={n.number: n.inactivity_close_seconds for n in config.access_numbers if n.inactivity_close_seconds})
     tasks = [asyncio.create_task(automation.run_timers(), name="timers"), asyncio.create_task(files.watch(), name="scenario-files")]

@@ -129,8 +129,11 @@ class Router:
 
     async def assign_waiting(self, user_id: int) -> int:
         """Open every conversation waiting for this agent (or a queue they take from) and push them; how many."""
-        queues = tuple(q for q in self._queues_of(user_id) if q != ADMINS)
-        claimed = await self.commit.run(partial(claim_waiting, user_id=user_id, teams=queues))
+        teams = self.directory.teams if self.directory else {}
+        # The admins' queue and offer_all teams' are claimed by hand; the others deal themselves out here.
+        queues = tuple(q for q in self._queues_of(user_id)
+                       if q != ADMINS and getattr(teams.get(q), "distribution", "") != "offer_all")
+        claimed = await self.commit.run(partial(claim_waiting, user_id=user_id, teams=queues, directory=self.directory))
         await self._push_claimed(user_id, claimed)
         return len(claimed)
 
