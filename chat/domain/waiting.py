@@ -76,7 +76,7 @@ async def queued_for(conn, queues: tuple[str, ...]) -> list[dict]:
         conversation_query().where(WAITING, conversations.c.team.in_(queues))
         .order_by(conversations.c.updated_at).limit(MAX_QUEUE_LISTED)
     )).all()
-    now, position = utcnow(), defaultdict(int)
+    now, position = utcnow(), defaultdict[str, int](int)
     out = []
     for r in rows:  # oldest first: each one's place in its own queue
         position[r.team] += 1
