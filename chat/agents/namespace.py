@@ -345,6 +345,8 @@ class AgentNamespace(socketio.AsyncNamespace):
         hub = self.app[HUB]
         await hub.emit(done.previous, "unassigned", {"conversation_id": data.conversation_id, "reason": "transferred",
                                                      "to": done.label})
+        if done.holder is None and data.to.team:
+            self.app[ROUTER].queue_changed(data.to.team)
         if done.holder is not None:
             await hub.emit(done.holder, "conversation", done.conversation)
             await hub.emit(done.holder, "messages", done.messages)

@@ -188,6 +188,7 @@ def conversation_payload(row, unread: int | None = None) -> dict:
         "unread": unread if unread is not None else max(0, row.last_seq - row.read_seq),
         "tags": list(row.tags or []),
         "updated_at": iso(row.updated_at),
+        "queue": row.team,  # the team queue (or shared number) it came through, if any
         "outcome": row.outcome,  # how it was closed (closed only)
         "closed_at": iso(row.closed_at),
         "snoozed_until": iso(row.snoozed_until) if row.state != "closed" else None,

@@ -82,6 +82,7 @@ const state = {
   earlier: new Map(),     // conversation id -> the contact's earlier conversations (history), with messages
   snoozeTimer: null,      // re-renders the list when the next snooze ends
   targets: { users: [], teams: [] }, // whom a conversation may be transferred to (sync)
+  queue: [],              // conversations waiting in this agent's queues, oldest first (sync)
   newFrom: null,          // chosen "from" in new-conversation mode
 };
 
@@ -284,6 +285,7 @@ function resetData() {
   state.selected = null;
   state.newFrom = null;
   state.earlier.clear();
+  state.queue = [];
   $("reply-text").value = "";
   $("new-to").value = "";
 }
@@ -375,6 +377,8 @@ function connectSocket() {
     }
     // Other errors (network): the manager reconnects by itself.
   });
+
+  socket.on("queue_changed", () => scheduleSync());
 
   socket.on("unassigned", (data) => {
     // Transferred away (maybe from another tab or by a supervisor): it is no longer this agent's.
@@ -498,6 +502,7 @@ function mergeSync(ack) {
   if (Array.isArray(ack.numbers)) state.numbers = ack.numbers;
   if (ack.outcomes && Array.isArray(ack.outcomes.choices)) state.outcomes = ack.outcomes;
   if (ack.transfer_targets) state.targets = ack.transfer_targets;
+  if (Array.isArray(ack.queue)) state.queue = ack.queue;
   const touched = new Set();
   for (const conv of ack.conversations || []) { upsertConversation(conv); touched.add(conv.id); }
   if (Array.isArray(ack.conversations) && ack.conversations.length < SYNC_COMPLETE_BELOW) {
@@ -816,6 +821,42 @@ function contactLabel(conv) {
   return { name: c.name || "", number: c.number || "" };
 }
 
+function renderQueue() {
+  const items = state.queue.filter((q) => !state.conversations.has(q.id));
+  $("queue-section").hidden = items.length === 0;
+  $("queue-title").textContent = `Waiting (${items.length})`;
+  $("queue-list").replaceChildren(...items.map((q) => {
+    const { name, number } = contactLabel(q);
+    const minutes = Math.floor((Number(q.waiting_seconds) || 0) / 60);
+    const take = el("button", { type: "button", className: "small", "data-testid": "queue-take", text: "Take" });
+    take.addEventListener("click", () => takeQueued(q.id, take));
+    return el("li", { className: "queue-item", "data-testid": "queue-item", "data-id": q.id },
+      el("span", { className: "qi-text" },
+        el("bdi", { dir: "auto", text: name || number }),
+        el("span", { className: "muted", text: ` · ${q.queue} #${q.position} · ${minutes ? `${minutes} min` : "just now"}` })),
+      take);
+  }));
+}
+
+async function takeQueued(id, button) {
+  button.disabled = true;
+  try {
+    const ack = await emitWithAck("claim", { conversation_id: id });
+    state.queue = state.queue.filter((q) => q.id !== id);
+    if (ack && ack.ok) {
+      if (ack.conversation) upsertConversation(ack.conversation);
+      clearError();
+      selectConversation(id);
+    } else {
+      showError((ack && ack.error) || "Someone else took it first");
+    }
+  } catch (err) {
+    button.disabled = false;
+    showError(`Could not take the conversation: ${err.message}`);
+  }
+  renderConversationList();
+}
+
 function renderConversationList() {
   const ul = $("conversation-list");
   const convs = sortedConversations();
@@ -855,6 +896,7 @@ function renderConversationList() {
     return li;
   });
   ul.replaceChildren(...items);
+  renderQueue();
   scheduleSnoozeEnd();
 }
 

@@ -32,6 +32,7 @@ from chat.workers.tasks import running
 
 log = structlog.get_logger()
 BACKLOG = 100  # stored messages waiting to be routed before ingest holds its acknowledgements
+QUEUE_NOTICE_SECONDS = 0.25  # queue changes within this long are told to its members once
 
 
 class Router:
@@ -45,6 +46,28 @@ class Router:
         self._queued_at: deque[float] = deque()  # when each stored message not yet routed was dispatched
         self._drained = asyncio.Event()  # set whenever the router took what was queued
         self.on_routed = on_routed  # called with each routed message (the scenarios' inbound events)
+        self._changed: set[str] = set()  # queues whose members are to be told they changed
+        self._telling: asyncio.Task | None = None
+
+    def queue_changed(self, queue: str | None) -> None:
+        """Tell the queue's members, soon and once for many changes, that it changed (their clients
+        read it again): a conversation came in, was taken, or moved up."""
+        if not queue or self.directory is None or queue not in self.directory.queues:
+            return
+        self._changed.add(queue)
+        if self._telling is None or self._telling.done():
+            self._telling = asyncio.create_task(self._tell_queues())
+
+    async def _tell_queues(self) -> None:
+        await asyncio.sleep(QUEUE_NOTICE_SECONDS)
+        changed, self._changed = self._changed, set()
+        assert self.directory is not None
+        told: dict[int, list[str]] = {}
+        for queue in sorted(changed):
+            for uid in self.directory.queues.get(queue, ()):
+                told.setdefault(uid, []).append(queue)
+        for uid, queues in told.items():
+            await self.hub.emit(uid, "queue_changed", {"queues": queues})
 
     def dispatch(self, stored: Stored) -> None:
         """Route after the commit, in commit order: pushes never overtake one another."""
@@ -96,6 +119,8 @@ class Router:
         if stored.waiting:
             if stored.new_conversation and stored.queue == ADMINS:
                 await self._tell_admins(stored)
+            if stored.new_conversation:
+                self.queue_changed(stored.queue)
             taker = next((uid for uid in self._takers(stored) if self.presence.available(uid)), None)
             if taker is not None:  # became ready after ingest looked: the claim decides who gets it
                 await pushes.flush(self.hub)  # what was routed before goes first
@@ -135,6 +160,8 @@ class Router:
                        if q != ADMINS and getattr(teams.get(q), "distribution", "") != "offer_all")
         claimed = await self.commit.run(partial(claim_waiting, user_id=user_id, teams=queues, directory=self.directory))
         await self._push_claimed(user_id, claimed)
+        for conv, _ in claimed:
+            self.queue_changed(conv.get("queue"))
         return len(claimed)
 
     async def claim(self, user_id: int, conversation_id: int) -> dict | None:
@@ -142,6 +169,8 @@ class Router:
         unit = partial(claim_queued, user_id=user_id, conversation_id=conversation_id, queues=self._queues_of(user_id))
         claimed = await self.commit.run(unit)
         await self._push_claimed(user_id, claimed)
+        for conv, _ in claimed:
+            self.queue_changed(conv.get("queue"))
         return claimed[0][0] if claimed else None
 
     async def _push_claimed(self, user_id: int, claimed: list[tuple[dict, list[dict]]]) -> None:

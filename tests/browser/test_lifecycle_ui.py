@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.test_agent_ui import LIVE, browser  # noqa: F401 - the fixture
+from tests.chat.test_routes import routed  # noqa: F401 - the fixture
 from tests.conftest import ALICE, CUSTOMER, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -111,3 +112,26 @@ async def test_a_transfer_between_two_agents_in_two_browsers(browser, make_serve
     finally:
         await alice_context.close()
         await bob_context.close()
+
+
+async def test_a_conversation_offered_to_the_team_is_taken_from_the_waiting_list(browser, routed):  # noqa: F811
+    from playwright.async_api import expect
+
+    from tests.conftest import MAIN
+
+    shared = f'{{number: "{MAIN}", voice: false}}'
+    server = await routed(lambda text: text.replace(shared, f'{{number: "{MAIN}", voice: false, team: support}}'),
+                          "\nteams:\n  support: {members: [alice, bob], distribution: offer_all}\n")
+    context, page = await login(browser, server, "alice")
+    try:
+        assert (await server.simulate_sms(CUSTOMER, MAIN, "anyone from support?"))[0] == 200
+        item = page.get_by_test_id("queue-item")
+        await expect(item).to_have_count(1, timeout=LIVE)
+        await expect(item).to_contain_text("support #1")
+        await expect(page.get_by_test_id("conversation-item")).to_have_count(0)
+        await item.get_by_test_id("queue-take").click()
+        await expect(page.get_by_test_id("conversation-item")).to_have_count(1, timeout=LIVE)
+        await expect(page.get_by_test_id("queue-item")).to_have_count(0)
+        await expect(page.get_by_test_id("transcript")).to_contain_text("anyone from support?", timeout=LIVE)
+    finally:
+        await context.close()
