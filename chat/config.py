@@ -44,6 +44,42 @@ class UserConfig(Strict):
                                  description="most open conversations at once from team queues (default: the teams')")
 
 
+class AwayTarget(Strict):
+    user: Name | None = None
+    team: Name | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> AwayTarget:
+        if (self.user is None) == (self.team is None):
+            raise ValueError("give either user or team")
+        return self
+
+
+class AwayAction(Strict):
+    action: Literal["hold", "forward", "auto_reply"] = Field(
+        description="hold: it waits for the agent; forward: it goes to `to` at once, and the agent is told; "
+                    "auto_reply: the customer gets `text`, at most once per conversation every `every_seconds`")
+    to: AwayTarget | None = None
+    text: str | None = Field(default=None, min_length=1, max_length=1600)
+    every_seconds: float = Field(default=3600, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> AwayAction:
+        if self.action == "forward" and self.to is None:
+            raise ValueError("forward needs `to`: {user: NAME} or {team: NAME}")
+        if self.action == "auto_reply" and not self.text:
+            raise ValueError("auto_reply needs `text`")
+        return self
+
+
+class AwayConfig(Strict):
+    """What happens to a conversation on this number whose agent is away when the customer texts
+    (new conversations and those under way): `offline` (not logged in) and `not_ready` apart."""
+
+    offline: AwayAction | None = None
+    not_ready: AwayAction | None = None
+
+
 class AccessNumberConfig(Strict):
     number: E164
     sms: bool = True
@@ -53,6 +89,7 @@ class AccessNumberConfig(Strict):
     team: Name | None = Field(default=None, description="new conversations go to this team's queue (a key of teams)")
     scenario: str = Field(default="default", description="a system scenario's name or a file in scenarios.directory")
     scenario_params: dict[str, Any] = Field(default_factory=dict, description="the scenario's params for this number")
+    away: AwayConfig | None = Field(default=None, description="away policies: offline and not_ready")
     inactivity_close_seconds: float | None = Field(
         default=None, gt=0, le=366 * 86400,
         description="close its open conversations after this long without a message (outcome 'inactive'); none: never")
@@ -312,6 +349,13 @@ def _check_numbers(config: Config, doc: Document) -> Iterator[Problem]:
             yield doc.problem(("access_numbers", i, "user"), f"no user named {num.user!r}")
         if num.team and num.team not in config.teams:
             yield doc.problem(("access_numbers", i, "team"), f"no team named {num.team!r} in teams")
+        for state in ("offline", "not_ready"):
+            target = getattr(getattr(num.away, state, None), "to", None)
+            where = ("access_numbers", i, "away", state, "to")
+            if target is not None and target.user and target.user not in users:
+                yield doc.problem((*where, "user"), f"no user named {target.user!r}")
+            if target is not None and target.team and target.team not in config.teams:
+                yield doc.problem((*where, "team"), f"no team named {target.team!r} in teams")
         if num.sms and num.extension:
             yield doc.problem(
                 ("access_numbers", i, "extension"),

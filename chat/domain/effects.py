@@ -107,6 +107,11 @@ async def _reply(conn, conv, text: str, directory: Directory, compliance: bool, 
     after.queued = True
 
 
+async def queue_reply(conn, conv, text: str, directory: Directory, after: After) -> None:
+    """An automatic SMS to the customer (not a compliance one), as a scenario's reply goes."""
+    await _reply(conn, conv, text, directory, False, after)
+
+
 async def _note(conn, conv, text: str, after: After) -> None:
     msg = await append_message(conn, conv.id, direction="note", text=text, status="note", sender="", recipient="",
                                connector="")

@@ -12,7 +12,7 @@ Rules:
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,13 +56,21 @@ async def transfer_conversation(conn, agent: Agent, conversation_id: int, target
     conv = await assigned_to(conn, agent, conversation_id)
     if conv.state == "closed":
         raise Refused(f"conversation {conversation_id} is closed; reopen it to transfer it", "conversation_id")
+    if target.user is not None and directory.by_name.get(target.user) is agent:
+        raise Refused("the conversation is yours already", "to.user")
+    reason = f": {note.strip()}" if note and note.strip() else ""
+    return await hand_over(conn, conv, agent.id, target, lambda label: f"Transferred by {agent.display_name or agent.name} "
+                           f"to {label}{reason}", directory, teams, presence, user_id=agent.id)
+
+
+async def hand_over(conn, conv, giver: int, target: Target, note: Callable[[str], str], directory: Directory,
+                    teams: Mapping[str, tuple[str, ...]], presence: Available, user_id: int | None = None) -> Transferred:
+    """Move `conv` from `giver` to `target` (see Rules), with the note `note(label)`; a transfer's or an away policy's."""
     values: dict = {"updated_at": utcnow(), "reply_due_at": None, "snoozed_until": None}
     if target.user is not None:
         to = directory.by_name.get(target.user)
         if to is None:
             raise Refused(f"no user named {target.user[:64]!r}", "to.user")
-        if to.id == agent.id:
-            raise Refused("the conversation is yours already", "to.user")
         holder = to.id if presence.available(to.id) else None
         values |= {"owner_id": to.id, "assigned_id": holder, "team": None, "state": "open" if holder else "waiting"}
         label = to.display_name or to.name
@@ -71,14 +79,13 @@ async def transfer_conversation(conn, agent: Agent, conversation_id: int, target
         if name not in teams:
             raise Refused(f"no team named {name[:64]!r}", "to.team")
         rule = directory.teams.get(name) or TeamRule(tuple(directory.by_name[m].id for m in teams[name] if m in directory.by_name))
-        holder = await pick_member(conn, name, rule, directory, presence.available, exclude=agent.id)
+        holder = await pick_member(conn, name, rule, directory, presence.available, exclude=giver)
         values |= {"owner_id": None, "assigned_id": holder, "team": name, "state": "open" if holder else "waiting"}
         label = f"team {name}"
     await conn.execute(conversations.update().where(conversations.c.id == conv.id).values(**values))
-    text = f"Transferred by {agent.display_name or agent.name} to {label}" + (f": {note.strip()}" if note and note.strip() else "")
-    await append_message(conn, conv.id, direction="note", text=text[:MAX_NOTE + 200], status="note", sender="",
-                         recipient="", connector="", user_id=agent.id)
+    await append_message(conn, conv.id, direction="note", text=note(label)[:MAX_NOTE + 200], status="note", sender="",
+                         recipient="", connector="", user_id=user_id)
     transcript = (await conn.execute(sa.select(messages).where(messages.c.conversation_id == conv.id)
                                      .order_by(messages.c.seq))).all()
     fresh = await get_conversation(conn, conv.id)
-    return Transferred(agent.id, label, holder, conversation_payload(fresh), [message_payload(m) for m in transcript])
+    return Transferred(giver, label, holder, conversation_payload(fresh), [message_payload(m) for m in transcript])

@@ -63,6 +63,7 @@ conversations = sa.Table(
     sa.Column("closed_at", Time),
     sa.Column("closed_by", sa.Integer, sa.ForeignKey("users.id")),  # the agent who closed it (none: a scenario, inactivity)
     sa.Column("snoozed_until", Time),  # out of the agent's list until then, or until the customer texts
+    sa.Column("away_replied_at", Time),  # the last away auto-reply (one per conversation per period)
     sa.Column("created_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
     # Invariant 3: one active conversation per (contact number, access number).

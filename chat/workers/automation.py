@@ -21,6 +21,8 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from chat.config import AwayConfig
+from chat.domain.away import apply_away
 from chat.domain.directory import DIRECTORY, Directory
 from chat.domain.effects import After
 from chat.domain.inbound import Stored
@@ -52,9 +54,10 @@ def may_wait(scenario: Scenario) -> bool:
 class Automation:
     def __init__(self, *, db: Database, commit: GroupCommit, directory: Directory, teams: dict, presence: Presence,
                  hub: Hub, router: Router, http: aiohttp.ClientSession, wake: Wake, files: ScenarioFiles,
-                 inactivity: Mapping[str, float] | None = None):
+                 inactivity: Mapping[str, float] | None = None, away: Mapping[str, AwayConfig] | None = None):
         self.db, self.commit, self.directory, self.teams = db, commit, directory, teams
         self.inactivity = dict(inactivity or {})  # access number -> inactivity_close_seconds
+        self.away = dict(away or {})  # access number -> its away policies
         self.presence, self.hub, self.router, self.http, self.wake, self.files = presence, hub, router, http, wake, files
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)  # this node's order, not the cluster's lock
         self._tasks: set[asyncio.Task] = set()
@@ -75,6 +78,7 @@ class Automation:
         if kind:
             self._spawn(self.handle(cid, Trigger(kind, message), optout=True))
             return
+        self._check_away(row)  # not for STOP and the like: compliance answers those
         bound = self.files.for_number(row.access_number)
         if bound is None:
             return
@@ -106,6 +110,25 @@ class Automation:
             after = await self.commit.run(partial(step, conversation_id=cid, decide=decide, directory=self.directory,
                                                   teams=self.teams, due=due))
         if after is not None:
+            await self._after(cid, after)
+
+    def _check_away(self, row) -> None:
+        """The number's away policy, when the conversation's agent is away (chat.domain.away checks again)."""
+        policy = self.away.get(row.access_number)
+        holder = row.assigned_id or row.owner_id
+        if policy is None or holder is None or self.presence.available(holder):
+            return
+        state = self.presence.state(holder)
+        action = getattr(policy, state, None) if state in ("offline", "not_ready") else None
+        if action is not None and action.action != "hold":
+            self._spawn(self._away(row.id, holder, state, action))
+
+    async def _away(self, cid: int, holder: int, state: str, action) -> None:
+        unit = partial(apply_away, conversation_id=cid, holder=holder, state=state, action=action, directory=self.directory,
+                       teams=self.teams, presence=self.presence)
+        after = await self.commit.run(unit)
+        if after is not None:
+            log.info("conversation.away_policy", conversation=cid, state=state, action=action.action)
             await self._after(cid, after)
 
     def _decide(self, conv, row, event, optout: bool) -> Decision | None:
@@ -271,7 +294,8 @@ async def automation_context(app: web.Application):
     automation = app[AUTOMATION] = Automation(
         db=app[DB], commit=app[COMMIT], directory=app[DIRECTORY], teams=config.team_members(), presence=app[PRESENCE],
         hub=hub, router=app[ROUTER], http=app[HTTP], wake=app[WAKE], files=files,
-        inactivity={n.number: n.inactivity_close_seconds for n in config.access_numbers if n.inactivity_close_seconds})
+        inactivity={n.number: n.inactivity_close_seconds for n in config.access_numbers if n.inactivity_close_seconds},
+        away={n.number: n.away for n in config.access_numbers if n.away})
     tasks = [asyncio.create_task(automation.run_timers(), name="timers"), asyncio.create_task(files.watch(), name="scenario-files")]
     yield
     await cancel(tasks)
