@@ -126,6 +126,9 @@ class ConversationsConfig(Strict):
     outcomes: tuple[Outcome, ...] = Field(default=(), max_length=100,
                                           description="what an agent may pick when closing a conversation, e.g. Resolved")
     require_outcome: bool = Field(default=False, description="closing needs one of outcomes")
+    on_number_reassign: Literal["move", "keep"] = Field(
+        default="move", description="when a number's owner changes: its open conversations move to the new owner "
+                                    "(or its team), or stay with the old one until closed")
 
     @model_validator(mode="after")
     def _distinct(self) -> ConversationsConfig:

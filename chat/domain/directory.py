@@ -93,7 +93,10 @@ class Directory:
 
 
 async def sync_directory(db: Database, config: Config) -> Directory:
-    """Write the configured users and numbers into the database and return the directory."""
+    """Write the configured users and numbers into the database and return the directory; the open
+    conversations of numbers that changed hands follow them (chat.domain.reassign)."""
+    from chat.domain.reassign import follow_numbers  # it reads the Directory built here
+
     async with db.read() as conn:
         known = set((await conn.scalars(sa.select(users.c.name))).all())
     hashes = await hash_passwords(_initial_passwords(u for u in config.users if u.name not in known))
@@ -101,13 +104,16 @@ async def sync_directory(db: Database, config: Config) -> Directory:
         try:
             async with db.write() as conn:
                 ids = await _write_users(conn, config.users, hashes)
-                await _write_numbers(conn, config, ids)
+                owner_was = await _write_numbers(conn, config, ids)
                 await _write_teams(conn, config)
+                directory = build_directory(config, ids)
+                moved = await follow_numbers(conn, directory, owner_was, config.conversations.on_number_reassign)
             break
         except sa.exc.IntegrityError:  # another node added the same users first: theirs stand
             if attempt == 2:
                 raise
-    directory = build_directory(config, ids)
+    if moved:
+        log.info("conversations.followed_numbers", moved=moved)
     for number in _unrouted(config, directory):
         log.warning("routing.no_route", number=number, queue=ADMINS)
     return directory
@@ -168,8 +174,9 @@ UPDATE_NUMBER = access_numbers.update().where(access_numbers.c.number == sa.bind
     **{f: sa.bindparam(f"b_{f}") for f in NUMBER_FIELDS})
 
 
-async def _write_numbers(conn, config: Config, ids: dict[str, int]) -> None:
-    """Make the access_numbers table the configured numbers: delete, update and insert only the differences."""
+async def _write_numbers(conn, config: Config, ids: dict[str, int]) -> dict[str, int | None]:
+    """Make the access_numbers table the configured numbers: delete, update and insert only the differences.
+    Returns each configured number's owner before (None: none, or a new number)."""
     columns = [access_numbers.c.number] + [access_numbers.c[f] for f in NUMBER_FIELDS]
     have = {r.number: dict(r._mapping) for r in (await conn.execute(sa.select(*columns))).all()}
     want = {n.number: _number_row(n, ids, config) for n in config.access_numbers}
@@ -182,6 +189,7 @@ async def _write_numbers(conn, config: Config, ids: dict[str, int]) -> None:
     new = [row for n, row in want.items() if n not in have]
     if new:
         await conn.execute(access_numbers.insert(), new)
+    return {n: have[n]["user_id"] if n in have else None for n in want}
 
 
 async def _write_teams(conn, config: Config) -> None:
