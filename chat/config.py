@@ -265,6 +265,8 @@ class Config(Strict):
     connectors: tuple[Connector, ...] = ()
     teams: dict[Name, Team] = Field(default_factory=dict, description="team queues: name -> members (or members, distribution, capacity)")
     conversations: ConversationsConfig = ConversationsConfig()
+    opt_out_scope: Literal["number", "account"] = Field(
+        default="number", description="a STOP stops the number it was sent to (number), or every number (account)")
     scenarios: ScenariosConfig = ScenariosConfig()
     outbox: OutboxConfig = OutboxConfig()
     login: LoginConfig = LoginConfig()

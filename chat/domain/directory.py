@@ -78,6 +78,7 @@ class Directory:
     queues_of: dict[int, tuple[str, ...]] = field(default_factory=dict)  # user id -> the queues they take from
     teams: dict[str, TeamRule] = field(default_factory=dict)  # team name -> its rule
     capacity_of: dict[int, int | None] = field(default_factory=dict)  # user id -> most open from team queues
+    opt_out_scope: str = "number"  # number | account (chat.domain.optouts)
 
     def capacity(self, user_id: int) -> int | None:
         return self.capacity_of.get(user_id)
@@ -235,6 +236,7 @@ def build_directory(config: Config, ids: dict[str, int]) -> Directory:
         teams={name: TeamRule(tuple(ids[m] for m in team.members), team.distribution, team.capacity)
                for name, team in config.teams.items()},
         capacity_of={ids[u.name]: _capacity(u, config) for u in config.users},
+        opt_out_scope=config.opt_out_scope,
     )
 
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from chat.domain.conversations import append_message, conversation_payload, get_conversation, message_payload
 from chat.domain.directory import Directory
+from chat.domain.optouts import opted_out_from, record_opt_out
 from chat.store import utcnow
 from chat.store.tables import contacts, conversations, crm_outbox, messages, outbox, scenario_runs, scenario_timers
 from gateway import count_segments
@@ -79,7 +80,10 @@ async def _apply(conn, cid: int, effect, directory: Directory, teams, compliance
     elif isinstance(effect, SetContactFields):
         await _contact_fields(conn, conv.contact_id, dict(effect.fields))
     elif isinstance(effect, OptOut):
-        await conn.execute(contacts.update().where(contacts.c.id == conv.contact_id).values(opted_out=effect.opted_out))
+        await record_opt_out(conn, conv.contact_id, conv.access_number, effect.opted_out, directory.opt_out_scope)
+        fresh = await get_conversation(conn, cid)
+        after.pushes.append((conv.assigned_id, "conversation", conversation_payload(fresh) | {
+            "opted_out": await opted_out_from(conn, conv.contact_id, conv.presented_number)}))
     elif isinstance(effect, SetTimer):
         await conn.execute(scenario_timers.insert().values(conversation_id=cid, name=effect.name, at=_utc(effect.at)))
     elif isinstance(effect, SaveActivity):
@@ -89,8 +93,7 @@ async def _apply(conn, cid: int, effect, directory: Directory, teams, compliance
 
 
 async def _reply(conn, conv, text: str, directory: Directory, compliance: bool, after: After) -> None:
-    opted_out = await conn.scalar(sa.select(contacts.c.opted_out).where(contacts.c.id == conv.contact_id))
-    if opted_out and not compliance:
+    if not compliance and await opted_out_from(conn, conv.contact_id, conv.presented_number):
         await _note(conn, conv, f"Not sent (the customer opted out of SMS): {text}", after)
         return
     sender = conv.presented_number

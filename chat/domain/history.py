@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from chat.domain.conversations import conversation_payload, conversation_query, iso, message_payload
+from chat.domain.optouts import opted_out_conversations
 from chat.store.tables import conversations, messages
 
 MAX_CONVERSATIONS = 500
@@ -25,10 +26,11 @@ async def sync_for(conn, user_id: int, cursors: dict[int, int], since: float | N
     )).all()
     ids = [r.id for r in rows]
     unread = await _unread(conn, ids)
+    stopped = await opted_out_conversations(conn, rows)
     return {
         "ok": True,
         "server_time": server_time,
-        "conversations": [conversation_payload(r, unread.get(r.id, 0)) for r in rows],
+        "conversations": [conversation_payload(r, unread.get(r.id, 0)) | {"opted_out": r.id in stopped} for r in rows],
         "messages": await _missed(conn, ids, cursors),
         "statuses": await _statuses(conn, ids, cursors, since),
     }

@@ -23,9 +23,10 @@ from chat.domain.conversations import (
     open_conversation,
 )
 from chat.domain.directory import Agent, Directory
+from chat.domain.optouts import opted_out_from
 from chat.domain.outbox import head_of
 from chat.store import utcnow
-from chat.store.tables import contacts, conversations, messages, outbox
+from chat.store.tables import conversations, messages, outbox
 from gateway import InvalidNumber, count_segments, normalize_number, storable
 
 MAX_SEGMENTS = 10
@@ -75,7 +76,6 @@ BY_CLIENT_ID = sa.select(messages).where(messages.c.user_id == sa.bindparam("uid
                                          messages.c.client_id == sa.bindparam("client_id"))
 SET_PRESENTED = (conversations.update().where(conversations.c.id == sa.bindparam("cid"))
                  .values(presented_number=sa.bindparam("number")))
-OPTED_OUT = sa.select(contacts.c.opted_out).where(contacts.c.id == sa.bindparam("contact"))
 ADD_OUTBOX = outbox.insert()
 CLAIM = (conversations.update().where(conversations.c.id == sa.bindparam("cid"), conversations.c.assigned_id.is_(None))
          .values(assigned_id=sa.bindparam("uid"), state="open", updated_at=sa.bindparam("now")))
@@ -90,7 +90,7 @@ async def store_send(conn, agent: Agent, req: SendRequest, directory: Directory)
     sender = _sender(agent, req, conv)
     if sender != conv.presented_number:
         await conn.execute(SET_PRESENTED, {"cid": conv.id, "number": sender})
-    await _check_reachable(conn, conv.contact_id)
+    await _check_reachable(conn, conv.contact_id, sender)
     encoding, segments = count_segments(req.text)
     if segments > MAX_SEGMENTS:
         raise Refused(f"the text needs {segments} SMS parts; at most {MAX_SEGMENTS} are sent", "text")
@@ -178,7 +178,6 @@ def _allowed(agent: Agent, number: str | None, field: str, also: str | None = No
     return number
 
 
-async def _check_reachable(conn, contact: int) -> None:
-    opted_out = await conn.scalar(OPTED_OUT, {"contact": contact})
-    if opted_out:
-        raise Refused("this customer has opted out of SMS (they texted STOP); nothing is sent", "to")
+async def _check_reachable(conn, contact: int, sender: str) -> None:
+    if await opted_out_from(conn, contact, sender):
+        raise Refused(f"this customer has opted out of SMS from {sender} (they texted STOP); nothing is sent", "to")

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from chat.config import OutboxConfig
 from chat.domain import claims
 from chat.domain.claims import Claim, claim_one_statement, held
+from chat.domain.optouts import opted_out_of
 from chat.domain.statuses import ADD_REF, apply_pending, settle_message, status_payload
 from chat.store import utcnow
 from chat.store.tables import contacts, conversations, messages, outbox
@@ -29,7 +30,7 @@ from gateway.messages import FAILED
 
 # The row a send needs: the outbox entry, its message's text and addresses, the contact's opt-out.
 DUE_COLUMNS = (outbox, messages.c.text, messages.c.sender, messages.c.recipient, messages.c.compliance,
-               contacts.c.opted_out)
+               opted_out_of(contacts.c.id, messages.c.sender).label("opted_out"))
 
 
 def _due_query():

@@ -868,7 +868,7 @@ function renderConversationList() {
     const unread = unreadCount(conv);
     const snoozed = isSnoozed(conv);
     const status = conv.state === "closed" ? (conv.outcome ? `closed · ${conv.outcome}` : "closed")
-      : snoozed ? `snoozed until ${formatTime(conv.snoozed_until)}` : "";
+      : snoozed ? `snoozed until ${formatTime(conv.snoozed_until)}` : conv.opted_out ? "opted out" : "";
     const preview = last ? `${last.direction === "out" ? "You: " : ""}${last.text || ""}` : "";
     const li = el("li", {
       className: `conversation-item${state.selected === conv.id ? " selected" : ""}${unread ? " has-unread" : ""}${conv.state === "closed" ? " closed" : ""}${snoozed ? " snoozed" : ""}`,
@@ -1047,10 +1047,12 @@ function renderActions(conv) {
   if (closed || outcome.dataset.conv !== String(conv.id)) outcome.value = ""; // each close picks afresh
   outcome.dataset.conv = String(conv.id);
   const textarea = $("reply-text");
-  textarea.disabled = closed;
-  $("reply-send").disabled = closed;
+  const stopped = !closed && conv.opted_out === true;
+  textarea.disabled = closed || stopped;
+  $("reply-send").disabled = closed || stopped;
   textarea.placeholder = closed ? "This conversation is closed: reopen it to reply"
-    : "Type a message — Enter to send, Shift+Enter for a new line";
+    : stopped ? `The customer opted out of SMS from ${conv.presented_number || conv.access_number} (they texted STOP)`
+      : "Type a message — Enter to send, Shift+Enter for a new line";
 }
 
 async function lifecycleCall(event, payload, failure) {

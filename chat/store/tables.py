@@ -82,6 +82,15 @@ conversations = sa.Table(
              sqlite_where=sa.text("snoozed_until IS NOT NULL"), postgresql_where=sa.text("snoozed_until IS NOT NULL")),
 )
 
+# Who opted out of SMS from which of our numbers ("*": all of them, the account-wide scope).
+# contacts.opted_out says whether any row exists (a summary; decisions read this table).
+opt_outs = sa.Table(
+    "opt_outs", metadata,
+    sa.Column("contact_id", sa.Integer, sa.ForeignKey("contacts.id"), primary_key=True),
+    sa.Column("number", sa.String(32), primary_key=True),
+    sa.Column("created_at", Time, nullable=False),
+)
+
 # A team's round robin: the member who took its last conversation. Its row is locked while the team's
 # queue is dealt, so two nodes never deal one team's conversations at once.
 team_cursors = sa.Table(
