@@ -35,7 +35,7 @@ class Strict(BaseModel):
 class UserConfig(Strict):
     name: Name
     display_name: str | None = None
-    role: Literal["agent", "admin"] = "agent"
+    role: Literal["agent", "supervisor", "admin"] = Field(default="agent", description="supervisors and admins see the board")
     password: SecretStr | None = Field(default=None, min_length=8, description="initial password")
     password_hash: SecretStr | None = None
     may_present: tuple[str, ...] = Field(default=(), description="callback number names or numbers")

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from chat.agents.auth import TOKENS, Claims, Unauthorized
 from chat.domain.agents import anything_waits, mark_read, save_presence
+from chat.domain.board import Filters, board, may_supervise, monitor, move
 from chat.domain.directory import DIRECTORY
 from chat.domain.history import sync_for
 from chat.domain.lifecycle import (
@@ -114,6 +115,23 @@ class TransferTarget(Payload):
         return self
 
 
+class BoardPayload(Payload):
+    state: Literal["open", "waiting", "closed"] | None = None
+    user: str | None = Field(default=None, strict=True, max_length=64)
+    queue: str | None = Field(default=None, strict=True, max_length=64)
+    number: str | None = Field(default=None, strict=True, max_length=32)
+    stuck: bool = False
+
+
+class AssignPayload(Payload):
+    conversation_id: Id
+    to: TransferTarget
+
+
+class MonitorPayload(Payload):
+    conversation_id: Id
+
+
 class TransferPayload(Payload):
     conversation_id: Id
     to: TransferTarget
@@ -164,6 +182,8 @@ class AgentNamespace(socketio.AsyncNamespace):
             "reopen": (ReopenPayload, self._reopen), "snooze": (SnoozePayload, self._snooze),
             "history": (HistoryPayload, self._history), "transfer": (TransferPayload, self._transfer),
             "targets": (Payload, self._list_targets),
+            "board": (BoardPayload, self._board), "assign": (AssignPayload, self._assign),
+            "take_over": (MonitorPayload, self._take_over), "monitor": (MonitorPayload, self._monitor),
         }
 
     async def trigger_event(self, event, *args):
@@ -354,6 +374,37 @@ class AgentNamespace(socketio.AsyncNamespace):
         log.info("conversation.transferred", conversation=data.conversation_id, by=agent.id,
                  to=data.to.user or f"team {data.to.team}", taken=done.holder is not None)
         return {"ok": True, "to": done.label, "waiting": done.holder is None}
+
+    async def _board(self, sid, agent, data: BoardPayload) -> dict:
+        may_supervise(agent)
+        async with self.app[DB].read() as conn:
+            seen = await board(conn, self.app[DIRECTORY], self.app[PRESENCE], Filters(**data.model_dump()))
+        return {"ok": True, **seen}
+
+    async def _assign(self, sid, agent, data: AssignPayload) -> dict:
+        return await self._move(agent, data.conversation_id, Target(data.to.user, data.to.team), "Assigned")
+
+    async def _take_over(self, sid, agent, data: MonitorPayload) -> dict:
+        return await self._move(agent, data.conversation_id, Target(user=agent.name), "Taken over, given")
+
+    async def _move(self, agent, cid: int, target: Target, verb: str) -> dict:
+        unit = partial(move, supervisor=agent, conversation_id=cid, target=target, directory=self.app[DIRECTORY],
+                       teams=self.app[CONFIG].team_members(), presence=self.app[PRESENCE], verb=verb)
+        done = await self.app[COMMIT].run(unit)
+        hub = self.app[HUB]
+        if done.previous is not None and done.previous != done.holder:
+            await hub.emit(done.previous, "unassigned", {"conversation_id": cid, "reason": "supervisor", "to": done.label})
+        if done.holder is not None:
+            await hub.emit(done.holder, "conversation", done.conversation)
+            await hub.emit(done.holder, "messages", done.messages)
+        elif target.team:
+            self.app[ROUTER].queue_changed(target.team)
+        log.info("conversation.moved_by_supervisor", conversation=cid, by=agent.id, to=target.user or f"team {target.team}")
+        return {"ok": True, "to": done.label, "waiting": done.holder is None, "conversation": done.conversation}
+
+    async def _monitor(self, sid, agent, data: MonitorPayload) -> dict:
+        async with self.app[DB].read() as conn:
+            return {"ok": True, **await monitor(conn, agent, data.conversation_id)}
 
     async def _list_targets(self, sid, agent, data: Payload) -> dict:
         return {"ok": True, **self._targets(agent)}

@@ -43,7 +43,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Transferred:
-    previous: int  # the agent who gave it
+    previous: int | None  # the agent who had it (None: it was waiting)
     label: str  # whom it went to, as the giver is told
     holder: int | None  # who has it now (None: it waits)
     conversation: dict
@@ -63,7 +63,7 @@ async def transfer_conversation(conn, agent: Agent, conversation_id: int, target
                            f"to {label}{reason}", directory, teams, presence, user_id=agent.id)
 
 
-async def hand_over(conn, conv, giver: int, target: Target, note: Callable[[str], str], directory: Directory,
+async def hand_over(conn, conv, giver: int | None, target: Target, note: Callable[[str], str], directory: Directory,
                     teams: Mapping[str, tuple[str, ...]], presence: Available, user_id: int | None = None) -> Transferred:
     """Move `conv` from `giver` to `target` (see Rules), with the note `note(label)`; a transfer's or an away policy's."""
     values: dict = {"updated_at": utcnow(), "reply_due_at": None, "snoozed_until": None}
