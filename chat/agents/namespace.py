@@ -382,14 +382,14 @@ class AgentNamespace(socketio.AsyncNamespace):
         return {"ok": True, **seen}
 
     async def _assign(self, sid, agent, data: AssignPayload) -> dict:
-        return await self._move(agent, data.conversation_id, Target(data.to.user, data.to.team), "Assigned")
+        return await self._move(agent, data.conversation_id, Target(data.to.user, data.to.team))
 
     async def _take_over(self, sid, agent, data: MonitorPayload) -> dict:
-        return await self._move(agent, data.conversation_id, Target(user=agent.name), "Taken over, given")
+        return await self._move(agent, data.conversation_id, Target(user=agent.name), taking_over=True)
 
-    async def _move(self, agent, cid: int, target: Target, verb: str) -> dict:
+    async def _move(self, agent, cid: int, target: Target, taking_over: bool = False) -> dict:
         unit = partial(move, supervisor=agent, conversation_id=cid, target=target, directory=self.app[DIRECTORY],
-                       teams=self.app[CONFIG].team_members(), presence=self.app[PRESENCE], verb=verb)
+                       teams=self.app[CONFIG].team_members(), presence=self.app[PRESENCE], taking_over=taking_over)
         done = await self.app[COMMIT].run(unit)
         hub = self.app[HUB]
         if done.previous is not None and done.previous != done.holder:

@@ -97,14 +97,16 @@ def _stuck(row, directory: Directory, presence: Presence) -> bool:
 
 
 async def move(conn, supervisor: Agent, conversation_id: int, target: Target, directory: Directory,
-               teams: Mapping[str, tuple[str, ...]], presence: Available, verb: str = "Assigned") -> Transferred:
-    """Give any open or waiting conversation to `target`, from whoever had it."""
+               teams: Mapping[str, tuple[str, ...]], presence: Available, taking_over: bool = False) -> Transferred:
+    """Give any open or waiting conversation to `target` (the supervisor, taking it over), from whoever had it."""
     may_supervise(supervisor)
     conv = await get_conversation(conn, conversation_id)
     if conv is None or conv.state == "closed":
         raise Refused(f"no open conversation {conversation_id}", "conversation_id")
     by = supervisor.display_name or supervisor.name
-    return await hand_over(conn, conv, conv.assigned_id, target, lambda label: f"{verb} to {label} by {by}",
+    def note(label: str) -> str:
+        return f"Taken over by {by}" if taking_over else f"Assigned to {label} by {by}"
+    return await hand_over(conn, conv, conv.assigned_id, target, note,
                            directory, teams, presence, user_id=supervisor.id)
 
 

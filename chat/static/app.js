@@ -83,6 +83,7 @@ const state = {
   snoozeTimer: null,      // re-renders the list when the next snooze ends
   targets: { users: [], teams: [] }, // whom a conversation may be transferred to (sync)
   queue: [],              // conversations waiting in this agent's queues, oldest first (sync)
+  board: false,           // the supervisor's board is shown instead of a conversation
   newFrom: null,          // chosen "from" in new-conversation mode
 };
 
@@ -780,6 +781,7 @@ function renderAll() {
 function renderUser() {
   const u = state.user;
   $("user-name").textContent = u ? (u.display_name || u.name || "") : "";
+  $("board-open").hidden = !(u && (u.role === "supervisor" || u.role === "admin"));
 }
 
 function renderPresence() {
@@ -900,7 +902,67 @@ function renderConversationList() {
   scheduleSnoozeEnd();
 }
 
+async function showBoard() {
+  state.board = true;
+  renderPane();
+  try {
+    const ack = await emitWithAck("board", $("board-stuck").checked ? { stuck: true } : {});
+    if (!ack || !ack.ok) { showError((ack && ack.error) || "Could not read the board"); return; }
+    renderBoard(ack);
+  } catch (err) {
+    showError(`Could not read the board: ${err.message}`);
+  }
+}
+
+function renderBoard(data) {
+  const cell = (text) => el("td", { dir: "auto", text: String(text ?? "") });
+  $("board-agents").replaceChildren(...(data.agents || []).map((a) => el("tr", { "data-name": a.name },
+    cell(a.display_name || a.name), cell(a.presence.replace("_", " ")), cell(a.capacity ? `${a.open} / ${a.capacity}` : a.open))));
+  $("board-queues").replaceChildren(...(data.queues || []).map((q) => el("tr", {},
+    cell(q.name), cell(q.waiting), cell(`${Math.round(q.oldest_seconds / 60)} min`), cell(q.members_available))));
+  $("board-conversations").replaceChildren(...(data.conversations || []).map((c) => {
+    const { name, number } = contactLabel(c);
+    const take = el("button", { type: "button", className: "small", "data-testid": "board-take-over", text: "Take over" });
+    take.addEventListener("click", () => boardCall("take_over", { conversation_id: c.id }));
+    const watch = el("button", { type: "button", className: "small", "data-testid": "board-monitor-open", text: "Monitor" });
+    watch.addEventListener("click", () => monitorConversation(c.id));
+    return el("tr", { className: c.stuck ? "stuck" : "", "data-testid": "board-conversation", "data-id": c.id },
+      cell(name || number), cell(c.access_number), cell(c.stuck ? `${c.state} · nobody can take it` : c.state),
+      cell(c.assigned || (c.owner ? `waits for ${c.owner}` : c.queue || "")), el("td", {}, watch, " ", take));
+  }));
+}
+
+async function boardCall(event, payload) {
+  try {
+    const ack = await emitWithAck(event, payload);
+    if (ack && ack.ok) {
+      showNotice(ack.waiting ? `It waits for ${ack.to}.` : `Now with ${ack.to}.`);
+      if (ack.conversation) upsertConversation(ack.conversation);
+    } else {
+      showError((ack && ack.error) || "Could not move the conversation");
+    }
+  } catch (err) {
+    showError(`Could not move the conversation: ${err.message}`);
+  }
+  showBoard();
+}
+
+async function monitorConversation(id) {
+  const box = $("board-monitor");
+  try {
+    const ack = await emitWithAck("monitor", { conversation_id: id });
+    if (!ack || !ack.ok) { showError((ack && ack.error) || "Could not read the conversation"); return; }
+    const { name, number } = contactLabel(ack.conversation);
+    box.replaceChildren(el("div", { className: "muted", text: `Monitoring ${name || number} (read-only)` }),
+      el("ol", {}, ...(ack.messages || []).map(renderMessage)));
+    box.hidden = false;
+  } catch (err) {
+    showError(`Could not read the conversation: ${err.message}`);
+  }
+}
+
 function selectConversation(id) {
+  state.board = false;
   if (state.selected !== id) {
     // Keep a draft only within the same target.
     $("reply-text").value = "";
@@ -915,6 +977,7 @@ function selectConversation(id) {
 }
 
 function startNewConversation() {
+  state.board = false;
   state.selected = "new";
   state.newFrom = null;
   $("new-to").value = "";
@@ -926,6 +989,12 @@ function startNewConversation() {
 }
 
 function renderPane() {
+  $("board-view").hidden = !state.board;
+  $("board-open").setAttribute("aria-pressed", state.board ? "true" : "false");
+  if (state.board) {
+    for (const id of ["pane-empty", "pane-header", "transcript", "composer", "transfer-form"]) $(id).hidden = true;
+    return;
+  }
   const sel = state.selected;
   const conv = sel !== null && sel !== "new" ? state.conversations.get(sel) : null;
   const active = sel === "new" || !!conv;
@@ -1316,6 +1385,9 @@ function wire() {
   $("close-conversation").addEventListener("click", closeConversation);
   $("reopen-conversation").addEventListener("click", reopenConversation);
   $("snooze-choice").addEventListener("change", onSnoozeChoice);
+  $("board-open").addEventListener("click", () => { if (state.board) { state.board = false; renderPane(); } else showBoard(); });
+  $("board-refresh").addEventListener("click", showBoard);
+  $("board-stuck").addEventListener("change", showBoard);
   $("transfer-open").addEventListener("click", () => toggleTransfer($("transfer-form").hidden));
   $("transfer-cancel").addEventListener("click", () => toggleTransfer(false));
   $("transfer-form").addEventListener("submit", (e) => { e.preventDefault(); submitTransfer(); });

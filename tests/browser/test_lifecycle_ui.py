@@ -135,3 +135,32 @@ async def test_a_conversation_offered_to_the_team_is_taken_from_the_waiting_list
         await expect(page.get_by_test_id("transcript")).to_contain_text("anyone from support?", timeout=LIVE)
     finally:
         await context.close()
+
+
+async def test_a_supervisor_takes_over_a_conversation_from_the_board(browser, routed):  # noqa: F811
+    from playwright.async_api import expect
+
+    server = await routed(lambda text: text.replace("{name: bob, display_name: Bob,",
+                                                    "{name: bob, display_name: Bob, role: supervisor,"))
+    alice_context, alice = await login(browser, server, "alice")
+    bob_context, bob = await login(browser, server, "bob")
+    try:
+        await expect(alice.get_by_test_id("board-open")).to_be_hidden()  # agents never see it
+        assert (await server.simulate_sms(CUSTOMER, ALICE, "I want the manager"))[0] == 200
+        await expect(alice.get_by_test_id("conversation-item")).to_have_count(1, timeout=LIVE)
+
+        await bob.get_by_test_id("board-open").click()
+        row = bob.get_by_test_id("board-conversation")
+        await expect(row).to_have_count(1, timeout=LIVE)
+        await expect(row).to_contain_text("alice")
+        await row.get_by_test_id("board-monitor-open").click()
+        await expect(bob.get_by_test_id("board-monitor")).to_contain_text("I want the manager", timeout=LIVE)
+        await row.get_by_test_id("board-take-over").click()
+        await expect(bob.get_by_test_id("conversation-item")).to_have_count(1, timeout=LIVE)
+        await expect(alice.get_by_test_id("conversation-item")).to_have_count(0, timeout=LIVE)
+        await expect(alice.get_by_test_id("error-banner")).to_contain_text("went to Bob")
+        await bob.get_by_test_id("conversation-item").first.click()
+        await expect(bob.get_by_test_id("transcript")).to_contain_text("Taken over by Bob")
+    finally:
+        await alice_context.close()
+        await bob_context.close()
