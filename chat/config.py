@@ -62,11 +62,15 @@ class AwayAction(Strict):
     to: AwayTarget | None = None
     text: str | None = Field(default=None, min_length=1, max_length=1600)
     every_seconds: float = Field(default=3600, gt=0)
+    escalate_after_seconds: float | None = Field(
+        default=None, gt=0, description="hold: if the agent is still away this long after the text, it goes to `to`")
 
     @model_validator(mode="after")
     def _complete(self) -> AwayAction:
         if self.action == "forward" and self.to is None:
             raise ValueError("forward needs `to`: {user: NAME} or {team: NAME}")
+        if self.escalate_after_seconds is not None and (self.action != "hold" or self.to is None):
+            raise ValueError("escalate_after_seconds is for hold, with `to`: whom it escalates to")
         if self.action == "auto_reply" and not self.text:
             raise ValueError("auto_reply needs `text`")
         return self
@@ -78,6 +82,15 @@ class AwayConfig(Strict):
 
     offline: AwayAction | None = None
     not_ready: AwayAction | None = None
+    reassign_after_seconds: float | None = Field(
+        default=None, gt=0, description="a customer's text with no agent reply this long: the conversation goes to reassign_to")
+    reassign_to: AwayTarget | None = None
+
+    @model_validator(mode="after")
+    def _reassign(self) -> AwayConfig:
+        if (self.reassign_after_seconds is None) != (self.reassign_to is None):
+            raise ValueError("give reassign_after_seconds and reassign_to together")
+        return self
 
 
 class AccessNumberConfig(Strict):
@@ -356,11 +369,16 @@ def _check_numbers(config: Config, doc: Document) -> Iterator[Problem]:
             yield doc.problem(("access_numbers", i, "team"), f"no team named {num.team!r} in teams")
         for state in ("offline", "not_ready"):
             target = getattr(getattr(num.away, state, None), "to", None)
-            where = ("access_numbers", i, "away", state, "to")
+            where: tuple = ("access_numbers", i, "away", state, "to")
             if target is not None and target.user and target.user not in users:
                 yield doc.problem((*where, "user"), f"no user named {target.user!r}")
             if target is not None and target.team and target.team not in config.teams:
                 yield doc.problem((*where, "team"), f"no team named {target.team!r} in teams")
+        again = num.away.reassign_to if num.away else None
+        if again is not None and again.user and again.user not in users:
+            yield doc.problem(("access_numbers", i, "away", "reassign_to", "user"), f"no user named {again.user!r}")
+        if again is not None and again.team and again.team not in config.teams:
+            yield doc.problem(("access_numbers", i, "away", "reassign_to", "team"), f"no team named {again.team!r} in teams")
         if num.sms and num.extension:
             yield doc.problem(
                 ("access_numbers", i, "extension"),

@@ -24,7 +24,7 @@ CONVERSATION_COLUMNS = (
     conversations.c.assigned_id, conversations.c.state, conversations.c.presented_number,
     conversations.c.last_seq, conversations.c.read_seq, conversations.c.updated_at,
     conversations.c.tags, conversations.c.team, conversations.c.outcome, conversations.c.closed_at,
-    conversations.c.snoozed_until, conversations.c.away_replied_at,
+    conversations.c.snoozed_until, conversations.c.away_replied_at, conversations.c.away_due_at,
     contacts.c.number.label("contact_number"), contacts.c.name.label("contact_name"),
     contacts.c.fields.label("contact_fields"),
 )
@@ -69,6 +69,7 @@ def _bump(cid: str, now: str):
 
 BUMP_SEQ = _bump("cid", "now")
 ADD_MESSAGE = messages.insert()
+DISARM = conversations.update().where(conversations.c.id == sa.bindparam("cid")).values(away_due_at=None)  # an agent answered
 UNSNOOZE = conversations.update().where(conversations.c.id == sa.bindparam("cid")).values(snoozed_until=None)
 LAST_PRESENTER = (
     sa.select(conversations.c.assigned_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -37,7 +38,7 @@ from scenarios import (
 class After:
     """What to do once the transaction has committed."""
 
-    pushes: list[tuple[int | None, str, dict]] = field(default_factory=list)
+    pushes: list[tuple[int | None, str, Any]] = field(default_factory=list)  # (user, event, payload)
     calls: list[Call] = field(default_factory=list)
     offers: list[int] = field(default_factory=list)  # users who may now take a waiting conversation
     closed: bool = False

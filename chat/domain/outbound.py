@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from chat.domain.conversations import (
+    DISARM,
     active_conversation,
     append_message,
     contact_id,
@@ -102,6 +103,8 @@ async def store_send(conn, agent: Agent, req: SendRequest, directory: Directory)
         recipient=conv.contact_number, connector=connector, user_id=agent.id, client_id=req.client_id,
         segments=segments, encoding=encoding,
     )
+    if conv.away_due_at is not None:  # an agent answered: no reassignment for want of a reply
+        await conn.execute(DISARM, {"cid": conv.id})
     now = utcnow()
     added = await conn.execute(ADD_OUTBOX, {"message_id": msg["id"], "conversation_id": conv.id, "connector": connector,
                                             "next_attempt_at": now, "created_at": now})

@@ -64,6 +64,7 @@ conversations = sa.Table(
     sa.Column("closed_by", sa.Integer, sa.ForeignKey("users.id")),  # the agent who closed it (none: a scenario, inactivity)
     sa.Column("snoozed_until", Time),  # out of the agent's list until then, or until the customer texts
     sa.Column("away_replied_at", Time),  # the last away auto-reply (one per conversation per period)
+    sa.Column("away_due_at", Time),  # an away policy's deadline: escalate a hold, or reassign for want of a reply
     sa.Column("created_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
     # Invariant 3: one active conversation per (contact number, access number).
@@ -78,6 +79,8 @@ conversations = sa.Table(
     # `team` is the queue a conversation waits in: a team, a shared number's presenters, or "@admins".
     sa.Index("ix_conversations_queue", "state", "team"),
     # Only snoozed conversations are in it: a message's update (snoozed_until NULL, unchanged) stays HOT.
+    sa.Index("ix_conversations_away_due", "away_due_at",
+             sqlite_where=sa.text("away_due_at IS NOT NULL"), postgresql_where=sa.text("away_due_at IS NOT NULL")),
     sa.Index("ix_conversations_snoozed", "snoozed_until",
              sqlite_where=sa.text("snoozed_until IS NOT NULL"), postgresql_where=sa.text("snoozed_until IS NOT NULL")),
 )

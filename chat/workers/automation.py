@@ -22,7 +22,7 @@ import structlog
 from aiohttp import web
 
 from chat.config import AwayConfig
-from chat.domain.away import apply_away
+from chat.domain.away import apply_away, arm, due_away, fire_away, next_away_due
 from chat.domain.directory import DIRECTORY, Directory
 from chat.domain.effects import After
 from chat.domain.inbound import Stored
@@ -78,7 +78,7 @@ class Automation:
         if kind:
             self._spawn(self.handle(cid, Trigger(kind, message), optout=True))
             return
-        self._check_away(row)  # not for STOP and the like: compliance answers those
+        self._check_away(row, stored.message_row["seq"])  # not for STOP and the like: compliance answers those
         bound = self.files.for_number(row.access_number)
         if bound is None:
             return
@@ -112,16 +112,26 @@ class Automation:
         if after is not None:
             await self._after(cid, after)
 
-    def _check_away(self, row) -> None:
+    def _check_away(self, row, seq: int) -> None:
         """The number's away policy, when the conversation's agent is away (chat.domain.away checks again)."""
         policy = self.away.get(row.access_number)
         holder = row.assigned_id or row.owner_id
-        if policy is None or holder is None or self.presence.available(holder):
+        if policy is None or holder is None:
+            return
+        if policy.reassign_after_seconds:  # answered in time, or reassigned
+            self._spawn(self._arm(row.id, policy.reassign_after_seconds, seq))
+        if self.presence.available(holder):
             return
         state = self.presence.state(holder)
         action = getattr(policy, state, None) if state in ("offline", "not_ready") else None
         if action is not None and action.action != "hold":
             self._spawn(self._away(row.id, holder, state, action))
+        elif action is not None and action.escalate_after_seconds:
+            self._spawn(self._arm(row.id, action.escalate_after_seconds, seq))
+
+    async def _arm(self, cid: int, seconds: float, seq: int) -> None:
+        await self.commit.run(partial(arm, conversation_id=cid, seconds=seconds, seq=seq))
+        self._wake.set()  # the timers look at the new deadline
 
     async def _away(self, cid: int, holder: int, state: str, action) -> None:
         unit = partial(apply_away, conversation_id=cid, holder=holder, state=state, action=action, directory=self.directory,
@@ -205,7 +215,8 @@ class Automation:
 
     async def _next_due(self) -> float:
         async with self.db.read() as conn:
-            times = [await next_due(conn), await next_lifecycle_due(conn, self.inactivity)]
+            times = [await next_due(conn), await next_lifecycle_due(conn, self.inactivity),
+                 await next_away_due(conn)]
         pending = [as_utc(t) for t in times if t is not None]
         when = min(pending) if pending else None
         if when is None:
@@ -232,6 +243,18 @@ class Automation:
             woken = await self.commit.run(partial(wake_snoozed, conversation_id=cid, now=now))
             if woken is not None and woken[0] is not None:
                 await self.hub.emit(woken[0], "conversation", woken[1])
+        async with self.db.read() as conn:
+            away_due = await due_away(conn, now)
+        for cid, number in away_due:
+            policy = self.away.get(number)
+            if policy is None:
+                continue
+            unit = partial(fire_away, conversation_id=cid, now=now, policy=policy, directory=self.directory,
+                           teams=self.teams, presence=self.presence)
+            after = await self.commit.run(unit)
+            if after is not None:
+                log.info("conversation.away_deadline", conversation=cid)
+                await self._after(cid, after)
         for cid, number in idle:
             seconds = self.inactivity.get(number)
             if seconds is None:

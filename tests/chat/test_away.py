@@ -22,13 +22,12 @@ async def test_the_owner_goes_offline_mid_conversation_and_the_next_text_reaches
     [first] = await alice.wait_messages(1)
     cid = first["conversation_id"]
     await alice.disconnect()  # presence_grace_seconds is 0 in the tests: offline at once
-    watcher = await server.connect("alice")  # her other tab comes back later: it is told, not given it back
-    await watcher.disconnect()
 
     assert (await server.simulate_sms(CUSTOMER, ALICE, "hello? anyone?"))[0] == 200
     await until(lambda: any(m["text"] == "hello? anyone?" for m in bob.messages), 1.0, "the backup gets it within 1 s")
+    await until(lambda: any(m["direction"] == "note" and "forwarded to Bob" in m["text"] for m in bob.messages),
+                2.0, "the note saying why")  # the transcript's messages come one by one
     assert [m["text"] for m in bob.messages if m["direction"] == "in"] == ["first", "hello? anyone?"]
-    assert any(m["direction"] == "note" and "forwarded to Bob" in m["text"] for m in bob.messages)
     assert any(c["id"] == cid for c in bob.pushed("conversation"))
     alice = await server.connect("alice")
     assert [c["id"] for c in (await alice.call("sync", {}))["conversations"]] == []
@@ -65,3 +64,32 @@ async def test_a_policy_naming_an_unknown_user_is_refused_with_its_line(make_ser
         await make_server(alice=", away: {offline: {action: forward, to: {user: nobody}}}", start=False)
     assert "access_numbers[0].away.offline.to.user: no user named 'nobody'" in str(err.value)
     assert ".yaml:12:" in str(err.value)
+
+
+async def test_a_hold_escalates_to_the_backup_when_the_owner_stays_away(make_server):
+    server = await make_server(alice=", away: {offline: {action: hold, escalate_after_seconds: 1, to: {user: bob}}}")
+    bob = await server.connect("bob")
+    assert (await server.simulate_sms(CUSTOMER, ALICE, "urgent"))[0] == 200
+    await asyncio.sleep(0.3)
+    assert bob.messages == []  # held for alice first
+    await until(lambda: any(m["text"] == "urgent" for m in bob.messages), 5.0, "escalated to bob")
+    await until(lambda: any(m["direction"] == "note" and "Alice still away after 1 s" in m["text"] for m in bob.messages),
+                2.0, "the note saying why")
+
+
+async def test_no_agent_reply_in_time_reassigns_and_a_reply_in_time_keeps_it(make_server):
+    server = await make_server(alice=", away: {reassign_after_seconds: 1, reassign_to: {user: bob}}")
+    alice, bob = await server.connect("alice"), await server.connect("bob")
+    assert (await server.simulate_sms(CUSTOMER, ALICE, "answered"))[0] == 200
+    [first] = await alice.wait_messages(1)
+    assert (await alice.call("send", {"conversation_id": first["conversation_id"], "text": "right away",
+                                      "client_id": "fast-1"}))["ok"]
+    await asyncio.sleep(1.8)
+    assert not alice.pushed("unassigned") and bob.messages == []
+
+    assert (await server.simulate_sms("+12125550177", ALICE, "ignored"))[0] == 200
+    await until(lambda: any(m["text"] == "ignored" for m in bob.messages), 5.0, "reassigned to bob")
+    await until(lambda: any(m["direction"] == "note" and "no reply from Alice in 1 s" in m["text"] for m in bob.messages),
+                2.0, "the note saying why")
+    await until(lambda: alice.pushed("unassigned"), 2.0, "alice told")
+    assert alice.pushed("unassigned")[-1]["reason"] == "away"
