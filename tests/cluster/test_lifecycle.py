@@ -36,3 +36,19 @@ async def test_an_idle_conversation_is_closed_once_with_two_nodes(make_cluster):
     await asyncio.sleep(1.5)  # a second closing (by the other node) would be pushed by now
     assert [len(closings(tab)) for tab in tabs] == [1, 1]
     assert closings(tabs[0])[0]["outcome"] == "inactive"
+
+
+async def test_a_reassignment_deadline_fires_once_with_two_nodes(make_cluster):
+    cluster = await make_cluster(nodes=2, alice=", away: {reassign_after_seconds: 1, reassign_to: {user: bob}}")
+    alice = await cluster.nodes[0].connect("alice")
+    bobs = [await cluster.nodes[0].connect("bob"), await cluster.nodes[1].connect("bob")]
+    assert (await cluster.simulate_sms(node=1, sender=CUSTOMER, text="anyone?"))[0] in (200, 204)
+    [msg] = await alice.wait_messages(1)
+    cid = msg["conversation_id"]
+
+    def notes(tab) -> list[dict]:
+        return [m for m in tab.messages if m["direction"] == "note" and m["conversation_id"] == cid]
+    await until(lambda: all(notes(tab) for tab in bobs), 10.0, "reassigned to bob, on both his tabs")
+    await asyncio.sleep(2.0)  # a second firing (by the other node) would be pushed by now
+    assert [len(notes(tab)) for tab in bobs] == [1, 1]
+    assert len(alice.pushed("unassigned")) == 1
