@@ -42,6 +42,9 @@ class UserConfig(Strict):
     default_number: str | None = Field(default=None, description="callback name or number")
     capacity: int | None = Field(default=None, ge=1, le=1000,
                                  description="most open conversations at once from team queues (default: the teams')")
+    hide_personal: bool = Field(default=False, description="never present this user's personal number: customers see "
+                                                           "the default number")
+    select: tuple[SelectionRule, ...] | None = Field(default=None, description="this user's own selection rules")
 
 
 class AwayTarget(Strict):
@@ -153,9 +156,39 @@ class ConversationsConfig(Strict):
         return self
 
 
+class CallbackNumber(Strict):
+    number: E164
+    display_name: str | None = Field(default=None, min_length=1, max_length=64, description="shown in the picker: free text")
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="e.g. en, fr-CA")
+    category: str | None = Field(default=None, min_length=1, max_length=64, description="e.g. sales, support")
+
+
+def _callback(value: Any) -> Any:
+    """`main: "+1..."` is short for `main: {number: "+1..."}`."""
+    return {"number": value} if isinstance(value, str) else value
+
+
+class SelectionRule(Strict):
+    """How a new conversation's number is chosen when the agent does not pick one: the first rule that
+    gives a number the agent may present."""
+
+    prefix: str | None = Field(default=None, pattern=r"^\+[0-9]{1,15}$", description="the customer's number starts with it")
+    number: str | None = Field(default=None, description="then present this callback name or number")
+    last_used: bool = Field(default=False, description="the number last presented to this customer, if any")
+
+    @model_validator(mode="after")
+    def _what(self) -> SelectionRule:
+        if self.last_used == (self.number is not None):
+            raise ValueError("give either number (with prefix or alone) or last_used: true")
+        if self.last_used and self.prefix is not None:
+            raise ValueError("last_used takes no prefix")
+        return self
+
+
 class CallbackNumbersConfig(Strict):
-    default: str | None = Field(default=None, description="the account default: a name or number")
-    named: dict[Name, E164] = Field(default_factory=dict)
+    default: str | None = Field(default=None, description="the account default (principal number): a name or number")
+    named: dict[Name, Annotated[CallbackNumber, BeforeValidator(_callback)]] = Field(default_factory=dict)
+    select: tuple[SelectionRule, ...] = Field(default=(), description="automatic selection for new conversations")
 
 
 class TwilioConnector(Strict):
@@ -299,7 +332,7 @@ class Config(Strict):
     def resolve_number(self, ref: str) -> str | None:
         """A callback name or a number, as E.164."""
         if ref in self.callback_numbers.named:
-            return self.callback_numbers.named[ref]
+            return self.callback_numbers.named[ref].number
         try:
             return normalize_number(ref)
         except InvalidNumber:
@@ -404,11 +437,17 @@ def _check_connectors(config: Config, doc: Document) -> Iterator[Problem]:
 
 def _check_callbacks(config: Config, doc: Document) -> Iterator[Problem]:
     cb = config.callback_numbers
-    for name, number in cb.named.items():
+    for name, entry in cb.named.items():
+        number = entry.number
         if config.connector_of(number) is None:
             yield doc.problem(("callback_numbers", "named", name), f"{number} is not owned by any connector, so nothing could send from it")
     if cb.default and config.resolve_number(cb.default) is None:
         yield doc.problem(("callback_numbers", "default"), f"{cb.default!r} is neither a callback name nor a number")
+    for where, rules in [(("callback_numbers", "select"), cb.select)] + [
+            (("users", i, "select"), u.select or ()) for i, u in enumerate(config.users)]:
+        for j, rule in enumerate(rules):
+            if rule.number is not None and config.resolve_number(rule.number) is None:
+                yield doc.problem((*where, j, "number"), f"{rule.number!r} is neither a callback name nor a number")
 
 
 def _check_teams(config: Config, doc: Document) -> Iterator[Problem]:

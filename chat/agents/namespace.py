@@ -324,7 +324,8 @@ class AgentNamespace(socketio.AsyncNamespace):
         return {"ok": True}
 
     async def _present(self, sid, agent, data: PresentPayload) -> dict:
-        unit = partial(set_presented, agent=agent, conversation_id=data.conversation_id, number=data.number)
+        unit = partial(set_presented, agent=agent, conversation_id=data.conversation_id, number=data.number,
+                       directory=self.app[DIRECTORY])
         conv = await self.app[COMMIT].run(unit)
         await self.app[HUB].emit(agent.id, "conversation", conv, skip_sid=sid)
         return {"ok": True, "conversation": conv}

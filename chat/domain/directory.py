@@ -58,6 +58,15 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """An automatic selection rule, resolved (chat.domain.outbound: a new conversation's number)."""
+
+    prefix: str | None
+    number: str | None
+    last_used: bool = False
+
+
+@dataclass(frozen=True)
 class TeamRule:
     """How a team's queue is dealt out (chat.domain.teams)."""
 
@@ -80,6 +89,9 @@ class Directory:
     teams: dict[str, TeamRule] = field(default_factory=dict)  # team name -> its rule
     capacity_of: dict[int, int | None] = field(default_factory=dict)  # user id -> most open from team queues
     opt_out_scope: str = "number"  # number | account (chat.domain.optouts)
+    hidden: frozenset[str] = frozenset()  # personal numbers never presented (their users' hide_personal)
+    number_info: dict[str, dict] = field(default_factory=dict)  # callback number -> its language and category
+    select_of: dict[int, tuple[Selection, ...]] = field(default_factory=dict)  # user id -> selection rules
 
     def capacity(self, user_id: int) -> int | None:
         return self.capacity_of.get(user_id)
@@ -91,7 +103,9 @@ class Directory:
     def numbers_payload(self, agent: Agent) -> list[dict]:
         """The numbers an agent may present, for the client's picker."""
         default = agent.default_number
-        return [{"number": n, "label": agent.labels.get(n, n), "default": n == default} for n in agent.may_present]
+        return [{"number": n, "label": agent.labels.get(n, n), "default": n == default,
+                 "language": self.number_info.get(n, {}).get("language"), "category": self.number_info.get(n, {}).get("category")}
+                for n in agent.may_present]
 
 
 async def sync_directory(db: Database, config: Config) -> Directory:
@@ -254,7 +268,7 @@ def build_directory(config: Config, ids: dict[str, int]) -> Directory:
     personal: dict[int, list[str]] = {}
     for number, owner in owners.items():
         personal.setdefault(owner, []).append(number)
-    labels = {num: name for name, num in config.callback_numbers.named.items()}
+    labels = {entry.number: entry.display_name or name for name, entry in config.callback_numbers.named.items()}
     team_numbers = {t: [n.number for n in config.access_numbers if n.team == t] for t in config.teams}
     teams_of = {ids[u.name]: tuple(t for t, members in config.team_members().items() if u.name in members)
                 for u in config.users}
@@ -275,7 +289,15 @@ def build_directory(config: Config, ids: dict[str, int]) -> Directory:
                for name, team in config.teams.items()},
         capacity_of={ids[u.name]: _capacity(u, config) for u in config.users},
         opt_out_scope=config.opt_out_scope,
+        hidden=frozenset(n for u in config.users if u.hide_personal for n in personal.get(ids[u.name], ())),
+        number_info={e.number: {"language": e.language, "category": e.category} for e in config.callback_numbers.named.values()},
+        select_of={ids[u.name]: _rules(u.select if u.select is not None else config.callback_numbers.select, config)
+                   for u in config.users},
     )
+
+
+def _rules(rules, config: Config) -> tuple[Selection, ...]:
+    return tuple(Selection(r.prefix, config.resolve_number(r.number) if r.number else None, r.last_used) for r in rules)
 
 
 def _capacity(user: UserConfig, config: Config) -> int | None:
@@ -289,7 +311,8 @@ def _capacity(user: UserConfig, config: Config) -> int | None:
 def _agent(user: UserConfig, uid: int, personal: tuple[str, ...], labels: dict[str, str], config: Config,
            team_numbers: list[str]) -> Agent:
     refs = [user.default_number] if user.default_number else []
-    refs += list(personal) + list(user.may_present) + team_numbers  # a team's number is answered from itself
+    shown = () if user.hide_personal else personal  # hidden: customers see the default number instead
+    refs += list(shown) + list(user.may_present) + team_numbers  # a team's number is answered from itself
     if config.callback_numbers.default:
         refs.append(config.callback_numbers.default)
     allowed = list(dict.fromkeys(n for n in (config.resolve_number(r) for r in refs) if n))

@@ -27,7 +27,7 @@ from chat.domain.directory import Agent, Directory
 from chat.domain.optouts import opted_out_from
 from chat.domain.outbox import head_of
 from chat.store import utcnow
-from chat.store.tables import conversations, messages, outbox
+from chat.store.tables import contacts, conversations, messages, outbox
 from gateway import InvalidNumber, count_segments, normalize_number, storable
 
 MAX_SEGMENTS = 10
@@ -88,7 +88,7 @@ async def store_send(conn, agent: Agent, req: SendRequest, directory: Directory)
     if previous:
         return Queued(message_payload(previous), conversation_payload(await get_conversation(conn, previous.conversation_id)), False, True)
     conv, new = await _conversation_for(conn, agent, req, directory)
-    sender = _sender(agent, req, conv)
+    sender = _sender(agent, req, conv, directory)
     if sender != conv.presented_number:
         await conn.execute(SET_PRESENTED, {"cid": conv.id, "number": sender})
     await _check_reachable(conn, conv.contact_id, sender)
@@ -113,10 +113,11 @@ async def store_send(conn, agent: Agent, req: SendRequest, directory: Directory)
     return Queued(msg, conv_payload, new, head=head if head.id == added.inserted_primary_key[0] else None)
 
 
-async def set_presented(conn, agent: Agent, conversation_id: int, number: str) -> dict:
+async def set_presented(conn, agent: Agent, conversation_id: int, number: str, directory: Directory | None = None) -> dict:
     """Choose the number this conversation's replies go out from."""
     conv = await _own_conversation(conn, agent, conversation_id)
-    number = _allowed(agent, number, "number", also=conv.access_number)
+    hidden = directory.hidden if directory is not None else frozenset()
+    number = _allowed(agent, number, "number", also=None if conv.access_number in hidden else conv.access_number)
     await conn.execute(SET_PRESENTED, {"cid": conv.id, "number": number})
     return conversation_payload(await get_conversation(conn, conv.id))
 
@@ -134,7 +135,7 @@ async def _conversation_for(conn, agent: Agent, req: SendRequest, directory: Dir
         number = normalize_number(req.to)
     except InvalidNumber as err:
         raise Refused(str(err), "to") from None
-    sender = _allowed(agent, req.from_ or agent.default_number, "from")
+    sender = _allowed(agent, req.from_ or await choose_number(conn, agent, number, directory), "from")
     conv = await active_conversation(conn, number, sender)
     if conv is None:
         contact = await contact_id(conn, number)
@@ -157,15 +158,38 @@ async def _own_conversation(conn, agent: Agent, conversation_id: int):
     return conv
 
 
-def _sender(agent: Agent, req: SendRequest, conv) -> str:
+def _sender(agent: Agent, req: SendRequest, conv, directory: Directory) -> str:
     """The number a reply goes out from: the one asked for, else the conversation's. Whoever holds a
     conversation may present the number its customer texts (after a transfer, the colleague's
     replies still come from the number the customer knows)."""
+    own = None if conv.access_number in directory.hidden else conv.access_number  # a hidden personal number: never
     if req.from_:
-        return _allowed(agent, req.from_, "from", also=conv.access_number)
-    if conv.presented_number in agent.may_present or conv.presented_number == conv.access_number:
+        return _allowed(agent, req.from_, "from", also=own)
+    if conv.presented_number in agent.may_present or (own is not None and conv.presented_number == own):
         return conv.presented_number
     return _allowed(agent, agent.default_number, "from")
+
+
+LAST_PRESENTED = (sa.select(conversations.c.presented_number)
+                  .join(contacts, contacts.c.id == conversations.c.contact_id)
+                  .where(contacts.c.number == sa.bindparam("number"))
+                  .order_by(conversations.c.updated_at.desc()).limit(1))
+
+
+async def choose_number(conn, agent: Agent, customer: str, directory: Directory) -> str | None:
+    """The number a new conversation with `customer` presents when the agent picks none: the first of their
+    selection rules that gives one they may present (the customer's prefix, the number last presented to
+    them), else their default."""
+    for rule in directory.select_of.get(agent.id, ()):
+        if rule.last_used:
+            number = await conn.scalar(LAST_PRESENTED, {"number": customer})
+        elif rule.prefix is None or customer.startswith(rule.prefix):
+            number = rule.number
+        else:
+            continue
+        if number in agent.may_present:
+            return number
+    return agent.default_number
 
 
 def _allowed(agent: Agent, number: str | None, field: str, also: str | None = None) -> str:

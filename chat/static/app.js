@@ -1215,7 +1215,8 @@ function renderFromPicker() {
     numbers.unshift({ number: current, label: "", default: false, unlisted: true });
   }
   const options = numbers.map((n) => {
-    const label = n.label ? `${n.number} — ${n.label}` : n.number;
+    const extra = [n.language, n.category].filter(Boolean).join(", ");
+    const label = (n.label && n.label !== n.number ? `${n.label} — ${n.number}` : n.number) + (extra ? ` (${extra})` : "");
     const opt = el("option", { value: n.number, text: n.default ? `${label} (default)` : label });
     if (n.unlisted) opt.disabled = true;
     return opt;

@@ -1,0 +1,59 @@
+"""Callback numbers as contact centers have them (both databases): display names, languages and
+categories in the picker, a personal number an administrator hides, and the automatic choice of a new
+conversation's number (the customer's prefix, the number last presented to them)."""
+from __future__ import annotations
+
+from tests.chat.test_routes import routed  # noqa: F401 - the fixture
+from tests.conftest import ALICE, CUSTOMER, MAIN
+
+UK = "+12125550160"  # a second shared line (the test connector owns it below)
+NAMED = f'named: {{main: "{MAIN}"}}'
+RICH = (f'named: {{main: {{number: "{MAIN}", display_name: "Sales (EN)", language: en, category: sales}}, '
+        f'uk: {{number: "{UK}", display_name: "UK line", language: en-GB}}}}')
+
+
+def rich(select: str = "", hide: bool = False):
+    def edit(text: str) -> str:
+        text = text.replace(NAMED, RICH + (f"\n  select: {select}" if select else ""))
+        text = text.replace(f'numbers: ["{ALICE}",', f'numbers: ["{UK}", "{ALICE}",')
+        text = text.replace("may_present: [main]}", "may_present: [main, uk]" + (", hide_personal: true}" if hide else "}"))
+        return text
+    return edit
+
+
+async def test_the_picker_shows_display_names_languages_and_categories(routed):  # noqa: F811
+    server = await routed(rich())
+    alice = await server.connect("alice")
+    numbers = {n["number"]: n for n in (await alice.call("sync", {}))["numbers"]}
+    assert numbers[MAIN] | {} == {"number": MAIN, "label": "Sales (EN)", "default": False, "language": "en",
+                                  "category": "sales"}
+    assert numbers[UK]["label"] == "UK line" and numbers[UK]["language"] == "en-GB"
+    assert numbers[ALICE]["default"] is True and numbers[ALICE]["label"] == "personal"
+
+
+async def test_a_hidden_personal_number_is_never_presented(routed):  # noqa: F811
+    server = await routed(rich(hide=True))
+    alice = await server.connect("alice")
+    assert ALICE not in {n["number"] for n in (await alice.call("sync", {}))["numbers"]}
+    assert (await server.simulate_sms(CUSTOMER, ALICE, "hi"))[0] == 200  # texted to her personal number
+    [msg] = await alice.wait_messages(1)
+    sent = await alice.call("send", {"conversation_id": msg["conversation_id"], "text": "hello", "client_id": "h-1"})
+    assert sent["ok"], sent
+    [request] = await server.twilio_api.wait_for_requests(1, timeout=10)
+    assert request["From"] == MAIN  # the account's number, not hers
+    refused = await alice.call("present", {"conversation_id": msg["conversation_id"], "number": ALICE})
+    assert refused["ok"] is False and refused["field"] == "number"
+
+
+async def test_a_new_conversations_number_is_chosen_by_prefix_then_by_the_last_one_used(routed):  # noqa: F811
+    server = await routed(rich(select='[{prefix: "+44", number: uk}, {last_used: true}]'))
+    alice = await server.connect("alice")
+    to_uk = await alice.call("send", {"to": "+442071838750", "text": "Hello London", "client_id": "p-1"})
+    assert to_uk["ok"] and to_uk["conversation"]["presented_number"] == UK
+    first = await alice.call("send", {"to": CUSTOMER, "from": MAIN, "text": "from sales", "client_id": "p-2"})
+    assert first["ok"]
+    assert (await alice.call("close", {"conversation_id": first["conversation"]["id"]}))["ok"]
+    again = await alice.call("send", {"to": CUSTOMER, "text": "us again", "client_id": "p-3"})
+    assert again["ok"] and again["conversation"]["presented_number"] == MAIN  # the number last used with them
+    other = await alice.call("send", {"to": "+12125550177", "text": "someone new", "client_id": "p-4"})
+    assert other["ok"] and other["conversation"]["presented_number"] == ALICE  # no rule applies: her default
