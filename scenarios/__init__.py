@@ -11,6 +11,7 @@ from scenarios.events import (
     CustomerReply,
     Notify,
     OptOut,
+    Present,
     Result,
     Route,
     SaveActivity,
@@ -30,6 +31,6 @@ __all__ = [
     "Scenario", "load_scenario", "parse_scenario", "system_scenario",
     "Engine", "MAX_STEPS", "Result", "TRIGGERS", "SYSTEM_TRIGGERS",
     "Trigger", "CustomerReply", "Timeout", "CallResult",
-    "SendReply", "Route", "Notify", "Tag", "Close", "SetContactFields", "Call", "SaveActivity",
+    "SendReply", "Route", "Notify", "Tag", "Present", "Close", "SetContactFields", "Call", "SaveActivity",
     "SetTimer", "OptOut", "classify",
 ]

@@ -105,7 +105,8 @@ def route(x: X, st: s.RouteStep) -> None:
 def text(x: X, st: s.TextStep) -> None:
     value = x.render(st.text, st).strip()
     if value:
-        x.effects.append(ev.Notify(value) if st.kind == "notify" else ev.Tag(value))
+        kinds = {"notify": ev.Notify, "tag": ev.Tag, "present": ev.Present}
+        x.effects.append(kinds[st.kind](value))
 
 
 def close(x: X, st: s.CloseStep) -> None:

@@ -12,7 +12,7 @@ from scenarios.program import SYSTEM_TRIGGERS, TRIGGERS
 
 __all__ = [
     "TRIGGERS", "SYSTEM_TRIGGERS", "Trigger", "CustomerReply", "Timeout", "CallResult",
-    "SendReply", "Route", "Notify", "Tag", "Close", "SetContactFields", "Call", "SaveActivity",
+    "SendReply", "Route", "Notify", "Tag", "Present", "Close", "SetContactFields", "Call", "SaveActivity",
     "SetTimer", "OptOut", "Result",
 ]
 
@@ -69,6 +69,12 @@ class Notify:
 @dataclass(frozen=True)
 class Tag:
     tag: str
+
+
+@dataclass(frozen=True)
+class Present:
+    """Present this number (a callback name or a number) in the conversation's replies."""
+    number: str
 
 
 @dataclass(frozen=True)

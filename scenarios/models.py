@@ -182,6 +182,12 @@ class TagStep(Model):
     tag: Text
 
 
+class PresentStep(Model):
+    """Present this number (a callback name or an E.164 number) in the conversation's replies, if its
+    agent may present it."""
+    present: Text
+
+
 class Close(Model):
     """Close the conversation."""
     close: Literal[True] | None = None
@@ -206,7 +212,7 @@ class OptOutStep(Model):
 KINDS: dict[str, type[Model]] = {
     "reply": Reply, "if": If, "switch": Switch, "keywords": Keywords, "regex": Regex,
     "business_hours": BusinessHours, "set": SetVars, "wait_reply": WaitReply, "http": Http,
-    "save_activity": SaveActivity, "route": Route, "notify": Notify, "tag": TagStep, "close": Close,
+    "save_activity": SaveActivity, "route": Route, "notify": Notify, "tag": TagStep, "present": PresentStep, "close": Close,
     "stop": Stop, "set_timer": SetTimer, "opt_out": OptOutStep,
 }
 BARE = ("close", "stop")

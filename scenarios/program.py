@@ -280,6 +280,9 @@ class _Compiler:
     def _tagstep(self, st: m.TagStep, loc: Loc, line: int) -> s.Step:
         return s.TextStep(line, "tag", self.template(st.tag, (*loc, "tag")))
 
+    def _presentstep(self, st: m.PresentStep, loc: Loc, line: int) -> s.Step:
+        return s.TextStep(line, "present", self.template(st.present, (*loc, "present")))
+
     def _close(self, st: m.Close, loc: Loc, line: int) -> s.Step:
         return s.CloseStep(line)
 

@@ -113,7 +113,7 @@ class RouteStep(Step):
 
 @dataclass(frozen=True)
 class TextStep(Step):
-    """notify and tag."""
+    """notify, tag and present."""
     kind: str
     text: Template
 

@@ -29,7 +29,7 @@ from scenarios.source import Document, SourceError, load
 
 DEFAULT_NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
 Presence = Literal["ready", "not_ready", "offline"]
-VISIBLE = (ev.SendReply, ev.Route, ev.Notify, ev.Tag, ev.Close, ev.SaveActivity, ev.OptOut)
+VISIBLE = (ev.SendReply, ev.Route, ev.Notify, ev.Tag, ev.Present, ev.Close, ev.SaveActivity, ev.OptOut)
 
 
 def _aware(value: Any) -> Any:
@@ -63,6 +63,7 @@ class TestStep(Model):
     expect_route: RouteTarget = None
     expect_notify: Text | None = None
     expect_tag: Text | None = None
+    expect_present: Text | None = None
     expect_activity: dict[str, Any] | None = None
     expect_request: dict[str, Any] | None = None
     expect_fields: dict[str, Any] | None = None
@@ -376,6 +377,11 @@ class Chat:
         if got != tag:
             raise Failed(_diff(tag, got) + self._pending())
 
+    def do_expect_present(self, number: str) -> None:
+        got = self.take(ev.Present, f"to present {number!r}").number
+        if got != number:
+            raise Failed(_diff(number, got) + self._pending())
+
     def do_expect_activity(self, want: dict[str, Any]) -> None:
         got = self.take(ev.SaveActivity, "an activity saved to the CRM")
         _subset(want, got.body, "activity")
@@ -439,6 +445,8 @@ def describe(effect: Any) -> str:
         return f"note {effect.text!r}"
     if isinstance(effect, ev.Tag):
         return f"tag {effect.tag!r}"
+    if isinstance(effect, ev.Present):
+        return f"present {effect.number!r}"
     if isinstance(effect, ev.SaveActivity):
         return f"activity {effect.body!r}"
     if isinstance(effect, ev.OptOut):

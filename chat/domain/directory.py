@@ -92,6 +92,7 @@ class Directory:
     hidden: frozenset[str] = frozenset()  # personal numbers never presented (their users' hide_personal)
     number_info: dict[str, dict] = field(default_factory=dict)  # callback number -> its language and category
     select_of: dict[int, tuple[Selection, ...]] = field(default_factory=dict)  # user id -> selection rules
+    callback_names: dict[str, str] = field(default_factory=dict)  # callback name -> number
 
     def capacity(self, user_id: int) -> int | None:
         return self.capacity_of.get(user_id)
@@ -291,6 +292,7 @@ def build_directory(config: Config, ids: dict[str, int]) -> Directory:
         opt_out_scope=config.opt_out_scope,
         hidden=frozenset(n for u in config.users if u.hide_personal for n in personal.get(ids[u.name], ())),
         number_info={e.number: {"language": e.language, "category": e.category} for e in config.callback_numbers.named.values()},
+        callback_names={name: e.number for name, e in config.callback_numbers.named.items()},
         select_of={ids[u.name]: _rules(u.select if u.select is not None else config.callback_numbers.select, config)
                    for u in config.users},
     )

@@ -18,12 +18,13 @@ from chat.domain.directory import Directory
 from chat.domain.optouts import opted_out_from, record_opt_out
 from chat.store import utcnow
 from chat.store.tables import contacts, conversations, crm_outbox, messages, outbox, scenario_runs, scenario_timers
-from gateway import count_segments
+from gateway import InvalidNumber, count_segments, normalize_number
 from scenarios import (
     Call,
     Close,
     Notify,
     OptOut,
+    Present,
     Result,
     Route,
     SaveActivity,
@@ -75,6 +76,8 @@ async def _apply(conn, cid: int, effect, directory: Directory, teams, compliance
     elif isinstance(effect, Tag):
         tags = list(dict.fromkeys([*(conv.tags or []), effect.tag]))
         await _update(conn, conv, after, tags=tags)
+    elif isinstance(effect, Present):
+        await _present(conn, conv, effect.number, directory, after)
     elif isinstance(effect, Close):
         await _update(conn, conv, after, state="closed", reply_due_at=None, snoozed_until=None, closed_at=utcnow())
         after.closed = True
@@ -114,6 +117,26 @@ async def _reply(conn, conv, text: str, directory: Directory, compliance: bool, 
 async def queue_reply(conn, conv, text: str, directory: Directory, after: After) -> None:
     """An automatic SMS to the customer (not a compliance one), as a scenario's reply goes."""
     await _reply(conn, conv, text, directory, False, after)
+
+
+async def _present(conn, conv, ref: str, directory: Directory, after: After) -> None:
+    """A scenario's `present`: the number (a callback name or a number) its agent may present, or a note why not."""
+    number = directory.callback_names.get(ref)
+    if number is None:
+        try:
+            number = normalize_number(ref)
+        except InvalidNumber:
+            await _note(conn, conv, f"Scenario asked to present {ref!r}: neither a callback name nor a number; "
+                                    f"replies still come from {conv.presented_number}.", after)
+            return
+    agent = directory.agents.get(conv.assigned_id or conv.owner_id or 0)
+    own = conv.access_number not in directory.hidden and number == conv.access_number
+    if agent is not None and not own and number not in agent.may_present:
+        await _note(conn, conv, f"Scenario asked to present {number}, which {agent.display_name} may not present; "
+                                f"replies still come from {conv.presented_number}.", after)
+        return
+    if number != conv.presented_number:
+        await _update(conn, conv, after, presented_number=number)
 
 
 async def _note(conn, conv, text: str, after: After) -> None:

@@ -4,7 +4,7 @@ conversation's number (the customer's prefix, the number last presented to them)
 from __future__ import annotations
 
 from tests.chat.test_routes import routed  # noqa: F401 - the fixture
-from tests.conftest import ALICE, CUSTOMER, MAIN
+from tests.conftest import ALICE, CUSTOMER, MAIN, until
 
 UK = "+12125550160"  # a second shared line (the test connector owns it below)
 NAMED = f'named: {{main: "{MAIN}"}}'
@@ -57,3 +57,36 @@ async def test_a_new_conversations_number_is_chosen_by_prefix_then_by_the_last_o
     assert again["ok"] and again["conversation"]["presented_number"] == MAIN  # the number last used with them
     other = await alice.call("send", {"to": "+12125550177", "text": "someone new", "client_id": "p-4"})
     assert other["ok"] and other["conversation"]["presented_number"] == ALICE  # no rule applies: her default
+
+
+PRESENTING = """\
+    name: presenting
+    on:
+      message_received:
+        - keywords: [london]
+          then:
+            - present: uk
+        - keywords: [elsewhere]
+          then:
+            - present: "+12125550102"
+"""
+
+
+async def test_a_scenario_step_presents_a_number_the_agent_may_present(routed, tmp_path):  # noqa: F811
+    from tests.chat.test_scenarios_live import write
+
+    server = await routed(lambda text: rich()(text).replace(f'{{number: "{ALICE}", user: alice}}',
+                                                            f'{{number: "{ALICE}", user: alice, scenario: presenting}}'),
+                          write(tmp_path, "presenting", PRESENTING))
+    alice = await server.connect("alice")
+    assert (await server.simulate_sms(CUSTOMER, ALICE, "London"))[0] == 200
+    [msg] = await alice.wait_messages(1)
+    cid = msg["conversation_id"]
+    await until(lambda: any(c["id"] == cid and c["presented_number"] == UK for c in alice.pushed("conversation")),
+                what="the UK line presented")
+    assert (await server.simulate_sms(CUSTOMER, ALICE, "elsewhere"))[0] == 200  # Bob's number: not hers to present
+    await until(lambda: any(m["direction"] == "note" and "may not present" in m["text"] for m in alice.messages))
+    sent = await alice.call("send", {"conversation_id": cid, "text": "hello from London", "client_id": "l-1"})
+    assert sent["ok"], sent
+    [request] = await server.twilio_api.wait_for_requests(1, timeout=10)
+    assert request["From"] == UK
