@@ -298,6 +298,7 @@ class AgentNamespace(socketio.AsyncNamespace):
         outcomes = self._outcomes()
         answer["outcomes"] = {"choices": list(outcomes.choices), "required": outcomes.required}
         answer["transfer_targets"] = self._targets(agent)
+        answer["auto_select"] = bool(self.app[DIRECTORY].select_of.get(agent.id))
         return answer
 
     async def _send(self, sid, agent, req: SendRequest) -> dict:

@@ -84,6 +84,7 @@ const state = {
   targets: { users: [], teams: [] }, // whom a conversation may be transferred to (sync)
   queue: [],              // conversations waiting in this agent's queues, oldest first (sync)
   board: false,           // the supervisor's board is shown instead of a conversation
+  autoSelect: false,      // this agent has selection rules: a new conversation's number may be left to them
   newFrom: null,          // chosen "from" in new-conversation mode
 };
 
@@ -503,6 +504,7 @@ function mergeSync(ack) {
   if (Array.isArray(ack.numbers)) state.numbers = ack.numbers;
   if (ack.outcomes && Array.isArray(ack.outcomes.choices)) state.outcomes = ack.outcomes;
   if (ack.transfer_targets) state.targets = ack.transfer_targets;
+  if (typeof ack.auto_select === "boolean") state.autoSelect = ack.auto_select;
   if (Array.isArray(ack.queue)) state.queue = ack.queue;
   const touched = new Set();
   for (const conv of ack.conversations || []) { upsertConversation(conv); touched.add(conv.id); }
@@ -1209,7 +1211,8 @@ function renderFromPicker() {
     current = conv.presented_number || conv.access_number || null;
   } else if (sel === "new") {
     const def = numbers.find((n) => n.default) || numbers[0];
-    current = state.newFrom || (def ? def.number : null);
+    // With selection rules the server picks (the customer's prefix, the number last used with them).
+    current = state.newFrom || (state.autoSelect ? "" : (def ? def.number : null));
   }
   if (current && !numbers.some((n) => n.number === current)) {
     numbers.unshift({ number: current, label: "", default: false, unlisted: true });
@@ -1221,8 +1224,9 @@ function renderFromPicker() {
     if (n.unlisted) opt.disabled = true;
     return opt;
   });
+  if (sel === "new" && state.autoSelect) options.unshift(el("option", { value: "", text: "Automatic (your rules)" }));
   select.replaceChildren(...options);
-  if (current) select.value = current;
+  if (current !== null) select.value = current;
   select.disabled = numbers.length === 0;
 }
 

@@ -164,3 +164,27 @@ async def test_a_supervisor_takes_over_a_conversation_from_the_board(browser, ro
     finally:
         await alice_context.close()
         await bob_context.close()
+
+
+async def test_the_callback_number_picker_shows_names_and_leaves_a_new_conversation_to_the_rules(browser, routed):  # noqa: F811
+    from playwright.async_api import expect
+
+    from tests.chat.test_callback_numbers import UK, rich
+
+    server = await routed(rich(select='[{prefix: "+44", number: uk}]'))
+    context, page = await login(browser, server, "alice")
+    try:
+        await page.get_by_test_id("new-conversation").click()
+        picker = page.get_by_test_id("from-picker")
+        await expect(picker).to_have_value("")  # automatic
+        await expect(picker.locator("option")).to_contain_text(["Automatic (your rules)", "personal", "Sales (EN) — +12125550100 (en, sales)",
+                                                                "UK line — +12125550160 (en-GB)"])
+        await page.get_by_test_id("new-to").fill("+44 20 7183 8750")
+        await page.get_by_test_id("reply-text").fill("Hello London")
+        await page.get_by_test_id("reply-send").click()
+        [request] = await server.twilio_api.wait_for_requests(1, timeout=10)
+        assert request["From"] == UK and request["To"] == "+442071838750"
+        await expect(page.get_by_test_id("conversation-item")).to_have_count(1, timeout=LIVE)
+        await expect(picker).to_have_value(UK)  # the conversation now presents the UK line
+    finally:
+        await context.close()
