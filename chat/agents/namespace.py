@@ -28,7 +28,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chat.agents.auth import TOKENS, Claims, Unauthorized
-from chat.domain.agents import anything_waits, mark_read, save_presence
+from chat.domain.agents import anything_waits, choose_number, chosen_number, mark_read, save_presence
 from chat.domain.board import Filters, board, may_supervise, monitor, move
 from chat.domain.directory import DIRECTORY
 from chat.domain.history import sync_for
@@ -49,6 +49,7 @@ from chat.workers.hub import HUB, NAMESPACE, room, session_room
 from chat.workers.outbox import OUTBOX_WORKER
 from chat.workers.presence import PRESENCE
 from chat.workers.routing import ROUTER
+from gateway import InvalidNumber, normalize_number
 from scenarios import Trigger
 
 log = structlog.get_logger()
@@ -113,6 +114,10 @@ class TransferTarget(Payload):
         if (self.user is None) == (self.team is None):
             raise ValueError("give either user or team")
         return self
+
+
+class DefaultNumberPayload(Payload):
+    number: str | None = Field(strict=True, min_length=1, max_length=32)
 
 
 class BoardPayload(Payload):
@@ -182,6 +187,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             "reopen": (ReopenPayload, self._reopen), "snooze": (SnoozePayload, self._snooze),
             "history": (HistoryPayload, self._history), "transfer": (TransferPayload, self._transfer),
             "targets": (Payload, self._list_targets),
+            "default_number": (DefaultNumberPayload, self._default_number),
             "board": (BoardPayload, self._board), "assign": (AssignPayload, self._assign),
             "take_over": (MonitorPayload, self._take_over), "monitor": (MonitorPayload, self._monitor),
         }
@@ -292,9 +298,10 @@ class AgentNamespace(socketio.AsyncNamespace):
         async with self.app[DB].read() as conn:
             answer = await sync_for(conn, agent.id, dict(data.cursors), data.since)
             answer["queue"] = await queued_for(conn, self.app[DIRECTORY].queues_of.get(agent.id, ()))
+            chosen = await chosen_number(conn, agent)
         answer["user"] = {"name": agent.name, "display_name": agent.display_name, "role": agent.role}
         answer["presence"] = self.app[PRESENCE].state(agent.id)
-        answer["numbers"] = self.app[DIRECTORY].numbers_payload(agent)
+        answer["numbers"] = self.app[DIRECTORY].numbers_payload(agent, chosen)
         outcomes = self._outcomes()
         answer["outcomes"] = {"choices": list(outcomes.choices), "required": outcomes.required}
         answer["transfer_targets"] = self._targets(agent)
@@ -376,6 +383,21 @@ class AgentNamespace(socketio.AsyncNamespace):
         log.info("conversation.transferred", conversation=data.conversation_id, by=agent.id,
                  to=data.to.user or f"team {data.to.team}", taken=done.holder is not None)
         return {"ok": True, "to": done.label, "waiting": done.holder is None}
+
+    async def _default_number(self, sid, agent, data: DefaultNumberPayload) -> dict:
+        """The agent's own default number for new conversations (None: back to the configured one)."""
+        number = data.number
+        if number is not None:
+            try:
+                number = normalize_number(number)
+            except InvalidNumber as err:
+                raise Refused(str(err), "number") from None
+        if number is not None and number not in agent.may_present:  # checked here: a unit that raises fails its batch
+            raise Refused(f"you may not present {number}; yours are: {', '.join(agent.may_present) or 'none'}", "number")
+        await self.app[COMMIT].run(partial(choose_number, agent=agent, number=number))
+        numbers = self.app[DIRECTORY].numbers_payload(agent, number)
+        await self.app[HUB].emit(agent.id, "numbers", numbers, skip_sid=sid)
+        return {"ok": True, "numbers": numbers}
 
     async def _board(self, sid, agent, data: BoardPayload) -> dict:
         may_supervise(agent)

@@ -18,6 +18,23 @@ async def save_presence(conn, user_id: int, state: str) -> None:
     await conn.execute(users.update().where(users.c.id == user_id).values(presence=state))
 
 
+CHOSEN = sa.select(users.c.chosen_number).where(users.c.id == sa.bindparam("uid"))
+
+
+async def chosen_number(conn, agent) -> str | None:
+    """The default number the agent chose, if they still may present it."""
+    number = await conn.scalar(CHOSEN, {"uid": agent.id})
+    return number if number in agent.may_present else None
+
+
+async def choose_number(conn, agent, number: str | None) -> str | None:
+    """The agent makes `number` (one they may present) their default for new conversations; None: the configured one."""
+    if number is not None and number not in agent.may_present:
+        raise ValueError(f"you may not present {number}; yours are: {', '.join(agent.may_present) or 'none'}")
+    await conn.execute(users.update().where(users.c.id == agent.id).values(chosen_number=number))
+    return number
+
+
 async def mark_read(conn, user_id: int, conversation_id: int, seq: int) -> None:
     """The agent read up to `seq` of a conversation of theirs (never backwards)."""
     await conn.execute(

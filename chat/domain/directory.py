@@ -101,9 +101,9 @@ class Directory:
         """The route of new conversations on `number` (an unknown number's is the admins' queue)."""
         return self.routes.get(number, Route())
 
-    def numbers_payload(self, agent: Agent) -> list[dict]:
-        """The numbers an agent may present, for the client's picker."""
-        default = agent.default_number
+    def numbers_payload(self, agent: Agent, chosen: str | None = None) -> list[dict]:
+        """The numbers an agent may present, for the client's picker (`chosen`: the default they chose)."""
+        default = chosen or agent.default_number
         return [{"number": n, "label": agent.labels.get(n, n), "default": n == default,
                  "language": self.number_info.get(n, {}).get("language"), "category": self.number_info.get(n, {}).get("category")}
                 for n in agent.may_present]

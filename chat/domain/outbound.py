@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from chat.domain.agents import chosen_number
 from chat.domain.conversations import (
     DISARM,
     active_conversation,
@@ -179,7 +180,7 @@ LAST_PRESENTED = (sa.select(conversations.c.presented_number)
 async def choose_number(conn, agent: Agent, customer: str, directory: Directory) -> str | None:
     """The number a new conversation with `customer` presents when the agent picks none: the first of their
     selection rules that gives one they may present (the customer's prefix, the number last presented to
-    them), else their default."""
+    them), else the default they chose, else the configured one."""
     for rule in directory.select_of.get(agent.id, ()):
         if rule.last_used:
             number = await conn.scalar(LAST_PRESENTED, {"number": customer})
@@ -189,7 +190,7 @@ async def choose_number(conn, agent: Agent, customer: str, directory: Directory)
             continue
         if number in agent.may_present:
             return number
-    return agent.default_number
+    return await chosen_number(conn, agent) or agent.default_number
 
 
 def _allowed(agent: Agent, number: str | None, field: str, also: str | None = None) -> str:

@@ -381,6 +381,7 @@ function connectSocket() {
   });
 
   socket.on("queue_changed", () => scheduleSync());
+  socket.on("numbers", (numbers) => { if (Array.isArray(numbers)) { state.numbers = numbers; renderPane(); } });
 
   socket.on("unassigned", (data) => {
     // Transferred away (maybe from another tab or by a supervisor): it is no longer this agent's.
@@ -1228,12 +1229,26 @@ function renderFromPicker() {
   select.replaceChildren(...options);
   if (current !== null) select.value = current;
   select.disabled = numbers.length === 0;
+  const picked = state.numbers.find((n) => n.number === select.value);
+  $("make-default").hidden = !picked || picked.default;
+}
+
+async function makeDefault() {
+  const number = $("from-picker").value;
+  try {
+    const ack = await emitWithAck("default_number", { number });
+    if (ack && ack.ok) { state.numbers = ack.numbers || state.numbers; showNotice(`New conversations now come from ${number}.`); }
+    else showError((ack && ack.error) || "Could not change your default number");
+  } catch (err) {
+    showError(`Could not change your default number: ${err.message}`);
+  }
+  renderPane();
 }
 
 async function onFromChange() {
   const select = $("from-picker");
   const number = select.value;
-  if (state.selected === "new") { state.newFrom = number; return; }
+  if (state.selected === "new") { state.newFrom = number; renderFromPicker(); return; }
   const conv = state.conversations.get(state.selected);
   if (!conv) return;
   const previous = conv.presented_number || conv.access_number;
@@ -1387,6 +1402,7 @@ function wire() {
   $("presence").addEventListener("click", togglePresence);
   $("new-conversation").addEventListener("click", startNewConversation);
   $("from-picker").addEventListener("change", onFromChange);
+  $("make-default").addEventListener("click", makeDefault);
   $("close-conversation").addEventListener("click", closeConversation);
   $("reopen-conversation").addEventListener("click", reopenConversation);
   $("snooze-choice").addEventListener("change", onSnoozeChoice);

@@ -21,6 +21,7 @@ users = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("password_hash", sa.String(200), nullable=False),
     sa.Column("presence", sa.String(16), nullable=False, server_default="ready"),
+    sa.Column("chosen_number", sa.String(32)),  # the default number the agent chose (among those they may present)
     sa.Column("created_at", Time, nullable=False),
 )
 

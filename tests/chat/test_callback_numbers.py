@@ -90,3 +90,19 @@ async def test_a_scenario_step_presents_a_number_the_agent_may_present(routed, t
     assert sent["ok"], sent
     [request] = await server.twilio_api.wait_for_requests(1, timeout=10)
     assert request["From"] == UK
+
+
+async def test_an_agent_chooses_her_own_default_for_new_conversations(routed):  # noqa: F811
+    server = await routed(rich())
+    alice, other_tab = await server.connect("alice"), await server.connect("alice")
+    refused = await alice.call("default_number", {"number": "+12125550102"})  # Bob's
+    assert refused["ok"] is False and refused["field"] == "number"
+    chosen = await alice.call("default_number", {"number": UK})
+    assert chosen["ok"] and [n["number"] for n in chosen["numbers"] if n["default"]] == [UK]
+    await until(lambda: other_tab.pushed("numbers"), what="her other tab told")
+    assert [n["number"] for n in (await alice.call("sync", {}))["numbers"] if n["default"]] == [UK]
+    sent = await alice.call("send", {"to": "+12125550177", "text": "hi", "client_id": "d-1"})
+    assert sent["ok"] and sent["conversation"]["presented_number"] == UK
+    assert (await alice.call("default_number", {"number": None}))["ok"]
+    again = await alice.call("send", {"to": "+12125550178", "text": "hi", "client_id": "d-2"})
+    assert again["ok"] and again["conversation"]["presented_number"] == ALICE  # the configured default again
