@@ -26,7 +26,8 @@ async def test_a_reassigned_number_takes_its_open_conversation_to_the_new_owner(
     again = await routed(to_bob)
     bob = await again.connect("bob")
     await until(lambda: any(c["id"] == cid for c in bob.pushed("conversation")), what="bob gets it")
-    assert any(m["direction"] == "note" and "Moved from Alice to Bob" in m["text"] for m in bob.messages)
+    await until(lambda: any(m["direction"] == "note" and "Moved from Alice to Bob" in m["text"] for m in bob.messages),
+                what="the note saying why")  # its messages come in an event of their own, after the conversation
     alice = await again.connect("alice")
     assert [c["id"] for c in (await alice.call("sync", {}))["conversations"]] == []
     assert (await again.simulate_sms(CUSTOMER, ALICE, "still there?"))[0] == 200
