@@ -7,6 +7,7 @@ activity is queued once per idempotency key. HTTP calls and pushes happen after 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
@@ -14,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from chat.domain.conversations import append_message, conversation_payload, get_conversation, message_payload
-from chat.domain.directory import Directory
+from chat.domain.directory import Directory, TeamRule
 from chat.domain.optouts import opted_out_from, record_opt_out
+from chat.domain.teams import pick_member
 from chat.store import utcnow
 from chat.store.tables import contacts, conversations, crm_outbox, messages, outbox, scenario_runs, scenario_timers
 from gateway import InvalidNumber, count_segments, normalize_number
@@ -42,17 +44,20 @@ class After:
     pushes: list[tuple[int | None, str, Any]] = field(default_factory=list)  # (user, event, payload)
     calls: list[Call] = field(default_factory=list)
     offers: list[int] = field(default_factory=list)  # users who may now take a waiting conversation
+    queues: list[str] = field(default_factory=list)  # teams whose queue changed (their members are told)
     closed: bool = False
     queued: bool = False  # an SMS went into the outbox
     activities: bool = False
 
 
 async def apply_result(conn, conversation_id: int, scenario: str, result: Result, directory: Directory,
-                       teams: dict[str, tuple[str, ...]], compliance: bool = False) -> After:
-    """Apply a Result's effects and save (or end) the run, in the caller's transaction."""
+                       teams: dict[str, tuple[str, ...]], compliance: bool = False,
+                       available: Callable[[int], bool] | None = None) -> After:
+    """Apply a Result's effects and save (or end) the run, in the caller's transaction; `available`
+    says who may take a conversation now (presence), for a route to a team."""
     after = After()
     for effect in result.effects:
-        await _apply(conn, conversation_id, effect, directory, teams, compliance, after)
+        await _apply(conn, conversation_id, effect, directory, teams, compliance, after, available or _nobody)
     await save_run(conn, conversation_id, scenario, result)
     return after
 
@@ -65,14 +70,15 @@ async def save_run(conn, conversation_id: int, scenario: str, result: Result) ->
             updated_at=utcnow()))
 
 
-async def _apply(conn, cid: int, effect, directory: Directory, teams, compliance: bool, after: After) -> None:
+async def _apply(conn, cid: int, effect, directory: Directory, teams, compliance: bool, after: After,
+                 available: Callable[[int], bool]) -> None:
     conv = await get_conversation(conn, cid)
     if isinstance(effect, SendReply):
         await _reply(conn, conv, effect.text, directory, compliance, after)
     elif isinstance(effect, Notify):
         await _note(conn, conv, effect.text, after)
     elif isinstance(effect, Route):
-        await _route(conn, conv, effect, directory, teams, after)
+        await _route(conn, conv, effect, directory, teams, after, available)
     elif isinstance(effect, Tag):
         tags = list(dict.fromkeys([*(conv.tags or []), effect.tag]))
         await _update(conn, conv, after, tags=tags)
@@ -145,13 +151,10 @@ async def _note(conn, conv, text: str, after: After) -> None:
     after.pushes.append((conv.assigned_id, "message", msg))
 
 
-async def _route(conn, conv, effect: Route, directory: Directory, teams, after: After) -> None:
+async def _route(conn, conv, effect: Route, directory: Directory, teams, after: After,
+                 available: Callable[[int], bool]) -> None:
     if effect.target == "team":
-        if effect.name not in teams:
-            await _note(conn, conv, f"Scenario routed to an unknown team {effect.name!r}; kept where it was.", after)
-            return
-        await _update(conn, conv, after, team=effect.name, owner_id=None, assigned_id=None, state="waiting")
-        after.offers.extend(directory.by_name[m].id for m in teams[effect.name] if m in directory.by_name)
+        await _route_to_team(conn, conv, effect.name or "", directory, teams, after, available)
         return
     if effect.target == "owner" and conv.access_number not in directory.owners:
         return  # a shared number has no owner: its route (chat.domain.directory.Route) has placed the conversation
@@ -162,7 +165,42 @@ async def _route(conn, conv, effect: Route, directory: Directory, teams, after: 
         return
     if conv.assigned_id != target:
         await _update(conn, conv, after, owner_id=target, team=None, assigned_id=None, state="waiting")
+        who = directory.agents.get(target)
+        _tell_previous(conv, target, who.display_name or who.name if who else "a colleague", after)
     after.offers.append(target)
+
+
+def _tell_previous(conv, holder: int | None, label: str, after: After) -> None:
+    """The agent a route takes the conversation from loses it and is told (as after a transfer)."""
+    if conv.assigned_id is not None and conv.assigned_id != holder:
+        after.pushes.append((conv.assigned_id, "unassigned", {"conversation_id": conv.id, "reason": "scenario",
+                                                              "to": label}))
+
+
+async def _route_to_team(conn, conv, name: str, directory: Directory, teams, after: After,
+                         available: Callable[[int], bool]) -> None:
+    """Dealt by the team's rule (chat.domain.teams) as a new conversation on a team's number is,
+    or waiting in its queue."""
+    if name not in teams:
+        await _note(conn, conv, f"Scenario routed to an unknown team {name!r}; kept where it was.", after)
+        return
+    members = tuple(directory.by_name[m].id for m in teams[name] if m in directory.by_name)
+    if conv.team == name and conv.owner_id is None and (conv.state == "waiting" or conv.assigned_id in members):
+        return  # in that queue already, or with one of its members
+    holder = await pick_member(conn, name, directory.teams.get(name) or TeamRule(members), directory, available,
+                               moving=conv.id)
+    await _update(conn, conv, after, team=name, owner_id=None, assigned_id=holder,
+                  state="open" if holder is not None else "waiting")
+    _tell_previous(conv, holder, f"team {name}", after)
+    if holder is None:
+        after.queues.append(name)
+        after.offers.extend(uid for uid in members if available(uid))  # one who became ready since: the claim decides
+        return
+    fresh = await get_conversation(conn, conv.id)
+    rows = (await conn.execute(sa.select(messages).where(messages.c.conversation_id == conv.id)
+                               .order_by(messages.c.seq))).all()
+    after.pushes.append((holder, "conversation", conversation_payload(fresh)))
+    after.pushes.append((holder, "messages", [message_payload(r) for r in rows]))
 
 
 async def _update(conn, conv, after: After, **values) -> None:
@@ -199,6 +237,10 @@ async def transcript(conn, conversation_id: int) -> list[dict]:
     who = {"in": "customer"}
     return [{"from": who.get(r.direction, "agent" if r.user_id else "scenario"), "text": r.text,
              "at": message_payload(r)["created_at"]} for r in rows]
+
+
+def _nobody(user_id: int) -> bool:
+    return False
 
 
 def _utc(when):

@@ -70,8 +70,9 @@ Decide = Callable[[Any, Any], Decision | None]
 
 
 async def step(conn, conversation_id: int, decide: Decide, directory: Directory, teams: dict[str, tuple[str, ...]],
-               due: Due | None = None) -> After | None:
-    """Handle one event of a conversation under its lock (see Rules); what to do once committed, or None."""
+               due: Due | None = None, available: Callable[[int], bool] | None = None) -> After | None:
+    """Handle one event of a conversation under its lock (see Rules); what to do once committed, or None
+    (`available`: who may take a conversation now, for a route to a team)."""
     now = utcnow()
     conv = (await conn.execute(LOCK if due is None else LOCK_OR_SKIP, {"cid": conversation_id})).first()
     if conv is None or (due is not None and not await _consume(conn, conversation_id, due, now)):
@@ -83,7 +84,7 @@ async def step(conn, conversation_id: int, decide: Decide, directory: Directory,
     if decision.preempt:
         await preempt(conn, conversation_id)
     return await apply_result(conn, conversation_id, decision.scenario, decision.result, directory, teams,
-                              compliance=decision.compliance)
+                              compliance=decision.compliance, available=available)
 
 
 async def _consume(conn, cid: int, due: Due, now: datetime) -> bool:

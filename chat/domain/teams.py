@@ -27,12 +27,13 @@ MOVE_CURSOR = (team_cursors.update().where(team_cursors.c.team == sa.bindparam("
                .values(last_user_id=sa.bindparam("uid"), updated_at=sa.bindparam("now")))
 
 
-async def open_counts(conn, users: Sequence[int]) -> dict[int, int]:
-    """Open conversations per user."""
+async def open_counts(conn, users: Sequence[int], moving: int | None = None) -> dict[int, int]:
+    """Open conversations per user (but `moving`, the one being dealt)."""
     if not users:
         return {}
     rows = (await conn.execute(sa.select(conversations.c.assigned_id, sa.func.count())
-                               .where(conversations.c.state == "open", conversations.c.assigned_id.in_(list(users)))
+                               .where(conversations.c.state == "open", conversations.c.assigned_id.in_(list(users)),
+                                      conversations.c.id != (moving or 0))
                                .group_by(conversations.c.assigned_id))).all()
     return dict(rows)
 
@@ -45,21 +46,23 @@ async def room_of(conn, directory: Directory, user_id: int) -> int | None:
     return max(0, cap - (await open_counts(conn, [user_id])).get(user_id, 0))
 
 
-async def someone_waits(conn, team: str) -> bool:
-    return await conn.scalar(sa.select(conversations.c.id).where(WAITING, conversations.c.team == team).limit(1)) is not None
+async def someone_waits(conn, team: str, moving: int | None = None) -> bool:
+    return await conn.scalar(sa.select(conversations.c.id).where(
+        WAITING, conversations.c.team == team, conversations.c.id != (moving or 0)).limit(1)) is not None
 
 
 async def pick_member(conn, team: str, rule: TeamRule, directory: Directory, available: Callable[[int], bool],
-                      exclude: int | None = None) -> int | None:
+                      exclude: int | None = None, moving: int | None = None) -> int | None:
     """The member who takes the team's next conversation now, by its rule (the cursor moved), or None:
-    it waits (offer_all, nobody available with room, or others wait before it)."""
+    it waits (offer_all, nobody available with room, or others wait before it). `exclude`: a member
+    who may not take it (who gives it); `moving`: the conversation, when it exists already."""
     if rule.distribution == "offer_all":
         return None
     last = await conn.scalar(CURSOR, {"t_team": team})  # the team's lock (see Rules)
     ready = [uid for uid in rule.members if uid != exclude and available(uid)]
-    if not ready or await someone_waits(conn, team):
+    if not ready or await someone_waits(conn, team, moving):
         return None
-    counts = await open_counts(conn, ready)
+    counts = await open_counts(conn, ready, moving)
     room = [uid for uid in ready if (cap := directory.capacity(uid)) is None or counts.get(uid, 0) < cap]
     if not room:
         return None

@@ -79,7 +79,7 @@ async def hand_over(conn, conv, giver: int | None, target: Target, note: Callabl
         if name not in teams:
             raise Refused(f"no team named {name[:64]!r}", "to.team")
         rule = directory.teams.get(name) or TeamRule(tuple(directory.by_name[m].id for m in teams[name] if m in directory.by_name))
-        holder = await pick_member(conn, name, rule, directory, presence.available, exclude=giver)
+        holder = await pick_member(conn, name, rule, directory, presence.available, exclude=giver, moving=conv.id)
         values |= {"owner_id": None, "assigned_id": holder, "team": name, "state": "open" if holder else "waiting"}
         label = f"team {name}"
     await conn.execute(conversations.update().where(conversations.c.id == conv.id).values(**values))

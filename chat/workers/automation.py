@@ -108,7 +108,7 @@ class Automation:
         decide = partial(self._decide, event=event, optout=optout)
         async with self._locks[cid]:
             after = await self.commit.run(partial(step, conversation_id=cid, decide=decide, directory=self.directory,
-                                                  teams=self.teams, due=due))
+                                                  teams=self.teams, due=due, available=self.presence.available))
         if after is not None:
             await self._after(cid, after)
 
@@ -178,6 +178,8 @@ class Automation:
     async def _after(self, cid: int, after: After) -> None:
         for user, event, payload in after.pushes:
             await self.hub.emit(user, event, payload)
+        for team in dict.fromkeys(after.queues):
+            self.router.queue_changed(team)
         for user in dict.fromkeys(after.offers):
             if self.presence.available(user):
                 await self.router.assign_waiting(user)

@@ -92,3 +92,34 @@ async def test_offer_all_waits_in_the_queue_until_the_first_claims_it(routed):  
     winner = alice if taken["ok"] else bob
     await until(lambda: any(m["text"] == "who is there?" for m in winner.messages))
     assert (await alice.call("sync", {}))["queue"] == []
+
+
+TRIAGE = """\
+    name: triage
+    on:
+      conversation_started:
+        - route: {team: support}
+"""
+
+
+async def test_a_scenarios_route_to_a_team_is_dealt_by_the_teams_rule(routed, tmp_path):  # noqa: F811
+    from tests.chat.test_scenarios_live import write
+
+    extra, _ = team("round_robin")
+    server = await routed(lambda text: text.replace(SHARED, f'{{number: "{MAIN}", voice: false, scenario: triage}}'),
+                          extra + write(tmp_path, "triage", TRIAGE))
+    alice, bob = await server.connect("alice"), await server.connect("bob")
+
+    async def assigned(client) -> list[str]:
+        return [c["contact"]["number"] for c in (await client.call("sync", {}))["conversations"] if c["state"] == "open"]
+
+    for i in range(4):  # one at a time: the deal's order is the round robin's
+        assert (await server.simulate_sms(customer(i), MAIN, f"hello {i}"))[0] == 200
+        async with asyncio.timeout(10):
+            while len(await assigned(alice)) + len(await assigned(bob)) < i + 1:
+                await asyncio.sleep(0.05)
+    assert sorted(await assigned(alice)) == [customer(0), customer(2)]  # not the first member taking all
+    assert sorted(await assigned(bob)) == [customer(1), customer(3)]
+    await until(lambda: {m["text"] for m in bob.messages} >= {"hello 1", "hello 3"}, what="bob has his conversations' messages")
+    await until(lambda: {u["conversation_id"] for u in alice.pushed("unassigned")} >= {c["id"] for c in bob.pushed("conversation")},
+                what="alice, who had them first (she may present the number), told they went to the team")
