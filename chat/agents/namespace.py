@@ -48,6 +48,7 @@ from chat.workers.automation import AUTOMATION
 from chat.workers.hub import HUB, NAMESPACE, room, session_room
 from chat.workers.outbox import OUTBOX_WORKER
 from chat.workers.presence import PRESENCE
+from chat.workers.rooms import WATCH, watch_room
 from chat.workers.routing import ROUTER
 from gateway import InvalidNumber, normalize_number
 from scenarios import Trigger
@@ -190,6 +191,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             "default_number": (DefaultNumberPayload, self._default_number),
             "board": (BoardPayload, self._board), "assign": (AssignPayload, self._assign),
             "take_over": (MonitorPayload, self._take_over), "monitor": (MonitorPayload, self._monitor),
+            "unmonitor": (Payload, self._unmonitor),
         }
 
     async def trigger_event(self, event, *args):
@@ -427,8 +429,22 @@ class AgentNamespace(socketio.AsyncNamespace):
         return {"ok": True, "to": done.label, "waiting": done.holder is None, "conversation": done.conversation}
 
     async def _monitor(self, sid, agent, data: MonitorPayload) -> dict:
+        """The conversation as it is, then live (`monitored` pushes) until `unmonitor` or another `monitor`."""
+        may_supervise(agent)  # before the room: an agent never gets a copy
+        await self._unmonitor(sid, agent, data)
+        await self.enter_room(sid, watch_room(data.conversation_id))  # first: nothing pushed after the read is missed
         async with self.app[DB].read() as conn:
-            return {"ok": True, **await monitor(conn, agent, data.conversation_id)}
+            try:
+                seen = await monitor(conn, agent, data.conversation_id)
+            except Refused:
+                await self.leave_room(sid, watch_room(data.conversation_id))
+                raise
+        return {"ok": True, **seen}
+
+    async def _unmonitor(self, sid, agent, data: Payload) -> dict:
+        for watching in [r for r in self.rooms(sid) if isinstance(r, str) and r.startswith(WATCH)]:
+            await self.leave_room(sid, watching)
+        return {"ok": True}
 
     async def _list_targets(self, sid, agent, data: Payload) -> dict:
         return {"ok": True, **self._targets(agent)}

@@ -84,6 +84,7 @@ const state = {
   targets: { users: [], teams: [] }, // whom a conversation may be transferred to (sync)
   queue: [],              // conversations waiting in this agent's queues, oldest first (sync)
   board: false,           // the supervisor's board is shown instead of a conversation
+  monitor: null,          // the conversation a supervisor monitors live: { conversation, messages: Map id -> message }
   autoSelect: false,      // this agent has selection rules: a new conversation's number may be left to them
   newFrom: null,          // chosen "from" in new-conversation mode
 };
@@ -341,6 +342,7 @@ function connectSocket() {
     state.connected = true;
     setConnection("syncing"); // "connected" once the first sync of this connection is merged
     sync();
+    if (state.monitor) monitorConversation(state.monitor.conversation.id); // a new socket watches nothing yet
   });
 
   socket.on("server_restarting", () => {  // the server stops soon; it closes us, we reconnect
@@ -401,6 +403,8 @@ function connectSocket() {
     const have = lastSeq(conv.id);
     if (Number(conv.last_seq) > have) scheduleSync();
   });
+
+  socket.on("monitored", (copy) => receiveMonitored(copy));
 
   socket.on("message", (msg) => receiveMessages([msg]));
   socket.on("messages", (list) => receiveMessages(list));
@@ -951,17 +955,53 @@ async function boardCall(event, payload) {
 }
 
 async function monitorConversation(id) {
-  const box = $("board-monitor");
   try {
     const ack = await emitWithAck("monitor", { conversation_id: id });
     if (!ack || !ack.ok) { showError((ack && ack.error) || "Could not read the conversation"); return; }
-    const { name, number } = contactLabel(ack.conversation);
-    box.replaceChildren(el("div", { className: "muted", text: `Monitoring ${name || number} (read-only)` }),
-      el("ol", {}, ...(ack.messages || []).map(renderMessage)));
-    box.hidden = false;
+    state.monitor = { conversation: ack.conversation, messages: new Map((ack.messages || []).map((m) => [m.id, m])) };
+    renderMonitor();
   } catch (err) {
     showError(`Could not read the conversation: ${err.message}`);
   }
+}
+
+function receiveMonitored(copy) {
+  // A copy of a push to the monitored conversation's agent: its messages, their statuses, its state.
+  const watched = state.monitor;
+  const item = copy && copy.payload;
+  if (!watched || !item) return;
+  const id = watched.conversation.id;
+  if (copy.event === "conversation" && item.id === id) {
+    watched.conversation = { ...watched.conversation, ...item };
+  } else if (copy.event === "message" && item.conversation_id === id) {
+    watched.messages.set(item.id, item);
+  } else if (copy.event === "status" && item.conversation_id === id && watched.messages.has(item.id)) {
+    watched.messages.set(item.id, { ...watched.messages.get(item.id), status: item.status, error: item.error });
+  } else {
+    return;
+  }
+  renderMonitor();
+}
+
+function renderMonitor() {
+  const box = $("board-monitor");
+  const watched = state.monitor;
+  if (!watched) { box.replaceChildren(); box.hidden = true; return; }
+  const { name, number } = contactLabel(watched.conversation);
+  const stop = el("button", { type: "button", className: "small", "data-testid": "board-monitor-stop", text: "Stop monitoring" });
+  stop.addEventListener("click", stopMonitoring);
+  const list = [...watched.messages.values()].sort((a, b) => a.seq - b.seq);
+  box.replaceChildren(
+    el("div", { className: "muted", text: `Monitoring ${name || number}, live (read-only; the customer sees nothing). ` }, stop),
+    el("ol", { "aria-live": "polite", "data-testid": "board-monitor-messages" }, ...list.map(renderMessage)));
+  box.hidden = false;
+}
+
+function stopMonitoring() {
+  if (!state.monitor) return;
+  state.monitor = null;
+  renderMonitor();
+  emitWithAck("unmonitor", {}).catch(() => {}); // a lost link watches nothing anyway
 }
 
 function selectConversation(id) {
@@ -992,6 +1032,7 @@ function startNewConversation() {
 }
 
 function renderPane() {
+  if (!state.board) stopMonitoring();
   $("board-view").hidden = !state.board;
   $("board-open").setAttribute("aria-pressed", state.board ? "true" : "false");
   if (state.board) {

@@ -100,6 +100,13 @@ class RedisManager(IndexedRooms, socketio.AsyncRedisManager):
         await self._handle_emit(message)  # this node's sockets
         await self._publish(message)  # the other nodes'
 
+    async def _handle_emit(self, message):
+        """A push, delivered to this node's sockets (its own or another node's), and to its watchers here."""
+        await super()._handle_emit(message)
+        data = message.get("data")
+        if not message.get("binary") and isinstance(data, list) and len(data) == 1:
+            await self.copy_to_watchers(message.get("event"), data[0], message.get("namespace"), message.get("room"))
+
     async def _listen(self):
         own = self.json.dumps({"host_id": self.host_id})[:-1].encode()  # how our own messages begin
         async for data in super()._listen():

@@ -155,6 +155,8 @@ async def test_a_supervisor_takes_over_a_conversation_from_the_board(browser, ro
         await expect(row).to_contain_text("alice")
         await row.get_by_test_id("board-monitor-open").click()
         await expect(bob.get_by_test_id("board-monitor")).to_contain_text("I want the manager", timeout=LIVE)
+        assert (await server.simulate_sms(CUSTOMER, ALICE, "Now, please"))[0] == 200
+        await expect(bob.get_by_test_id("board-monitor-messages")).to_contain_text("Now, please", timeout=LIVE)  # live
         await row.get_by_test_id("board-take-over").click()
         await expect(bob.get_by_test_id("conversation-item")).to_have_count(1, timeout=LIVE)
         await expect(alice.get_by_test_id("conversation-item")).to_have_count(0, timeout=LIVE)

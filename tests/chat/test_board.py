@@ -62,3 +62,32 @@ async def test_agents_never_see_the_board(didchat_server):
                            ("assign", {"conversation_id": 1, "to": {"user": "bob"}})):
         answer = await alice.call(event, payload)
         assert answer["ok"] is False and "supervisors" in answer["error"], (event, answer)
+
+
+def copies(client, cid: int) -> list[tuple[str, str]]:
+    """The monitored pushes a supervisor got: (event, text) of each message of conversation `cid`."""
+    out = []
+    for push in client.pushed("monitored"):
+        items = push["payload"] if isinstance(push["payload"], list) else [push["payload"]]
+        out += [(push["event"], m.get("text", "")) for m in items if m.get("conversation_id") == cid]
+    return out
+
+
+async def test_monitoring_is_live_until_the_supervisor_stops(routed):  # noqa: F811
+    server = await routed(bob_supervises)
+    alice, bob = await server.connect("alice"), await server.connect("bob")
+    assert (await server.simulate_sms(CUSTOMER, ALICE, "first"))[0] == 200
+    [msg] = await alice.wait_messages(1)
+    cid = msg["conversation_id"]
+    assert (await bob.call("monitor", {"conversation_id": cid}))["ok"]
+
+    assert (await server.simulate_sms(CUSTOMER, ALICE, "second"))[0] == 200
+    await until(lambda: ("message", "second") in copies(bob, cid), what="the customer's next SMS, live")
+    assert (await alice.call("send", {"conversation_id": cid, "text": "on it", "client_id": "m-1"}))["ok"]
+    await until(lambda: ("message", "on it") in copies(bob, cid), what="the agent's reply, live")
+    assert not bob.messages and not alice.pushed("monitored")  # a copy, not bob's conversation; alice gets none
+
+    assert (await bob.call("unmonitor", {}))["ok"]
+    assert (await server.simulate_sms(CUSTOMER, ALICE, "third"))[0] == 200
+    await until(lambda: any(m["text"] == "third" for m in alice.messages))
+    assert ("message", "third") not in copies(bob, cid)

@@ -1,6 +1,7 @@
 """Transfers and lifecycle deadlines across nodes (real processes on PostgreSQL and Redis): a transfer
 on node A reaches the colleague connected to node B live and tells the giver; an idle conversation is
-closed once, though both nodes see it due."""
+closed once, though both nodes see it due; a supervisor on node B monitors, live, a conversation
+whose agent and customer are on node A."""
 from __future__ import annotations
 
 import asyncio
@@ -52,3 +53,20 @@ async def test_a_reassignment_deadline_fires_once_with_two_nodes(make_cluster):
     await asyncio.sleep(2.0)  # a second firing (by the other node) would be pushed by now
     assert [len(notes(tab)) for tab in bobs] == [1, 1]
     assert len(alice.pushed("unassigned")) == 1
+
+
+async def test_a_supervisor_on_node_b_monitors_live_a_conversation_on_node_a(make_cluster):
+    cluster = await make_cluster(nodes=2)
+    alice, ada = await cluster.nodes[0].connect("alice"), await cluster.nodes[1].connect("ada")  # ada: an admin
+    assert (await cluster.simulate_sms(node=0, sender=CUSTOMER, text="first"))[0] in (200, 204)
+    [msg] = await alice.wait_messages(1)
+    cid = msg["conversation_id"]
+    watched = await ada.call("monitor", {"conversation_id": cid})
+    assert [m["text"] for m in watched["messages"]] == ["first"]
+
+    def copies() -> list[str]:
+        return [p["payload"].get("text") for p in ada.pushed("monitored") if p["event"] == "message"]
+    assert (await cluster.simulate_sms(node=0, sender=CUSTOMER, text="second"))[0] in (200, 204)
+    assert (await alice.call("send", {"conversation_id": cid, "text": "on it", "client_id": "mon-1"}))["ok"]
+    await until(lambda: copies() == ["second", "on it"], 5.0, "the conversation, live, through node B")
+    assert not ada.messages  # a copy: not her conversation
