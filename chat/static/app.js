@@ -1009,6 +1009,8 @@ function selectConversation(id) {
   if (state.selected !== id) {
     // Keep a draft only within the same target.
     $("reply-text").value = "";
+    $("snooze-choice").value = "";
+    showSnoozeAt(false);
   }
   state.selected = id;
   clearError();
@@ -1145,7 +1147,7 @@ function renderActions(conv) {
   $("transfer-open").hidden = closed;
   if (closed) $("transfer-form").hidden = true;
   $("snooze-choice").hidden = closed;
-  $("snooze-choice").value = "";
+  if ($("snooze-choice").value !== "at" || closed) { $("snooze-choice").value = ""; $("snooze-at-form").hidden = true; }
   $("snooze-choice").querySelector('option[value="off"]').hidden = !snoozed;
   $("snoozed-note").hidden = !snoozed;
   $("snoozed-note").textContent = snoozed ? `Snoozed until ${formatTime(conv.snoozed_until)}` : "";
@@ -1218,7 +1220,40 @@ function onSnoozeChoice() {
   const conv = state.conversations.get(state.selected);
   const choice = $("snooze-choice").value;
   if (!conv || !choice) return;
+  if (choice === "at") { showSnoozeAt(true); return; }
   lifecycleCall("snooze", { conversation_id: conv.id, until: snoozeUntil(choice) }, "Could not snooze the conversation");
+}
+
+function localInputValue(date) {
+  // A datetime-local input's value (local time, to the minute).
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+function showSnoozeAt(show) {
+  const form = $("snooze-at-form");
+  form.hidden = !show;
+  if (!show) return;
+  const input = $("snooze-at");
+  const soon = new Date(Date.now() + 3600 * 1000);
+  input.min = localInputValue(new Date());
+  input.max = localInputValue(new Date(Date.now() + 365 * 86400 * 1000)); // the server's limit: a year ahead
+  if (!input.value) input.value = localInputValue(soon);
+  input.focus();
+}
+
+function onSnoozeAt(event) {
+  event.preventDefault();
+  const conv = state.conversations.get(state.selected);
+  const at = new Date($("snooze-at").value); // local time, as the agent typed it
+  if (!conv) return;
+  if (Number.isNaN(at.getTime()) || at.getTime() <= Date.now()) {
+    showError("Pick a time in the future to snooze until.");
+    return;
+  }
+  showSnoozeAt(false);
+  $("snooze-choice").value = "";
+  lifecycleCall("snooze", { conversation_id: conv.id, until: at.getTime() / 1000 }, "Could not snooze the conversation");
 }
 
 async function loadEarlier(id) {
@@ -1447,6 +1482,8 @@ function wire() {
   $("close-conversation").addEventListener("click", closeConversation);
   $("reopen-conversation").addEventListener("click", reopenConversation);
   $("snooze-choice").addEventListener("change", onSnoozeChoice);
+  $("snooze-at-form").addEventListener("submit", onSnoozeAt);
+  $("snooze-at-cancel").addEventListener("click", () => { showSnoozeAt(false); $("snooze-choice").value = ""; });
   $("board-open").addEventListener("click", () => { if (state.board) { state.board = false; renderPane(); } else showBoard(); });
   $("board-refresh").addEventListener("click", showBoard);
   $("board-stuck").addEventListener("change", showBoard);

@@ -2,6 +2,8 @@
 the earlier conversation shown above the customer's next one."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from tests.browser.test_agent_ui import LIVE, browser  # noqa: F401 - the fixture
@@ -49,6 +51,14 @@ async def test_close_with_an_outcome_reopen_snooze_and_the_earlier_conversation(
         await page.get_by_test_id("snooze-choice").select_option("3600")
         await expect(status).to_contain_text("snoozed until", timeout=LIVE)
         await expect(page.get_by_test_id("snoozed-note")).to_be_visible()
+        await page.get_by_test_id("snooze-choice").select_option("off")
+        await expect(status).not_to_contain_text("snoozed", timeout=LIVE)
+        await page.get_by_test_id("snooze-choice").select_option("at")  # a time of her choosing
+        later = (datetime.now() + timedelta(days=3)).replace(hour=10, minute=30)
+        await page.get_by_test_id("snooze-at").fill(later.strftime("%Y-%m-%dT%H:%M"))
+        await page.get_by_test_id("snooze-at-submit").click()
+        await expect(page.get_by_test_id("snoozed-note")).to_contain_text("10:30", timeout=LIVE)
+        await expect(page.get_by_test_id("snooze-at-form")).to_be_hidden()
         await page.get_by_test_id("snooze-choice").select_option("off")
         await expect(status).not_to_contain_text("snoozed", timeout=LIVE)
 
