@@ -125,6 +125,8 @@ class TeamConfig(Strict):
         default="least_busy", description="who takes a new conversation: each ready member in turn, the one with "
                                           "the fewest open, or all are offered it and the first to claim takes it")
     capacity: int | None = Field(default=None, ge=1, le=1000, description="most open conversations a member takes at once")
+    select: tuple[SelectionRule, ...] | None = Field(
+        default=None, description="the members' selection rules (a member's own rules come first)")
 
 
 def _team(value: Any) -> Any:
@@ -173,15 +175,18 @@ class SelectionRule(Strict):
     gives a number the agent may present."""
 
     prefix: str | None = Field(default=None, pattern=r"^\+[0-9]{1,15}$", description="the customer's number starts with it")
+    tag: str | None = Field(default=None, min_length=1, max_length=64,
+                            description="the customer carries this tag (their latest conversation's, or their contact "
+                                        "fields' `tags`)")
     number: str | None = Field(default=None, description="then present this callback name or number")
     last_used: bool = Field(default=False, description="the number last presented to this customer, if any")
 
     @model_validator(mode="after")
     def _what(self) -> SelectionRule:
         if self.last_used == (self.number is not None):
-            raise ValueError("give either number (with prefix or alone) or last_used: true")
-        if self.last_used and self.prefix is not None:
-            raise ValueError("last_used takes no prefix")
+            raise ValueError("give either number (with prefix or tag, or alone) or last_used: true")
+        if self.last_used and (self.prefix is not None or self.tag is not None):
+            raise ValueError("last_used takes no prefix and no tag")
         return self
 
 
@@ -444,7 +449,8 @@ def _check_callbacks(config: Config, doc: Document) -> Iterator[Problem]:
     if cb.default and config.resolve_number(cb.default) is None:
         yield doc.problem(("callback_numbers", "default"), f"{cb.default!r} is neither a callback name nor a number")
     for where, rules in [(("callback_numbers", "select"), cb.select)] + [
-            (("users", i, "select"), u.select or ()) for i, u in enumerate(config.users)]:
+            (("users", i, "select"), u.select or ()) for i, u in enumerate(config.users)] + [
+            (("teams", name, "select"), team.select or ()) for name, team in config.teams.items()]:
         for j, rule in enumerate(rules):
             if rule.number is not None and config.resolve_number(rule.number) is None:
                 yield doc.problem((*where, j, "number"), f"{rule.number!r} is neither a callback name nor a number")

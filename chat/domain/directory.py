@@ -64,6 +64,7 @@ class Selection:
     prefix: str | None
     number: str | None
     last_used: bool = False
+    tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -293,13 +294,22 @@ def build_directory(config: Config, ids: dict[str, int]) -> Directory:
         hidden=frozenset(n for u in config.users if u.hide_personal for n in personal.get(ids[u.name], ())),
         number_info={e.number: {"language": e.language, "category": e.category} for e in config.callback_numbers.named.values()},
         callback_names={name: e.number for name, e in config.callback_numbers.named.items()},
-        select_of={ids[u.name]: _rules(u.select if u.select is not None else config.callback_numbers.select, config)
-                   for u in config.users},
+        select_of={ids[u.name]: _rules(_selection_of(u, teams_of[ids[u.name]], config), config) for u in config.users},
     )
 
 
+def _selection_of(user: UserConfig, teams: tuple[str, ...], config: Config) -> tuple:
+    """A user's selection rules: their own, then their teams' (in the order of the configuration);
+    the account's when neither the user nor any of their teams has rules."""
+    team_rules = [rules for t in teams if t in config.teams and (rules := config.teams[t].select) is not None]
+    if user.select is None and not team_rules:
+        return config.callback_numbers.select
+    return (*(user.select or ()), *(r for rules in team_rules for r in rules))
+
+
 def _rules(rules, config: Config) -> tuple[Selection, ...]:
-    return tuple(Selection(r.prefix, config.resolve_number(r.number) if r.number else None, r.last_used) for r in rules)
+    return tuple(Selection(r.prefix, config.resolve_number(r.number) if r.number else None, r.last_used, r.tag)
+                 for r in rules)
 
 
 def _capacity(user: UserConfig, config: Config) -> int | None:

@@ -177,17 +177,38 @@ LAST_PRESENTED = (sa.select(conversations.c.presented_number)
                   .order_by(conversations.c.updated_at.desc()).limit(1))
 
 
+LATEST_TAGS = (sa.select(conversations.c.tags, contacts.c.fields)
+               .select_from(contacts).outerjoin(conversations, conversations.c.contact_id == contacts.c.id)
+               .where(contacts.c.number == sa.bindparam("number"))
+               .order_by(conversations.c.updated_at.desc()).limit(1))
+
+
+async def customer_tags(conn, customer: str) -> set[str]:
+    """The customer's tags: their latest conversation's (a scenario's `tag`) and their contact fields' `tags` (CRM)."""
+    row = (await conn.execute(LATEST_TAGS, {"number": customer})).first()
+    if row is None:
+        return set()
+    crm = (row.fields or {}).get("tags") if isinstance(row.fields, dict) else None
+    return {str(t) for t in (row.tags or [])} | ({str(t) for t in crm} if isinstance(crm, list) else set())
+
+
 async def choose_number(conn, agent: Agent, customer: str, directory: Directory) -> str | None:
     """The number a new conversation with `customer` presents when the agent picks none: the first of their
-    selection rules that gives one they may present (the customer's prefix, the number last presented to
+    selection rules (their own, then their teams', else the account's: chat.domain.directory) that gives
+    one they may present (by the customer's prefix, a tag they carry, the number last presented to
     them), else the default they chose, else the configured one."""
+    tags: set[str] | None = None
     for rule in directory.select_of.get(agent.id, ()):
         if rule.last_used:
             number = await conn.scalar(LAST_PRESENTED, {"number": customer})
-        elif rule.prefix is None or customer.startswith(rule.prefix):
-            number = rule.number
-        else:
+        elif rule.prefix is not None and not customer.startswith(rule.prefix):
             continue
+        else:
+            if rule.tag is not None:
+                tags = await customer_tags(conn, customer) if tags is None else tags
+                if rule.tag not in tags:
+                    continue
+            number = rule.number
         if number in agent.may_present:
             return number
     return await chosen_number(conn, agent) or agent.default_number

@@ -1,6 +1,7 @@
 """Callback numbers as contact centers have them (both databases): display names, languages and
 categories in the picker, a personal number an administrator hides, and the automatic choice of a new
-conversation's number (the customer's prefix, the number last presented to them)."""
+conversation's number (the customer's prefix, a tag they carry, the number last presented to them; a
+team's rules for its members)."""
 from __future__ import annotations
 
 from tests.chat.test_routes import routed  # noqa: F401 - the fixture
@@ -106,3 +107,31 @@ async def test_an_agent_chooses_her_own_default_for_new_conversations(routed):  
     assert (await alice.call("default_number", {"number": None}))["ok"]
     again = await alice.call("send", {"to": "+12125550178", "text": "hi", "client_id": "d-2"})
     assert again["ok"] and again["conversation"]["presented_number"] == ALICE  # the configured default again
+
+
+TAGGING = """\
+    name: tagging
+    on:
+      conversation_started:
+        - tag: vip
+"""
+
+
+async def test_a_teams_rule_chooses_by_a_tag_the_customer_carries_and_replaces_the_accounts(routed, tmp_path):  # noqa: F811
+    from tests.chat.test_scenarios_live import write
+
+    edit = rich(select='[{prefix: "+1", number: main}]')  # the account's: not used, the team has its own
+    server = await routed(lambda text: edit(text).replace(f'{{number: "{ALICE}", user: alice}}',
+                                                          f'{{number: "{ALICE}", user: alice, scenario: tagging}}'),
+                          "\nteams:\n  sales: {members: [alice], select: [{tag: vip, number: uk}]}\n"
+                          + write(tmp_path, "tagging", TAGGING))
+    alice = await server.connect("alice")
+    assert (await server.simulate_sms(CUSTOMER, ALICE, "hi, it's me"))[0] == 200  # the scenario tags them vip
+    [msg] = await alice.wait_messages(1)
+    await until(lambda: any("vip" in (c.get("tags") or []) for c in alice.pushed("conversation")), what="tagged vip")
+    assert (await alice.call("close", {"conversation_id": msg["conversation_id"]}))["ok"]
+
+    vip = await alice.call("send", {"to": CUSTOMER, "text": "a new offer for you", "client_id": "t-1"})
+    assert vip["ok"] and vip["conversation"]["presented_number"] == UK  # the team's rule, by the tag
+    other = await alice.call("send", {"to": "+12125550177", "text": "hello", "client_id": "t-2"})
+    assert other["ok"] and other["conversation"]["presented_number"] == ALICE  # no rule gives one: her default

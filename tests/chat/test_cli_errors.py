@@ -72,6 +72,10 @@ def with_number(scenario: str = "", params: str = "") -> str:
     (with_number(params='away_reply: "Hi {{ owner.display_name( }}"'),
      ":8: access_numbers[0].scenario_params: scenario default: parameter away_reply: not a valid expression"),
     (with_number(params="colour: blue"), ":8: access_numbers[0].scenario_params: scenario default: unknown parameter colour"),
+    (GOOD + "teams:\n  sales:\n    members: [alice]\n    select: [{tag: vip, number: nowhere}]\n",
+     ":17: teams.sales.select[0].number: 'nowhere' is neither a callback name nor a number"),
+    (GOOD + "teams:\n  sales:\n    members: [alice]\n    select:\n      - {tag: vip, last_used: true}\n",
+     ":18: teams.sales.select[0]: last_used takes no prefix and no tag"),
 ])
 def test_config_check_finds_what_run_would_crash_on(tmp_path, text, expected):
     path = write(tmp_path, text)
