@@ -41,7 +41,7 @@ from chat.domain.lifecycle import (
 )
 from chat.domain.outbound import STORE_INT_MAX, Id, Refused, SendRequest, set_presented, store_send
 from chat.domain.sessions import live_presence, session_alive
-from chat.domain.transfers import MAX_NOTE, Target, transfer_conversation
+from chat.domain.transfers import MAX_NOTE, Target, Transferred, transfer_conversation
 from chat.domain.waiting import queued_for
 from chat.store.context import COMMIT, CONFIG, DB
 from chat.workers.automation import AUTOMATION
@@ -373,14 +373,7 @@ class AgentNamespace(socketio.AsyncNamespace):
                        target=Target(data.to.user, data.to.team), note=data.note, directory=self.app[DIRECTORY],
                        teams=self.app[CONFIG].team_members(), presence=self.app[PRESENCE])
         done = await self.app[COMMIT].run(unit)
-        hub = self.app[HUB]
-        await hub.emit(done.previous, "unassigned", {"conversation_id": data.conversation_id, "reason": "transferred",
-                                                     "to": done.label})
-        if done.holder is None and data.to.team:
-            self.app[ROUTER].queue_changed(data.to.team)
-        if done.holder is not None:
-            await hub.emit(done.holder, "conversation", done.conversation)
-            await hub.emit(done.holder, "messages", done.messages)
+        await self._handed(done, Target(data.to.user, data.to.team), "transferred")
         self._spawn(self._offer_waiting(agent.id))  # room for one more from the queues
         log.info("conversation.transferred", conversation=data.conversation_id, by=agent.id,
                  to=data.to.user or f"team {data.to.team}", taken=done.holder is not None)
@@ -417,16 +410,23 @@ class AgentNamespace(socketio.AsyncNamespace):
         unit = partial(move, supervisor=agent, conversation_id=cid, target=target, directory=self.app[DIRECTORY],
                        teams=self.app[CONFIG].team_members(), presence=self.app[PRESENCE], taking_over=taking_over)
         done = await self.app[COMMIT].run(unit)
-        hub = self.app[HUB]
+        await self._handed(done, target, "supervisor")
+        log.info("conversation.moved_by_supervisor", conversation=cid, by=agent.id, to=target.user or f"team {target.team}")
+        return {"ok": True, "to": done.label, "waiting": done.holder is None, "conversation": done.conversation}
+
+    async def _handed(self, done: Transferred, target: Target, reason: str) -> None:
+        """After a transfer or a supervisor's move: the one who had it told, the one who has it given it
+        (or its queue told), and one who is away: their away policy (chat.workers.automation)."""
+        hub, cid = self.app[HUB], done.conversation["id"]
         if done.previous is not None and done.previous != done.holder:
-            await hub.emit(done.previous, "unassigned", {"conversation_id": cid, "reason": "supervisor", "to": done.label})
+            await hub.emit(done.previous, "unassigned", {"conversation_id": cid, "reason": reason, "to": done.label})
         if done.holder is not None:
             await hub.emit(done.holder, "conversation", done.conversation)
             await hub.emit(done.holder, "messages", done.messages)
         elif target.team:
             self.app[ROUTER].queue_changed(target.team)
-        log.info("conversation.moved_by_supervisor", conversation=cid, by=agent.id, to=target.user or f"team {target.team}")
-        return {"ok": True, "to": done.label, "waiting": done.holder is None, "conversation": done.conversation}
+        elif target.user and (to := self.app[DIRECTORY].by_name.get(target.user)) is not None:
+            self.app[AUTOMATION].handed_to(done.conversation, to.id)
 
     async def _monitor(self, sid, agent, data: MonitorPayload) -> dict:
         """The conversation as it is, then live (`monitored` pushes) until `unmonitor` or another `monitor`."""

@@ -5,6 +5,8 @@ Rules:
 - It runs for every inbound message (new conversations and those under way) whose conversation's
   agent (its assignee, else the owner it waits for) is away, in a unit that locks the conversation's
   row and checks again that it is still theirs and they are still away: once across nodes.
+- The policy is the number's, or for a conversation handed to a user who does not own the number
+  (a transfer, an assign, a forward) that user's own (chat.workers.automation.policy_of).
 - `forward` hands the conversation over as a transfer does (chat.domain.transfers.hand_over), with a
   note saying why; the agent who loses it is told (`unassigned`, reason `away`).
 - `auto_reply` sends its text at most once per conversation every `every_seconds` (away_replied_at).
@@ -17,7 +19,9 @@ Rules:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -72,24 +76,27 @@ async def arm(conn, conversation_id: int, seconds: float, seq: int) -> None:
     await conn.execute(ARM, {"cid": conversation_id, "at": utcnow() + timedelta(seconds=seconds), "seq": seq})
 
 
-async def due_away(conn, now: datetime) -> list[tuple[int, str]]:
-    """Conversations whose away deadline has come, with their access numbers (a read: the unit checks again)."""
-    rows = (await conn.execute(sa.select(conversations.c.id, conversations.c.access_number)
-                               .where(conversations.c.away_due_at <= now, ACTIVE).limit(200))).all()
-    return [(cid, number) for cid, number in rows]
+async def due_away(conn, now: datetime) -> list[int]:
+    """Conversations whose away deadline has come (a read: the unit checks again)."""
+    return list((await conn.scalars(sa.select(conversations.c.id)
+                                    .where(conversations.c.away_due_at <= now, ACTIVE).limit(200))).all())
 
 
 async def next_away_due(conn) -> datetime | None:
     return await conn.scalar(sa.select(sa.func.min(conversations.c.away_due_at)).where(ACTIVE))
 
 
-async def fire_away(conn, conversation_id: int, now: datetime, policy: AwayConfig, directory: Directory,
-                    teams: dict[str, tuple[str, ...]], presence) -> After | None:
-    """The conversation's away deadline, if it is still due (see Rules): escalate a hold or reassign."""
+async def fire_away(conn, conversation_id: int, now: datetime, policy_of: Callable[[Any], AwayConfig | None],
+                    directory: Directory, teams: dict[str, tuple[str, ...]], presence) -> After | None:
+    """The conversation's away deadline, if it is still due (see Rules): escalate a hold or reassign, by
+    the policy it follows (`policy_of(conversation)`)."""
     conv = (await conn.execute(LOCK, {"cid": conversation_id})).first()
     if conv is None or conv.state == "closed" or conv.away_due_at is None or as_utc(conv.away_due_at) > now:
         return None
     await conn.execute(DISARM, {"cid": conversation_id})
+    policy = policy_of(conv)
+    if policy is None:
+        return None
     holder = conv.assigned_id or conv.owner_id
     agent = directory.agents.get(holder) if holder is not None else None
     who = agent.display_name if agent else "nobody"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cache, partial
 from typing import Any
 
@@ -58,6 +58,11 @@ class Automation:
         self.db, self.commit, self.directory, self.teams = db, commit, directory, teams
         self.inactivity = dict(inactivity or {})  # access number -> inactivity_close_seconds
         self.away = dict(away or {})  # access number -> its away policies
+        self.away_of_user: dict[int, AwayConfig] = {}  # user id -> the policy of the first number they own that has one
+        for number, policy in self.away.items():
+            owner = directory.owners.get(number)
+            if owner is not None:
+                self.away_of_user.setdefault(owner, policy)
         self.presence, self.hub, self.router, self.http, self.wake, self.files = presence, hub, router, http, wake, files
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)  # this node's order, not the cluster's lock
         self._tasks: set[asyncio.Task] = set()
@@ -112,22 +117,43 @@ class Automation:
         if after is not None:
             await self._after(cid, after)
 
+    def policy_of(self, conv) -> AwayConfig | None:
+        """The away policy a conversation follows: handed to a user who does not own its number (a transfer,
+        a supervisor's assign, a forward), that user's own (the policy of a number they own) when they
+        have one; otherwise its number's."""
+        owner = conv.owner_id
+        if owner is not None and owner != self.directory.owners.get(conv.access_number) and owner in self.away_of_user:
+            return self.away_of_user[owner]
+        return self.away.get(conv.access_number)
+
     def _check_away(self, row, seq: int) -> None:
-        """The number's away policy, when the conversation's agent is away (chat.domain.away checks again)."""
-        policy = self.away.get(row.access_number)
+        """The conversation's away policy, on a customer's text (chat.domain.away checks again)."""
+        policy = self.policy_of(row)
         holder = row.assigned_id or row.owner_id
         if policy is None or holder is None:
             return
         if policy.reassign_after_seconds:  # answered in time, or reassigned
             self._spawn(self._arm(row.id, policy.reassign_after_seconds, seq))
+        self._when_away(row.id, holder, policy, seq, on_text=True)
+
+    def handed_to(self, conv: dict, user_id: int) -> None:
+        """A conversation was transferred or assigned to a user who is away: it follows their away policy
+        now (a forward goes on at once, a hold's escalation is armed; an auto-reply waits for a text)."""
+        policy = self.policy_of(_Row(conv["id"], conv["access_number"], user_id))
+        if policy is not None:
+            self._when_away(conv["id"], user_id, policy, int(conv.get("last_seq") or 0), on_text=False)
+
+    def _when_away(self, cid: int, holder: int, policy: AwayConfig, seq: int, on_text: bool) -> None:
         if self.presence.available(holder):
             return
         state = self.presence.state(holder)
         action = getattr(policy, state, None) if state in ("offline", "not_ready") else None
-        if action is not None and action.action != "hold":
-            self._spawn(self._away(row.id, holder, state, action))
-        elif action is not None and action.escalate_after_seconds:
-            self._spawn(self._arm(row.id, action.escalate_after_seconds, seq))
+        if action is None or (action.action == "auto_reply" and not on_text):
+            return
+        if action.action != "hold":
+            self._spawn(self._away(cid, holder, state, action))
+        elif action.escalate_after_seconds:
+            self._spawn(self._arm(cid, action.escalate_after_seconds, seq))
 
     async def _arm(self, cid: int, seconds: float, seq: int) -> None:
         await self.commit.run(partial(arm, conversation_id=cid, seconds=seconds, seq=seq))
@@ -247,11 +273,8 @@ class Automation:
                 await self.hub.emit(woken[0], "conversation", woken[1])
         async with self.db.read() as conn:
             away_due = await due_away(conn, now)
-        for cid, number in away_due:
-            policy = self.away.get(number)
-            if policy is None:
-                continue
-            unit = partial(fire_away, conversation_id=cid, now=now, policy=policy, directory=self.directory,
+        for cid in away_due:
+            unit = partial(fire_away, conversation_id=cid, now=now, policy_of=self.policy_of, directory=self.directory,
                            teams=self.teams, presence=self.presence)
             after = await self.commit.run(unit)
             if after is not None:
@@ -299,6 +322,15 @@ async def http_call(session: aiohttp.ClientSession, call) -> tuple[int, object]:
     except (aiohttp.ClientError, TimeoutError) as err:
         log.warning("scenario.call_failed", url=call.url, error=repr(err))
         return 0, None
+
+
+@dataclass(frozen=True)
+class _Row:
+    """What policy_of reads of a conversation."""
+
+    id: int
+    access_number: str
+    owner_id: int | None
 
 
 AUTOMATION = web.AppKey("automation", Automation)

@@ -3,6 +3,7 @@ customer never sees; the colleague gets it live, the giver loses it and is told,
 next text goes to the new holder, whose replies still come from the number the customer texted."""
 from __future__ import annotations
 
+from tests.chat.test_routes import routed  # noqa: F401 - the fixture
 from tests.conftest import ALICE, CUSTOMER, until
 
 TEAM = "\nteams:\n  support: [alice, bob]\n"
@@ -88,3 +89,20 @@ async def test_bad_transfers_are_refused_naming_the_field(make_server):
     assert (await alice.call("close", {"conversation_id": cid}))["ok"]
     closed = await alice.call("transfer", {"conversation_id": cid, "to": {"user": "bob"}})
     assert closed["ok"] is False and "closed" in closed["error"]
+
+
+async def test_a_transfer_to_someone_away_follows_their_own_away_policy(routed):  # noqa: F811
+    from tests.conftest import BOB
+
+    # Bob's own number says: when he is offline, forward to Ada. Alice's number has no policy.
+    server = await routed(lambda text: text.replace(f'{{number: "{BOB}", user: bob}}',
+                                                    f'{{number: "{BOB}", user: bob, away: {{offline: {{action: forward, '
+                                                    f'to: {{user: ada}}}}}}}}'))
+    alice, ada = await server.connect("alice"), await server.connect("ada")
+    cid = await conversation_with(server, alice)
+    done = await alice.call("transfer", {"conversation_id": cid, "to": {"user": "bob"}})
+    assert done == {"ok": True, "to": "Bob", "waiting": True}
+    await until(lambda: any(c["id"] == cid for c in ada.pushed("conversation")), what="bob's policy forwards it to ada")
+    await until(lambda: any(m["direction"] == "note" and "Bob is offline" in m["text"] for m in ada.messages))
+    assert (await server.simulate_sms(CUSTOMER, ALICE, "hello?"))[0] == 200
+    await until(lambda: any(m["text"] == "hello?" for m in ada.messages), what="the customer's next text goes to ada")
