@@ -83,12 +83,17 @@ class Automation:
         if kind:
             self._spawn(self.handle(cid, Trigger(kind, message), optout=True))
             return
-        self._check_away(row, stored.message_row["seq"])  # not for STOP and the like: compliance answers those
         bound = self.files.for_number(row.access_number)
+        unavailable = stored.new_conversation and stored.waiting
+        # A scenario of the number's own that says what to do when the agent is unavailable overrides the
+        # number's away policy there (the built-in default's away_reply and backup_user run beside it).
+        decides = (unavailable and bound is not None and bound.scenario.name != "default"
+                   and bound.scenario.block_for("agent_unavailable", message) is not None)
+        self._check_away(row, stored.message_row["seq"], away=not decides)  # not for STOP and the like: compliance answers those
         if bound is None:
             return
         events = [Trigger("conversation_started", message)] if stored.new_conversation else []
-        if stored.new_conversation and stored.waiting:
+        if unavailable:
             events.append(Trigger("agent_unavailable", message))
         events.append(Trigger("message_received", message))
         if stored.new_conversation or not may_wait(bound.scenario):  # no run can be stored: no task, no query
@@ -126,15 +131,17 @@ class Automation:
             return self.away_of_user[owner]
         return self.away.get(conv.access_number)
 
-    def _check_away(self, row, seq: int) -> None:
-        """The conversation's away policy, on a customer's text (chat.domain.away checks again)."""
+    def _check_away(self, row, seq: int, away: bool = True) -> None:
+        """The conversation's away policy, on a customer's text (chat.domain.away checks again); `away`
+        False: its no-reply deadline only (the scenario decides what an agent's absence does)."""
         policy = self.policy_of(row)
         holder = row.assigned_id or row.owner_id
         if policy is None or holder is None:
             return
         if policy.reassign_after_seconds:  # answered in time, or reassigned
             self._spawn(self._arm(row.id, policy.reassign_after_seconds, seq))
-        self._when_away(row.id, holder, policy, seq, on_text=True)
+        if away:
+            self._when_away(row.id, holder, policy, seq, on_text=True)
 
     def handed_to(self, conv: dict, user_id: int) -> None:
         """A conversation was transferred or assigned to a user who is away: it follows their away policy

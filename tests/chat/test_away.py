@@ -93,3 +93,25 @@ async def test_no_agent_reply_in_time_reassigns_and_a_reply_in_time_keeps_it(mak
                 2.0, "the note saying why")
     await until(lambda: alice.pushed("unassigned"), 2.0, "alice told")
     assert alice.pushed("unassigned")[-1]["reason"] == "away"
+
+
+HOLDING = """\
+    name: holding
+    on:
+      agent_unavailable:
+        - reply: "Alice is away; she will text you back."
+"""
+
+
+async def test_a_scenario_that_handles_agent_unavailable_overrides_the_numbers_policy(make_server, tmp_path):
+    from tests.chat.test_scenarios_live import write
+
+    server = await make_server(extra=write(tmp_path, "holding", HOLDING), alice=FORWARD + ", scenario: holding")
+    bob = await server.connect("bob")  # alice is offline; the number's policy would forward to bob
+    assert (await server.simulate_sms(CUSTOMER, ALICE, "hello"))[0] == 200
+    [request] = await server.twilio_api.wait_for_requests(1, timeout=10)
+    assert request["Body"] == "Alice is away; she will text you back."  # the scenario decided
+    await asyncio.sleep(0.5)  # a forward would have reached bob by now
+    assert not bob.messages
+    alice = await server.connect("alice")
+    await until(lambda: any(m["text"] == "hello" for m in alice.messages), what="it waited for alice")
