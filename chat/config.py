@@ -175,6 +175,8 @@ class SelectionRule(Strict):
     gives a number the agent may present."""
 
     prefix: str | None = Field(default=None, pattern=r"^\+[0-9]{1,15}$", description="the customer's number starts with it")
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$",
+                                description="the customer's number is of this country (ISO 3166 code, e.g. GB)")
     tag: str | None = Field(default=None, min_length=1, max_length=64,
                             description="the customer carries this tag (their latest conversation's, or their contact "
                                         "fields' `tags`)")
@@ -184,9 +186,9 @@ class SelectionRule(Strict):
     @model_validator(mode="after")
     def _what(self) -> SelectionRule:
         if self.last_used == (self.number is not None):
-            raise ValueError("give either number (with prefix or tag, or alone) or last_used: true")
-        if self.last_used and (self.prefix is not None or self.tag is not None):
-            raise ValueError("last_used takes no prefix and no tag")
+            raise ValueError("give either number (with prefix, country or tag, or alone) or last_used: true")
+        if self.last_used and (self.prefix is not None or self.tag is not None or self.country is not None):
+            raise ValueError("last_used takes no prefix, country or tag")
         return self
 
 

@@ -19,7 +19,7 @@ from gateway.messages import (
     SendResult,
     StatusReport,
 )
-from gateway.numbers import InvalidNumber, normalize_number, normalize_sender
+from gateway.numbers import InvalidNumber, country_of, normalize_number, normalize_sender
 from gateway.text import GSM7, UCS2, count_segments, count_units, encoding_for, storable
 from gateway.webhooks import (
     GenericWebhook,
@@ -63,6 +63,7 @@ __all__ = [
     "WebhookReply",
     "count_segments",
     "count_units",
+    "country_of",
     "didchat_signature",
     "encoding_for",
     "storable",

@@ -67,6 +67,14 @@ def normalize_number(raw: str, default_region: str | None = None) -> str:
     return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
 
 
+def country_of(number: str) -> str | None:
+    """The ISO 3166 region (e.g. "GB") an E.164 number belongs to, or None (not a number, or none known)."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(number, None)) or None
+    except NumberParseException:
+        return None
+
+
 @functools.lru_cache(maxsize=65536)
 def normalize_sender(raw: str, default_region: str | None = None) -> str:
     """Return a sender as E.164, or a short code / alphanumeric sender id kept as given."""

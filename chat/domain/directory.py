@@ -65,6 +65,7 @@ class Selection:
     number: str | None
     last_used: bool = False
     tag: str | None = None
+    country: str | None = None
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,7 @@ def _selection_of(user: UserConfig, teams: tuple[str, ...], config: Config) -> t
 
 
 def _rules(rules, config: Config) -> tuple[Selection, ...]:
-    return tuple(Selection(r.prefix, config.resolve_number(r.number) if r.number else None, r.last_used, r.tag)
+    return tuple(Selection(r.prefix, config.resolve_number(r.number) if r.number else None, r.last_used, r.tag, r.country)
                  for r in rules)
 
 

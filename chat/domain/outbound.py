@@ -29,7 +29,7 @@ from chat.domain.optouts import opted_out_from
 from chat.domain.outbox import head_of
 from chat.store import utcnow
 from chat.store.tables import contacts, conversations, messages, outbox
-from gateway import InvalidNumber, count_segments, normalize_number, storable
+from gateway import InvalidNumber, count_segments, country_of, normalize_number, storable
 
 MAX_SEGMENTS = 10
 # A row id or sequence number as the store holds it (a PostgreSQL integer): anything larger,
@@ -195,13 +195,15 @@ async def customer_tags(conn, customer: str) -> set[str]:
 async def choose_number(conn, agent: Agent, customer: str, directory: Directory) -> str | None:
     """The number a new conversation with `customer` presents when the agent picks none: the first of their
     selection rules (their own, then their teams', else the account's: chat.domain.directory) that gives
-    one they may present (by the customer's prefix, a tag they carry, the number last presented to
+    one they may present (by the customer's prefix or country, a tag they carry, the number last presented to
     them), else the default they chose, else the configured one."""
     tags: set[str] | None = None
     for rule in directory.select_of.get(agent.id, ()):
         if rule.last_used:
             number = await conn.scalar(LAST_PRESENTED, {"number": customer})
         elif rule.prefix is not None and not customer.startswith(rule.prefix):
+            continue
+        elif rule.country is not None and country_of(customer) != rule.country:
             continue
         else:
             if rule.tag is not None:

@@ -1,6 +1,6 @@
 """Callback numbers as contact centers have them (both databases): display names, languages and
 categories in the picker, a personal number an administrator hides, and the automatic choice of a new
-conversation's number (the customer's prefix, a tag they carry, the number last presented to them; a
+conversation's number (the customer's prefix or country, a tag they carry, the number last presented to them; a
 team's rules for its members)."""
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ async def test_a_teams_rule_chooses_by_a_tag_the_customer_carries_and_replaces_t
     edit = rich(select='[{prefix: "+1", number: main}]')  # the account's: not used, the team has its own
     server = await routed(lambda text: edit(text).replace(f'{{number: "{ALICE}", user: alice}}',
                                                           f'{{number: "{ALICE}", user: alice, scenario: tagging}}'),
-                          "\nteams:\n  sales: {members: [alice], select: [{tag: vip, number: uk}]}\n"
+                          "\nteams:\n  sales: {members: [alice], select: [{tag: vip, number: uk}, {country: IE, number: uk}]}\n"
                           + write(tmp_path, "tagging", TAGGING))
     alice = await server.connect("alice")
     assert (await server.simulate_sms(CUSTOMER, ALICE, "hi, it's me"))[0] == 200  # the scenario tags them vip
@@ -135,3 +135,5 @@ async def test_a_teams_rule_chooses_by_a_tag_the_customer_carries_and_replaces_t
     assert vip["ok"] and vip["conversation"]["presented_number"] == UK  # the team's rule, by the tag
     other = await alice.call("send", {"to": "+12125550177", "text": "hello", "client_id": "t-2"})
     assert other["ok"] and other["conversation"]["presented_number"] == ALICE  # no rule gives one: her default
+    dublin = await alice.call("send", {"to": "+35312345678", "text": "hello Dublin", "client_id": "t-3"})
+    assert dublin["ok"] and dublin["conversation"]["presented_number"] == UK  # by the customer's country
