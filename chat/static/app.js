@@ -84,6 +84,7 @@ const state = {
   targets: { users: [], teams: [] }, // whom a conversation may be transferred to (sync)
   queue: [],              // conversations waiting in this agent's queues, oldest first (sync)
   board: false,           // the supervisor's board is shown instead of a conversation
+  boardTimer: null,       // the board's next refresh
   monitor: null,          // the conversation a supervisor monitors live: { conversation, messages: Map id -> message }
   autoSelect: false,      // this agent has selection rules: a new conversation's number may be left to them
   newFrom: null,          // chosen "from" in new-conversation mode
@@ -909,15 +910,21 @@ function renderConversationList() {
   scheduleSnoozeEnd();
 }
 
+const BOARD_REFRESH_MS = 10000;  // the board reads itself again this often while it is shown
+
 async function showBoard() {
   state.board = true;
+  clearTimeout(state.boardTimer);
   renderPane();
   try {
     const ack = await emitWithAck("board", $("board-stuck").checked ? { stuck: true } : {});
     if (!ack || !ack.ok) { showError((ack && ack.error) || "Could not read the board"); return; }
-    renderBoard(ack);
+    if (state.board) renderBoard(ack);
   } catch (err) {
     showError(`Could not read the board: ${err.message}`);
+  } finally {
+    clearTimeout(state.boardTimer);
+    if (state.board) state.boardTimer = setTimeout(() => { if (state.board) showBoard(); }, BOARD_REFRESH_MS);
   }
 }
 
