@@ -75,7 +75,7 @@ def with_number(scenario: str = "", params: str = "") -> str:
     (GOOD + "teams:\n  sales:\n    members: [alice]\n    select: [{tag: vip, number: nowhere}]\n",
      ":17: teams.sales.select[0].number: 'nowhere' is neither a callback name nor a number"),
     (GOOD + "teams:\n  sales:\n    members: [alice]\n    select:\n      - {tag: vip, last_used: true}\n",
-     ":18: teams.sales.select[0]: last_used takes no prefix and no tag"),
+     ":18: teams.sales.select[0]: last_used takes no prefix, country or tag"),
 ])
 def test_config_check_finds_what_run_would_crash_on(tmp_path, text, expected):
     path = write(tmp_path, text)
