@@ -17,13 +17,13 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from chat.domain.conversations import conversation_payload, conversation_query, get_conversation, message_payload
+from chat.domain.conversations import conversation_payload, conversation_query, get_conversation, transcript_payload
 from chat.domain.directory import ADMINS, Agent, Directory
 from chat.domain.outbound import Refused
 from chat.domain.teams import open_counts
 from chat.domain.transfers import Available, Target, Transferred, hand_over
 from chat.store import as_utc, utcnow
-from chat.store.tables import conversations, messages
+from chat.store.tables import conversations
 
 BOARD_LIMIT = 200
 SUPERVISING = ("supervisor", "admin")
@@ -116,6 +116,5 @@ async def monitor(conn, supervisor: Agent, conversation_id: int) -> dict:
     conv = await get_conversation(conn, conversation_id)
     if conv is None:
         raise Refused(f"no conversation {conversation_id}", "conversation_id")
-    rows = (await conn.execute(sa.select(messages).where(messages.c.conversation_id == conversation_id)
-                               .order_by(messages.c.seq))).all()
-    return {"conversation": conversation_payload(conv) | {"state": conv.state}, "messages": [message_payload(m) for m in rows]}
+    return {"conversation": conversation_payload(conv) | {"state": conv.state},
+            "messages": await transcript_payload(conn, conversation_id)}

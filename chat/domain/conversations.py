@@ -165,6 +165,13 @@ def storable_inbound(text: str, original: bytes | None) -> tuple[str, str | None
     return stored, base64.b64encode(original).decode("ascii") if original is not None else None
 
 
+async def transcript_payload(conn, conversation_id: int) -> list[dict]:
+    """Every message of a conversation, notes included, in order, as the agent protocol shows them."""
+    rows = (await conn.execute(sa.select(messages).where(messages.c.conversation_id == conversation_id)
+                               .order_by(messages.c.seq))).all()
+    return [message_payload(r) for r in rows]
+
+
 def message_payload(row) -> dict:
     """A message as the agent protocol shows it."""
     data = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from chat.domain.conversations import append_message, conversation_payload, get_conversation, message_payload
+from chat.domain.conversations import append_message, conversation_payload, get_conversation, message_payload, transcript_payload
 from chat.domain.directory import Directory, TeamRule
 from chat.domain.optouts import opted_out_from, record_opt_out
 from chat.domain.teams import pick_member
@@ -197,10 +197,8 @@ async def _route_to_team(conn, conv, name: str, directory: Directory, teams, aft
         after.offers.extend(uid for uid in members if available(uid))  # one who became ready since: the claim decides
         return
     fresh = await get_conversation(conn, conv.id)
-    rows = (await conn.execute(sa.select(messages).where(messages.c.conversation_id == conv.id)
-                               .order_by(messages.c.seq))).all()
     after.pushes.append((holder, "conversation", conversation_payload(fresh)))
-    after.pushes.append((holder, "messages", [message_payload(r) for r in rows]))
+    after.pushes.append((holder, "messages", await transcript_payload(conn, conv.id)))
 
 
 async def _update(conn, conv, after: After, **values) -> None:

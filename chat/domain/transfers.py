@@ -16,15 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import sqlalchemy as sa
-
-from chat.domain.conversations import append_message, conversation_payload, get_conversation, message_payload
+from chat.domain.conversations import append_message, conversation_payload, get_conversation, transcript_payload
 from chat.domain.directory import Agent, Directory, TeamRule
 from chat.domain.lifecycle import assigned_to
 from chat.domain.outbound import Refused
 from chat.domain.teams import pick_member
 from chat.store import utcnow
-from chat.store.tables import conversations, messages
+from chat.store.tables import conversations
 
 MAX_NOTE = 1000
 
@@ -85,7 +83,5 @@ async def hand_over(conn, conv, giver: int | None, target: Target, note: Callabl
     await conn.execute(conversations.update().where(conversations.c.id == conv.id).values(**values))
     await append_message(conn, conv.id, direction="note", text=note(label)[:MAX_NOTE + 200], status="note", sender="",
                          recipient="", connector="", user_id=user_id)
-    transcript = (await conn.execute(sa.select(messages).where(messages.c.conversation_id == conv.id)
-                                     .order_by(messages.c.seq))).all()
     fresh = await get_conversation(conn, conv.id)
-    return Transferred(giver, label, holder, conversation_payload(fresh), [message_payload(m) for m in transcript])
+    return Transferred(giver, label, holder, conversation_payload(fresh), await transcript_payload(conn, conv.id))
