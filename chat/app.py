@@ -21,7 +21,6 @@ from chat.agents.ops import tell_agents
 from chat.config import Config, SmppConnector
 from chat.connectors.providers import build_senders, status_callbacks
 from chat.connectors.smpp import smpp_context
-from chat.domain.directory import DIRECTORY, directory_context
 from chat.domain.statuses import report_unit
 from chat.metrics import LINKS, METRICS, Live, Metrics
 from chat.store.context import COMMIT, CONFIG, DB, store_context
@@ -33,6 +32,7 @@ from chat.workers.hub import HUB, Hub
 from chat.workers.outbox import outbox_context
 from chat.workers.presence import PRESENCE, Presence
 from chat.workers.routing import ROUTER, routing_context
+from chat.workers.running import DIRECTORY, running_context
 from chat.workers.wake import WAKE, Wake
 
 log = structlog.get_logger()
@@ -77,7 +77,7 @@ def create_app(config: Config, *, run_migrations: bool = True) -> web.Applicatio
     app.cleanup_ctx.extend([
         cluster_context,  # first: a node refused by the cluster touches nothing
         partial(store_context, run_migrations=run_migrations),
-        directory_context,
+        running_context,
         http_context,
         routing_context(on_routed=lambda app, stored: app[AUTOMATION].inbound(stored)),
         crm_context,
@@ -118,7 +118,7 @@ async def _started(app: web.Application):
 
     config = app[CONFIG]
     smpp = sum(isinstance(c, SmppConnector) for c in config.connectors)
-    log.info("didchat.started", database=app[DB].url.render_as_string(hide_password=True), agents=len(app[DIRECTORY].agents),
+    log.info("didchat.started", database=app[DB].url.render_as_string(hide_password=True), agents=len(app[DIRECTORY].current.agents),
              smpp_connectors=smpp)
     links: list = app[LINKS]
     live = Live(app[METRICS], links, app[ROUTER], app[PRESENCE], lambda: app[LOGIN].guard.failures, app[COMMIT])

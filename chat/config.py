@@ -103,6 +103,8 @@ class AccessNumberConfig(Strict):
     user: Name | None = Field(default=None, description="DID target: a user")
     extension: str | None = Field(default=None, description="DID target: an extension (voice only)")
     team: Name | None = Field(default=None, description="new conversations go to this team's queue (a key of teams)")
+    connector: Name | None = Field(default=None, description="the connector it is sent and received on (default: the "
+                                                             "connector whose numbers list it)")
     scenario: str = Field(default="default", description="a system scenario's name or a file in scenarios.directory")
     scenario_params: dict[str, Any] = Field(default_factory=dict, description="the scenario's params for this number")
     away: AwayConfig | None = Field(default=None, description="away policies: offline and not_ready")
@@ -301,7 +303,25 @@ class ClusterConfig(Strict):
                               description="prefix of every Redis key and channel: clusters that share a Redis keep apart")
 
 
-class Config(Strict):
+class Managed(Strict):
+    """What administrators change while didchat runs (the admin API, `didchat config apply`): the running
+    configuration, stored in the database with a revision and the same on every node (chat.domain.running)."""
+
+    users: tuple[UserConfig, ...] = ()
+    access_numbers: tuple[AccessNumberConfig, ...] = ()
+    callback_numbers: CallbackNumbersConfig = CallbackNumbersConfig()
+    teams: dict[Name, Team] = Field(default_factory=dict, description="team queues: name -> members (or members, distribution, capacity)")
+    conversations: ConversationsConfig = ConversationsConfig()
+    opt_out_scope: Literal["number", "account"] = Field(
+        default="number", description="a STOP stops the number it was sent to (number), or every number (account)")
+
+
+MANAGED = tuple(Managed.model_fields)
+
+
+class Config(Managed):
+    """A node's configuration file: its own settings, and the running configuration it starts from."""
+
     public_url: str = "http://127.0.0.1:8080"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -312,14 +332,7 @@ class Config(Strict):
     secret_key: SecretStr | None = Field(default=None, min_length=32)
     token_minutes: float = Field(default=15, gt=0)
     presence_grace_seconds: float = Field(default=10, ge=0)
-    users: tuple[UserConfig, ...] = ()
-    access_numbers: tuple[AccessNumberConfig, ...] = ()
-    callback_numbers: CallbackNumbersConfig = CallbackNumbersConfig()
     connectors: tuple[Connector, ...] = ()
-    teams: dict[Name, Team] = Field(default_factory=dict, description="team queues: name -> members (or members, distribution, capacity)")
-    conversations: ConversationsConfig = ConversationsConfig()
-    opt_out_scope: Literal["number", "account"] = Field(
-        default="number", description="a STOP stops the number it was sent to (number), or every number (account)")
     scenarios: ScenariosConfig = ScenariosConfig()
     outbox: OutboxConfig = OutboxConfig()
     login: LoginConfig = LoginConfig()
@@ -334,7 +347,14 @@ class Config(Strict):
 
     def connector_of(self, number: str) -> Connector | None:
         """The connector that owns `number`."""
-        return next((c for c in self.connectors if number in c.numbers), None)
+        return self.connectors_by_number().get(number)
+
+    def connectors_by_number(self) -> dict[str, Connector]:
+        """number -> the connector that owns it: the one an access number names, else the first that lists it."""
+        by_name = {c.name: c for c in self.connectors}
+        owners = {n: c for c in reversed(self.connectors) for n in c.numbers}
+        return owners | {num.number: by_name[num.connector] for num in self.access_numbers
+                         if num.connector and num.connector in by_name}
 
     def resolve_number(self, ref: str) -> str | None:
         """A callback name or a number, as E.164."""
@@ -387,8 +407,6 @@ def _check_users(config: Config, doc: Document) -> Iterator[Problem]:
         if user.name in seen:
             yield doc.problem(("users", i, "name"), f"user {user.name!r} is declared twice")
         seen.add(user.name)
-        if not user.password and not user.password_hash:
-            yield doc.problem(("users", i), f"user {user.name!r} needs a password or password_hash")
         for j, ref in enumerate(user.may_present):
             if config.resolve_number(ref) is None:
                 yield doc.problem(("users", i, "may_present", j), f"{ref!r} is neither a callback name nor a number")
@@ -398,6 +416,8 @@ def _check_users(config: Config, doc: Document) -> Iterator[Problem]:
 
 def _check_numbers(config: Config, doc: Document) -> Iterator[Problem]:
     users = {u.name for u in config.users}
+    owners = config.connectors_by_number()
+    connectors = {c.name for c in config.connectors}
     seen: set[str] = set()
     for i, num in enumerate(config.access_numbers):
         if num.number in seen:
@@ -425,8 +445,11 @@ def _check_numbers(config: Config, doc: Document) -> Iterator[Problem]:
                 f"{num.number} is SMS-enabled but its DID target is extension {num.extension}; "
                 "an extension takes voice only: point it at a user, or set sms: false",
             )
-        if num.sms and config.connector_of(num.number) is None:
-            yield doc.problem(("access_numbers", i, "number"), f"{num.number} is SMS-enabled but no connector lists it")
+        if num.connector and num.connector not in connectors:
+            yield doc.problem(("access_numbers", i, "connector"), f"no connector named {num.connector!r}")
+        elif num.sms and num.number not in owners:
+            yield doc.problem(("access_numbers", i, "number"), f"{num.number} is SMS-enabled but no connector lists it "
+                                                                  "(give it a connector)")
 
 
 def _check_connectors(config: Config, doc: Document) -> Iterator[Problem]:

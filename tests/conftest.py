@@ -128,7 +128,6 @@ class Parts:
 
     def __getattr__(self, name: str):
         from chat.agents.auth import TOKENS
-        from chat.domain.directory import DIRECTORY
         from chat.store.context import COMMIT, CONFIG, DB
         from chat.workers.automation import AUTOMATION
         from chat.workers.crm import CRM_OUTBOX, HTTP
@@ -136,12 +135,15 @@ class Parts:
         from chat.workers.outbox import OUTBOX_WORKER
         from chat.workers.presence import PRESENCE
         from chat.workers.routing import ROUTER
+        from chat.workers.running import DIRECTORY
 
         keys = {"db": DB, "commit": COMMIT, "config": CONFIG, "directory": DIRECTORY, "tokens": TOKENS, "hub": HUB,
                 "presence": PRESENCE, "router": ROUTER, "outbox": OUTBOX_WORKER, "automation": AUTOMATION,
                 "crm": CRM_OUTBOX, "http": HTTP}
         if name not in keys:
             raise AttributeError(name)
+        if name == "directory":  # the running one (chat.workers.running)
+            return self.app[DIRECTORY].current
         return self.app[keys[name]]
 
 
@@ -201,8 +203,12 @@ class Server:
             async with http.post(f"{self.url}/api/login", json={"username": name, "password": password}) as r:
                 return r.status, await r.json()
 
-    async def connect(self, name: str) -> AgentClient:
-        status, body = await self.login(name)
+    def reload_config(self) -> None:
+        """Read the configuration file again (before a start: what a restart with an edited file does)."""
+        self.config = load_config(self.config_path)
+
+    async def connect(self, name: str, password: str = PASSWORD) -> AgentClient:
+        status, body = await self.login(name, password)
         assert status == 200, body
         client = AgentClient(self.url, body["token"])
         await client.connect()

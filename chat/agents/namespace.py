@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from chat.agents.auth import TOKENS, Claims, Unauthorized
 from chat.domain.agents import anything_waits, choose_number, chosen_number, mark_read, save_presence
 from chat.domain.board import Filters, board, may_supervise, monitor, move
-from chat.domain.directory import DIRECTORY
 from chat.domain.history import sync_for
 from chat.domain.lifecycle import (
     Outcomes,
@@ -43,13 +42,14 @@ from chat.domain.outbound import STORE_INT_MAX, Id, Refused, SendRequest, set_pr
 from chat.domain.sessions import live_presence, session_alive
 from chat.domain.transfers import MAX_NOTE, Target, Transferred, transfer_conversation
 from chat.domain.waiting import queued_for
-from chat.store.context import COMMIT, CONFIG, DB
+from chat.store.context import COMMIT, DB
 from chat.workers.automation import AUTOMATION
 from chat.workers.hub import HUB, NAMESPACE, room, session_room
 from chat.workers.outbox import OUTBOX_WORKER
 from chat.workers.presence import PRESENCE
 from chat.workers.rooms import WATCH, watch_room
 from chat.workers.routing import ROUTER
+from chat.workers.running import DIRECTORY
 from gateway import InvalidNumber, normalize_number
 from scenarios import Trigger
 
@@ -207,7 +207,7 @@ class AgentNamespace(socketio.AsyncNamespace):
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
             claims = self.app[TOKENS].verify(token)
-            if claims.user_id not in self.app[DIRECTORY].agents:
+            if claims.user_id not in self.app[DIRECTORY].current.agents:
                 raise Unauthorized("unknown user")
             async with self.app[DB].read() as conn:
                 choice = await live_presence(conn, claims.session_id, claims.user_id)
@@ -275,7 +275,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             self._spawn(self.disconnect(sid))
             return ENDED
         payload = model.model_validate({} if data is None else data)
-        return await handler(sid, self.app[DIRECTORY].agents[seat.user_id], payload)
+        return await handler(sid, self.app[DIRECTORY].current.agents[seat.user_id], payload)
 
     async def _still_alive(self, sid: str, seat: Seat) -> bool:
         """Look the socket's session up again (it may have ended on another node)."""
@@ -299,19 +299,19 @@ class AgentNamespace(socketio.AsyncNamespace):
     async def _sync(self, sid, agent, data: SyncPayload) -> dict:
         async with self.app[DB].read() as conn:
             answer = await sync_for(conn, agent.id, dict(data.cursors), data.since)
-            answer["queue"] = await queued_for(conn, self.app[DIRECTORY].queues_of.get(agent.id, ()))
+            answer["queue"] = await queued_for(conn, self.app[DIRECTORY].current.queues_of.get(agent.id, ()))
             chosen = await chosen_number(conn, agent)
         answer["user"] = {"name": agent.name, "display_name": agent.display_name, "role": agent.role}
         answer["presence"] = self.app[PRESENCE].state(agent.id)
-        answer["numbers"] = self.app[DIRECTORY].numbers_payload(agent, chosen)
+        answer["numbers"] = self.app[DIRECTORY].current.numbers_payload(agent, chosen)
         outcomes = self._outcomes()
         answer["outcomes"] = {"choices": list(outcomes.choices), "required": outcomes.required}
         answer["transfer_targets"] = self._targets(agent)
-        answer["auto_select"] = bool(self.app[DIRECTORY].select_of.get(agent.id))
+        answer["auto_select"] = bool(self.app[DIRECTORY].current.select_of.get(agent.id))
         return answer
 
     async def _send(self, sid, agent, req: SendRequest) -> dict:
-        queued = await self.app[COMMIT].run(partial(store_send, agent=agent, req=req, directory=self.app[DIRECTORY]))
+        queued = await self.app[COMMIT].run(partial(store_send, agent=agent, req=req, directory=self.app[DIRECTORY].current))
         if not queued.repeated:
             if queued.head is not None:
                 self.app[OUTBOX_WORKER].offer(queued.head)
@@ -335,7 +335,7 @@ class AgentNamespace(socketio.AsyncNamespace):
 
     async def _present(self, sid, agent, data: PresentPayload) -> dict:
         unit = partial(set_presented, agent=agent, conversation_id=data.conversation_id, number=data.number,
-                       directory=self.app[DIRECTORY])
+                       directory=self.app[DIRECTORY].current)
         conv = await self.app[COMMIT].run(unit)
         await self.app[HUB].emit(agent.id, "conversation", conv, skip_sid=sid)
         return {"ok": True, "conversation": conv}
@@ -370,8 +370,8 @@ class AgentNamespace(socketio.AsyncNamespace):
 
     async def _transfer(self, sid, agent, data: TransferPayload) -> dict:
         unit = partial(transfer_conversation, agent=agent, conversation_id=data.conversation_id,
-                       target=Target(data.to.user, data.to.team), note=data.note, directory=self.app[DIRECTORY],
-                       teams=self.app[CONFIG].team_members(), presence=self.app[PRESENCE])
+                       target=Target(data.to.user, data.to.team), note=data.note, directory=self.app[DIRECTORY].current,
+                       teams=self.app[DIRECTORY].config.team_members(), presence=self.app[PRESENCE])
         done = await self.app[COMMIT].run(unit)
         await self._handed(done, Target(data.to.user, data.to.team), "transferred")
         self._spawn(self._offer_waiting(agent.id))  # room for one more from the queues
@@ -390,14 +390,14 @@ class AgentNamespace(socketio.AsyncNamespace):
         if number is not None and number not in agent.may_present:  # checked here: a unit that raises fails its batch
             raise Refused(f"you may not present {number}; yours are: {', '.join(agent.may_present) or 'none'}", "number")
         await self.app[COMMIT].run(partial(choose_number, agent=agent, number=number))
-        numbers = self.app[DIRECTORY].numbers_payload(agent, number)
+        numbers = self.app[DIRECTORY].current.numbers_payload(agent, number)
         await self.app[HUB].emit(agent.id, "numbers", numbers, skip_sid=sid)
         return {"ok": True, "numbers": numbers}
 
     async def _board(self, sid, agent, data: BoardPayload) -> dict:
         may_supervise(agent)
         async with self.app[DB].read() as conn:
-            seen = await board(conn, self.app[DIRECTORY], self.app[PRESENCE], Filters(**data.model_dump()))
+            seen = await board(conn, self.app[DIRECTORY].current, self.app[PRESENCE], Filters(**data.model_dump()))
         return {"ok": True, **seen}
 
     async def _assign(self, sid, agent, data: AssignPayload) -> dict:
@@ -407,8 +407,8 @@ class AgentNamespace(socketio.AsyncNamespace):
         return await self._move(agent, data.conversation_id, Target(user=agent.name), taking_over=True)
 
     async def _move(self, agent, cid: int, target: Target, taking_over: bool = False) -> dict:
-        unit = partial(move, supervisor=agent, conversation_id=cid, target=target, directory=self.app[DIRECTORY],
-                       teams=self.app[CONFIG].team_members(), presence=self.app[PRESENCE], taking_over=taking_over)
+        unit = partial(move, supervisor=agent, conversation_id=cid, target=target, directory=self.app[DIRECTORY].current,
+                       teams=self.app[DIRECTORY].config.team_members(), presence=self.app[PRESENCE], taking_over=taking_over)
         done = await self.app[COMMIT].run(unit)
         await self._handed(done, target, "supervisor")
         log.info("conversation.moved_by_supervisor", conversation=cid, by=agent.id, to=target.user or f"team {target.team}")
@@ -425,7 +425,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             await hub.emit(done.holder, "messages", done.messages)
         elif target.team:
             self.app[ROUTER].queue_changed(target.team)
-        elif target.user and (to := self.app[DIRECTORY].by_name.get(target.user)) is not None:
+        elif target.user and (to := self.app[DIRECTORY].current.by_name.get(target.user)) is not None:
             self.app[AUTOMATION].handed_to(done.conversation, to.id)
 
     async def _monitor(self, sid, agent, data: MonitorPayload) -> dict:
@@ -453,12 +453,12 @@ class AgentNamespace(socketio.AsyncNamespace):
         """Whom this agent may hand a conversation to: every other agent (with presence) and every team."""
         presence = self.app[PRESENCE]
         users = [{"name": a.name, "display_name": a.display_name, "presence": presence.state(a.id)}
-                 for a in self.app[DIRECTORY].agents.values() if a.id != agent.id]
+                 for a in self.app[DIRECTORY].current.agents.values() if a.id != agent.id]
         return {"users": sorted(users, key=lambda u: (u["display_name"] or u["name"]).lower()),
-                "teams": sorted(self.app[CONFIG].teams)}
+                "teams": sorted(self.app[DIRECTORY].config.teams)}
 
     def _outcomes(self) -> Outcomes:
-        settings = self.app[CONFIG].conversations
+        settings = self.app[DIRECTORY].config.conversations
         return Outcomes(settings.outcomes, settings.require_outcome)
 
     async def _claim(self, sid, agent, data: ClaimPayload) -> dict:
@@ -474,7 +474,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             if not self.app[PRESENCE].available(uid):
                 return
             async with self.app[DB].read() as conn:
-                waits = await anything_waits(conn, uid, self.app[DIRECTORY].queues_of.get(uid, ()))
+                waits = await anything_waits(conn, uid, self.app[DIRECTORY].current.queues_of.get(uid, ()))
             if waits and self.app[PRESENCE].available(uid):
                 await self.app[ROUTER].assign_waiting(uid)
         except Exception as err:  # noqa: BLE001 - the conversations wait in the store; the next offer takes them

@@ -24,11 +24,11 @@ from chat.agents.auth import (
     session_payload,
 )
 from chat.config import Config
-from chat.domain.directory import DIRECTORY
 from chat.domain.sessions import end_session, open_session, rotate_session
 from chat.replies import error
 from chat.store.context import COMMIT, CONFIG
 from chat.workers.hub import HUB
+from chat.workers.running import DIRECTORY
 
 log = structlog.get_logger()
 
@@ -36,7 +36,7 @@ log = structlog.get_logger()
 async def start_session(request: web.Request, uid: int) -> web.Response:
     """Issue a session for a user who just proved who they are."""
     app = request.app
-    if uid not in app[DIRECTORY].agents:
+    if uid not in app[DIRECTORY].current.agents:
         return error(401, "this user no longer exists")
     session_id = new_session_id()
     refresh = new_refresh(session_id)
@@ -59,7 +59,7 @@ async def refresh(request: web.Request) -> web.Response:
     if rotation.reused:
         log.warning("session.token_reused", user=_name(app, rotation.user_id), address=request.remote)
         await app[HUB].end_session(session_id, "ended")
-    if rotation.user_id is None or rotation.reused or rotation.user_id not in app[DIRECTORY].agents:
+    if rotation.user_id is None or rotation.reused or rotation.user_id not in app[DIRECTORY].current.agents:
         return _logged_out(app, 401)
     return _answer(app, rotation.user_id, session_id, replacement)
 
@@ -78,7 +78,7 @@ async def logout(request: web.Request) -> web.Response:
 
 def _answer(app: web.Application, uid: int, session_id: str, refresh_token: str) -> web.Response:
     response = web.Response(content_type="application/json")
-    payload = session_payload(app[TOKENS], app[DIRECTORY].agents[uid], session_id, refresh_token, _secure(app), response)
+    payload = session_payload(app[TOKENS], app[DIRECTORY].current.agents[uid], session_id, refresh_token, _secure(app), response)
     response.text = json.dumps(payload)
     return response
 
@@ -95,7 +95,7 @@ def _secure(app: web.Application) -> bool:
 
 
 def _name(app: web.Application, uid: int | None) -> str | None:
-    agent = app[DIRECTORY].agents.get(uid) if uid is not None else None
+    agent = app[DIRECTORY].current.agents.get(uid) if uid is not None else None
     return agent.name if agent else None
 
 

@@ -31,7 +31,6 @@ import structlog
 from aiohttp import web
 
 from chat.config import SmppConnector
-from chat.domain.directory import DIRECTORY, Directory
 from chat.domain.inbound import Fingerprint, Stored, store_inbound
 from chat.domain.parts import forget_delivered, keep_part, mark_delivered, overdue_keys, pending_parts
 from chat.domain.statuses import report_unit
@@ -42,6 +41,7 @@ from chat.store.context import COMMIT, CONFIG, DB
 from chat.store.lease import Lease, hold, lease
 from chat.workers.presence import PRESENCE, Presence
 from chat.workers.routing import ROUTER, Router
+from chat.workers.running import DIRECTORY, RunningConfig
 from chat.workers.tasks import STOPPING
 from gateway import InboundSms, OutboundSms, SendError, SendResult, StatusReport, count_segments
 from gateway.messages import FAILED, UNDELIVERED
@@ -64,9 +64,9 @@ _REPLACEMENT = "\ufffd"
 class SmppConnection:
     """One configured SMPP connector: its lease, its client while it holds it, its inbound handler and janitor."""
 
-    def __init__(self, cfg: SmppConnector, *, directory: Directory, commit: GroupCommit, router: Router, presence: Presence,
+    def __init__(self, cfg: SmppConnector, *, running: RunningConfig, commit: GroupCommit, router: Router, presence: Presence,
                  lease: Lease, heartbeat: float):
-        self.cfg, self.directory, self.commit, self.router, self.presence = cfg, directory, commit, router, presence
+        self.cfg, self.running, self.commit, self.router, self.presence = cfg, running, commit, router, presence
         self.lease, self.heartbeat = lease, heartbeat
         self.client = SmppClient(cfg.name, settings(cfg), self.on_incoming)
         self.sender = LeaderSender(self)
@@ -169,7 +169,7 @@ class SmppConnection:
         """(status, outcome) for one MO that is not a receipt."""
         sender = normalize_address(inc.source_addr, inc.source_ton, inc.source_npi, self.cfg.country)
         recipient = normalize_address(inc.dest_addr, inc.dest_ton, inc.dest_npi, self.cfg.country)
-        if recipient not in self.directory.sms_numbers:
+        if recipient not in self.running.current.sms_numbers:
             log.warning("smpp.not_our_number", connector=self.cfg.name, dest=recipient)
             return ESME_RINVDSTADR, "refused"
         fragment = fragment_of(inc.esm_class, inc.data_coding, inc.short_message, inc.tlvs)
@@ -223,7 +223,7 @@ class SmppConnection:
     async def _inbound(self, conn, sender, recipient, text, digest, incomplete, counted=None,
                        original=None) -> Stored:
         sms = InboundSms(self.cfg.name, "", sender, recipient, text, original=original)
-        return await store_inbound(conn, sms, self.directory, self.presence,
+        return await store_inbound(conn, sms, self.running.current, self.presence,
                                    Fingerprint(digest, self.cfg.dedupe_window), incomplete=incomplete,
                                    counted=counted)
 
@@ -293,7 +293,7 @@ async def smpp_context(app: web.Application):
     """Bind every SMPP connector whose lease this node holds (app[LINKS]); unbind them and give their
     leases up after the outbox settled (it stops first)."""
     cluster = app[CONFIG].cluster
-    links = [SmppConnection(c, directory=app[DIRECTORY], commit=app[COMMIT], router=app[ROUTER], presence=app[PRESENCE],
+    links = [SmppConnection(c, running=app[DIRECTORY], commit=app[COMMIT], router=app[ROUTER], presence=app[PRESENCE],
                             lease=lease(app[DB], f"smpp:{c.name}", heartbeat_seconds=cluster.heartbeat_seconds,
                                         lease_seconds=cluster.lease_seconds, node=cluster.node_name),
                             heartbeat=cluster.heartbeat_seconds)

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from chat.config import Config
 from chat.connectors.providers import webhook_parsers
-from chat.domain.directory import DIRECTORY, Directory
+from chat.domain.directory import Directory
 from chat.domain.inbound import inbound_unit
 from chat.domain.statuses import report_unit
 from chat.metrics import METRICS
@@ -23,6 +23,7 @@ from chat.replies import error
 from chat.store.context import COMMIT, CONFIG
 from chat.workers.presence import PRESENCE
 from chat.workers.routing import ROUTER
+from chat.workers.running import DIRECTORY
 from gateway import GenericWebhook, InboundSms, StatusReport, TwilioWebhook, WebhookError, WebhookReply
 
 log = structlog.get_logger()
@@ -66,7 +67,7 @@ async def _webhook(request: web.Request, kind: type, what: str, reply: WebhookRe
         request.app[METRICS].webhook(name, what, "refused")
         return error(err.status, err.message, err.field)
     assert parser is not None  # isinstance above
-    refused = _foreign(app[DIRECTORY], name, parser.recipient_field, item) if isinstance(item, InboundSms) else None
+    refused = _foreign(app[DIRECTORY].current, name, parser.recipient_field, item) if isinstance(item, InboundSms) else None
     if refused is not None:
         request.app[METRICS].webhook(name, what, "refused")
         return refused
@@ -101,7 +102,7 @@ async def _commit_and_route(app: web.Application, item: InboundSms | StatusRepor
     """Commit and route what a webhook carried; whether it was a message we had already."""
     commit, router = app[COMMIT], app[ROUTER]
     if isinstance(item, InboundSms):
-        stored = await commit.run(inbound_unit(item, app[DIRECTORY], app[PRESENCE]))
+        stored = await commit.run(inbound_unit(item, app[DIRECTORY].current, app[PRESENCE]))
         router.dispatch(stored)
         await router.caught_up()
         return stored.duplicate

@@ -1,8 +1,8 @@
 """Who owns what: users, access numbers, callback numbers and routes, as the running process sees them.
 
-Rules: the configuration file is the source of users and numbers; `sync_directory` writes it
-into the database and returns an immutable `Directory` the rest of the app reads without a
-query. Initial passwords are hashed with argon2 on first load, off the event loop and a few
+Rules: the running configuration (chat.domain.running) is the source of users and numbers;
+`write_directory` writes it into the database and returns an immutable `Directory` the rest of
+the app reads without a query. Initial passwords are hashed with argon2 on first load, off the event loop and a few
 at a time, and never overwritten later; a given `password_hash` is stored as it is. A start
 reads each table once and writes only what changed, in batches (bench/startup.py).
 Every access number has a route for new conversations: its user, a team's queue, or (a
@@ -19,13 +19,11 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 import structlog
-from aiohttp import web
 from argon2 import PasswordHasher
 
 from chat.config import AccessNumberConfig, Config, Document, Problem, UserConfig
 from chat.domain.conversations import ACTIVE, append_message
-from chat.store import Database, utcnow
-from chat.store.context import CONFIG, DB
+from chat.store import utcnow
 from chat.store.tables import access_numbers, conversations, team_cursors, users
 
 log = structlog.get_logger()
@@ -95,6 +93,7 @@ class Directory:
     number_info: dict[str, dict] = field(default_factory=dict)  # callback number -> its language and category
     select_of: dict[int, tuple[Selection, ...]] = field(default_factory=dict)  # user id -> selection rules
     callback_names: dict[str, str] = field(default_factory=dict)  # callback name -> number
+    config: Config | None = None  # the running configuration it was built from (chat.domain.running)
 
     def capacity(self, user_id: int) -> int | None:
         return self.capacity_of.get(user_id)
@@ -111,29 +110,21 @@ class Directory:
                 for n in agent.may_present]
 
 
-async def sync_directory(db: Database, config: Config) -> Directory:
-    """Write the configured users and numbers into the database and return the directory; the open
-    conversations of numbers that changed hands follow them (`follow_numbers`)."""
-    async with db.read() as conn:
-        known = set((await conn.scalars(sa.select(users.c.name))).all())
-    hashes = await hash_passwords(_initial_passwords(u for u in config.users if u.name not in known))
-    for attempt in (1, 2):
-        try:
-            async with db.write() as conn:
-                ids = await _write_users(conn, config.users, hashes)
-                owner_was = await _write_numbers(conn, config, ids)
-                await _write_teams(conn, config)
-                directory = build_directory(config, ids)
-                moved = await follow_numbers(conn, directory, owner_was, config.conversations.on_number_reassign)
-            break
-        except sa.exc.IntegrityError:  # another node added the same users first: theirs stand
-            if attempt == 2:
-                raise
-    if moved:
-        log.info("conversations.followed_numbers", moved=moved)
-    for number in _unrouted(config, directory):
-        log.warning("routing.no_route", number=number, queue=ADMINS)
-    return directory
+async def write_directory(conn, config: Config, hashes: Mapping[str, str]) -> tuple[Directory, list[Move]]:
+    """Make the users, numbers and teams tables `config`'s, in `conn`'s transaction; the directory, and how many
+    open conversations followed numbers that changed hands (`follow_numbers`). `hashes`: name -> argon2 hash of
+    new users' passwords (chat.domain.running computes them before the transaction)."""
+    ids = await _write_users(conn, config.users, dict(hashes))
+    owner_was = await _write_numbers(conn, config, ids)
+    await _write_teams(conn, config)
+    directory = build_directory(config, ids)
+    moved = await follow_numbers(conn, directory, owner_was, config.conversations.on_number_reassign)
+    return directory, moved
+
+
+async def user_ids(conn) -> dict[str, int]:
+    """name -> id of every stored user."""
+    return dict((await conn.execute(sa.select(users.c.name, users.c.id))).all())
 
 
 def _initial_passwords(new: Iterable[UserConfig]) -> dict[str, str]:
@@ -202,8 +193,19 @@ UPDATE_NUMBER = access_numbers.update().where(access_numbers.c.number == sa.bind
 #   way (whatever the rule): never orphaned. A note on each says where it came from.
 # - Run once at start, in the transaction that writes the configuration (chat.domain.directory): a
 #   second node starting with the same configuration finds nothing changed and moves nothing.
-async def follow_numbers(conn, directory: Directory, owner_was: Mapping[str, int | None], rule: str) -> int:
-    """Move what must move (see Rules); how many conversations moved."""
+@dataclass(frozen=True)
+class Move:
+    """An open conversation that followed its number (or left a removed user): who had it, where it waits now."""
+
+    conversation_id: int
+    holder: int
+    user: int | None  # waiting for this user
+    queue: str | None  # else waiting in this queue
+    label: str  # who or what it went to, as the notes say
+
+
+async def follow_numbers(conn, directory: Directory, owner_was: Mapping[str, int | None], rule: str) -> list[Move]:
+    """Move what must move (see Rules); the moves, for the pushes."""
     configured = set(directory.agents)
     changed = {n: old for n, old in owner_was.items() if old is not None and directory.route(n).user != old}
     holder = sa.func.coalesce(conversations.c.assigned_id, conversations.c.owner_id)
@@ -215,6 +217,7 @@ async def follow_numbers(conn, directory: Directory, owner_was: Mapping[str, int
                                .where(ACTIVE, which).order_by(conversations.c.id))).all()
     names = dict((await conn.execute(sa.select(users.c.id, sa.func.coalesce(users.c.display_name, users.c.name)))).all())
     now = utcnow()
+    moves = []
     for row in rows:
         route = directory.route(row.access_number)
         if route.user is not None:
@@ -227,7 +230,8 @@ async def follow_numbers(conn, directory: Directory, owner_was: Mapping[str, int
         await append_message(conn, row.id, direction="note", status="note", sender="", recipient="", connector="",
                              text=f"Moved from {names.get(row.holder, 'a former user')} to {label}: "
                                   f"{row.access_number} was reassigned in the configuration")
-    return len(rows)
+        moves.append(Move(row.id, row.holder, route.user, None if route.user is not None else route.queue, label))
+    return moves
 
 
 async def _write_numbers(conn, config: Config, ids: dict[str, int]) -> dict[str, int | None]:
@@ -235,7 +239,8 @@ async def _write_numbers(conn, config: Config, ids: dict[str, int]) -> dict[str,
     Returns each configured number's owner before (None: none, or a new number)."""
     columns = [access_numbers.c.number] + [access_numbers.c[f] for f in NUMBER_FIELDS]
     have = {r.number: dict(r._mapping) for r in (await conn.execute(sa.select(*columns))).all()}
-    want = {n.number: _number_row(n, ids, config) for n in config.access_numbers}
+    owners = config.connectors_by_number()
+    want = {n.number: _number_row(n, ids, owners) for n in config.access_numbers}
     gone = [n for n in have if n not in want]
     if gone:
         await conn.execute(access_numbers.delete().where(access_numbers.c.number.in_(gone)))
@@ -256,8 +261,8 @@ async def _write_teams(conn, config: Config) -> None:
         await conn.execute(team_cursors.insert(), new)
 
 
-def _number_row(num: AccessNumberConfig, ids: dict[str, int], config: Config) -> dict:
-    conn = config.connector_of(num.number)
+def _number_row(num: AccessNumberConfig, ids: dict[str, int], owners: Mapping) -> dict:
+    conn = owners.get(num.number)
     return {
         "number": num.number, "sms": num.sms, "voice": num.voice, "extension": num.extension,
         "user_id": ids.get(num.user) if num.user else None, "connector": conn.name if conn else None,
@@ -283,7 +288,7 @@ def build_directory(config: Config, ids: dict[str, int]) -> Directory:
         by_name={a.name: a for a in agents.values()},
         owners=owners,
         sms_numbers=frozenset(n.number for n in config.access_numbers if n.sms),
-        connector_of={num: c.name for c in config.connectors for num in c.numbers},
+        connector_of={num: c.name for num, c in config.connectors_by_number().items()},
         teams_of=teams_of,
         routes={n.number: _route(n, ids, queues) for n in config.access_numbers},
         queues=queues,
@@ -296,6 +301,7 @@ def build_directory(config: Config, ids: dict[str, int]) -> Directory:
         number_info={e.number: {"language": e.language, "category": e.category} for e in config.callback_numbers.named.values()},
         callback_names={name: e.number for name, e in config.callback_numbers.named.items()},
         select_of={ids[u.name]: _rules(_selection_of(u, teams_of[ids[u.name]], config), config) for u in config.users},
+        config=config,
     )
 
 
@@ -358,14 +364,15 @@ def _queues_of(queues: dict[str, tuple[int, ...]]) -> dict[int, tuple[str, ...]]
     return {uid: tuple(names) for uid, names in out.items()}
 
 
-def _unrouted(config: Config, directory: Directory) -> list[str]:
+def unrouted_numbers(config: Config, directory: Directory) -> list[str]:
+    """The SMS numbers whose new conversations no route gives anyone but the admins (logged at each change)."""
     return [n.number for n in config.access_numbers if n.sms and directory.route(n.number) == Route()]
 
 
 def unrouted(config: Config) -> list[int]:
     """Indexes of the SMS numbers whose new conversations no one but an admin would get (config check)."""
     directory = build_directory(config, {u.name: i for i, u in enumerate(config.users, 1)})
-    wanted = set(_unrouted(config, directory))
+    wanted = set(unrouted_numbers(config, directory))
     return [i for i, n in enumerate(config.access_numbers) if n.number in wanted]
 
 
@@ -382,12 +389,3 @@ def config_warnings(config: Config, doc: Document) -> Iterator[Problem]:
 async def password_of(conn, name: str):
     """The user's id and password hash, by name (None for an unknown name)."""
     return (await conn.execute(sa.select(users.c.id, users.c.password_hash).where(users.c.name == name))).first()
-
-
-DIRECTORY = web.AppKey("directory", Directory)
-
-
-async def directory_context(app: web.Application):
-    """The users and numbers of the configuration, synced into the store before anything routes."""
-    app[DIRECTORY] = await sync_directory(app[DB], app[CONFIG])
-    yield

@@ -243,3 +243,15 @@ sessions = sa.Table(
     sa.Column("revoked_at", Time),
     sa.Column("revoked_reason", sa.String(32)),  # logout | reuse
 )
+
+# The running configuration (chat.config.Managed), one row per revision; the newest runs on every node
+# (chat.domain.running). No passwords: those are hashed in users.
+config_revisions = sa.Table(
+    "config_revisions", metadata,
+    sa.Column("revision", sa.Integer, primary_key=True, autoincrement=False),  # one more than the last: two at once clash
+    sa.Column("document", sa.JSON, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # file | api | cli
+    sa.Column("author", sa.String(64), nullable=False),  # who: a user's name, "file", or the CLI's user
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # of the file last applied (chat.domain.running)
+    sa.Column("created_at", Time, nullable=False),
+)

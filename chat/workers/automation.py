@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache, partial
 from typing import Any
@@ -23,18 +22,19 @@ from aiohttp import web
 
 from chat.config import AwayConfig
 from chat.domain.away import apply_away, arm, due_away, fire_away, next_away_due
-from chat.domain.directory import DIRECTORY, Directory
+from chat.domain.directory import Directory
 from chat.domain.effects import After
 from chat.domain.inbound import Stored
 from chat.domain.lifecycle import INACTIVE, close_inactive, due_lifecycle, next_lifecycle_due, wake_snoozed
 from chat.domain.scenario_state import Decision, Due, due_now, next_due, set_reply_due, step
 from chat.store import Database, as_utc, utcnow
 from chat.store.commit import GroupCommit
-from chat.store.context import COMMIT, CONFIG, DB
+from chat.store.context import COMMIT, DB
 from chat.workers.crm import HTTP
 from chat.workers.hub import HUB, Hub
 from chat.workers.presence import PRESENCE, Presence
 from chat.workers.routing import ROUTER, Router
+from chat.workers.running import DIRECTORY, RunningConfig
 from chat.workers.scenario_files import ScenarioFiles
 from chat.workers.tasks import cancel, wait_set
 from chat.workers.wake import CRM, OUTBOX, TIMERS, WAKE, Wake
@@ -52,21 +52,34 @@ def may_wait(scenario: Scenario) -> bool:
 
 
 class Automation:
-    def __init__(self, *, db: Database, commit: GroupCommit, directory: Directory, teams: dict, presence: Presence,
-                 hub: Hub, router: Router, http: aiohttp.ClientSession, wake: Wake, files: ScenarioFiles,
-                 inactivity: Mapping[str, float] | None = None, away: Mapping[str, AwayConfig] | None = None):
-        self.db, self.commit, self.directory, self.teams = db, commit, directory, teams
-        self.inactivity = dict(inactivity or {})  # access number -> inactivity_close_seconds
-        self.away = dict(away or {})  # access number -> its away policies
-        self.away_of_user: dict[int, AwayConfig] = {}  # user id -> the policy of the first number they own that has one
-        for number, policy in self.away.items():
-            owner = directory.owners.get(number)
-            if owner is not None:
-                self.away_of_user.setdefault(owner, policy)
+    def __init__(self, *, db: Database, commit: GroupCommit, running: RunningConfig, presence: Presence,
+                 hub: Hub, router: Router, http: aiohttp.ClientSession, wake: Wake, files: ScenarioFiles):
+        self.db, self.commit, self.running = db, commit, running
+        self.configure(running.current)
+        running.on_change(self.configure)
         self.presence, self.hub, self.router, self.http, self.wake, self.files = presence, hub, router, http, wake, files
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)  # this node's order, not the cluster's lock
         self._tasks: set[asyncio.Task] = set()
         self._wake = wake.event(TIMERS)
+
+    @property
+    def directory(self) -> Directory:
+        return self.running.current
+
+    def configure(self, directory: Directory) -> None:
+        """What this worker derives from the running configuration, rebuilt whenever it changes."""
+        config = directory.config
+        assert config is not None
+        self.teams = config.team_members()
+        self.inactivity = {n.number: n.inactivity_close_seconds for n in config.access_numbers
+                           if n.inactivity_close_seconds}  # access number -> inactivity_close_seconds
+        self.away = {n.number: n.away for n in config.access_numbers if n.away}  # access number -> its away policies
+        away_of_user: dict[int, AwayConfig] = {}  # user id -> the policy of the first number they own that has one
+        for number, policy in self.away.items():
+            owner = directory.owners.get(number)
+            if owner is not None:
+                away_of_user.setdefault(owner, policy)
+        self.away_of_user = away_of_user
 
     # -- events in -----------------------------------------------------------------------
     def inbound(self, stored: Stored) -> None:
@@ -349,17 +362,15 @@ async def automation_context(app: web.Application):
 
     async def notify_admins(text: str) -> None:
         """A notice on every admin's screen (the caller logs it)."""
-        for agent in app[DIRECTORY].agents.values():
+        for agent in app[DIRECTORY].current.agents.values():
             if agent.role == "admin":
                 await hub.emit(agent.id, "notice", {"level": "error", "text": text})
 
-    config = app[CONFIG]
-    files = ScenarioFiles(config, notify_admins)
+    files = ScenarioFiles(app[DIRECTORY].config, notify_admins)
+    app[DIRECTORY].on_change(lambda _: files.configure(app[DIRECTORY].config))
     automation = app[AUTOMATION] = Automation(
-        db=app[DB], commit=app[COMMIT], directory=app[DIRECTORY], teams=config.team_members(), presence=app[PRESENCE],
-        hub=hub, router=app[ROUTER], http=app[HTTP], wake=app[WAKE], files=files,
-        inactivity={n.number: n.inactivity_close_seconds for n in config.access_numbers if n.inactivity_close_seconds},
-        away={n.number: n.away for n in config.access_numbers if n.away})
+        db=app[DB], commit=app[COMMIT], running=app[DIRECTORY], presence=app[PRESENCE],
+        hub=hub, router=app[ROUTER], http=app[HTTP], wake=app[WAKE], files=files)
     tasks = [asyncio.create_task(automation.run_timers(), name="timers"), asyncio.create_task(files.watch(), name="scenario-files")]
     yield
     await cancel(tasks)

@@ -21,13 +21,14 @@ from functools import partial
 import structlog
 from aiohttp import web
 
-from chat.domain.directory import ADMINS, DIRECTORY, Directory
+from chat.domain.directory import ADMINS, Directory
 from chat.domain.inbound import Stored
 from chat.domain.waiting import claim_queued, claim_waiting
 from chat.store.commit import GroupCommit
 from chat.store.context import COMMIT
 from chat.workers.hub import HUB, Hub, Pushes
 from chat.workers.presence import PRESENCE, Presence
+from chat.workers.running import DIRECTORY, RunningConfig
 from chat.workers.tasks import running
 
 log = structlog.get_logger()
@@ -36,18 +37,38 @@ QUEUE_NOTICE_SECONDS = 0.25  # queue changes within this long are told to its me
 
 
 class Router:
-    def __init__(self, commit: GroupCommit, hub: Hub, presence: Presence, directory: Directory | None = None,
+    def __init__(self, commit: GroupCommit, hub: Hub, presence: Presence, running: RunningConfig | None = None,
                  on_routed: Callable[[Stored], None] | None = None):
         self.commit = commit
         self.hub = hub
         self.presence = presence
-        self.directory = directory
+        self.running = running
         self._queue: asyncio.Queue[Stored] = asyncio.Queue()
         self._queued_at: deque[float] = deque()  # when each stored message not yet routed was dispatched
         self._drained = asyncio.Event()  # set whenever the router took what was queued
         self.on_routed = on_routed  # called with each routed message (the scenarios' inbound events)
         self._changed: set[str] = set()  # queues whose members are to be told they changed
         self._telling: asyncio.Task | None = None
+
+    @property
+    def directory(self) -> Directory | None:
+        """The running directory (chat.workers.running): read at each use, so a change counts at once."""
+        return self.running.current if self.running is not None else None
+
+    async def moved(self, applied) -> None:
+        """A change of the configuration moved these conversations: tell who lost each, offer it to who waits."""
+        offer: set[int] = set()
+        for move in applied.moved:
+            await self.hub.emit(move.holder, "unassigned", {"conversation_id": move.conversation_id, "to": move.label,
+                                                            "reason": "reassigned"})
+            if move.user is not None:
+                offer.add(move.user)
+            else:
+                self.queue_changed(move.queue)
+                offer.update(self.directory.queues.get(move.queue, ()) if self.directory else ())
+        for uid in sorted(offer):
+            if self.presence.available(uid):
+                await self.assign_waiting(uid)
 
     def queue_changed(self, queue: str | None) -> None:
         """Tell the queue's members, soon and once for many changes, that it changed (their clients
@@ -197,6 +218,7 @@ def routing_context(on_routed: Callable[[web.Application, Stored], None] | None 
     async def context(app: web.Application):
         hear = partial(on_routed, app) if on_routed else None
         router = app[ROUTER] = Router(app[COMMIT], app[HUB], app[PRESENCE], app[DIRECTORY], on_routed=hear)
+        app[DIRECTORY].on_moves(router.moved)
         async with running(router.run(), "routing"):
             yield
 

@@ -38,6 +38,26 @@ class ScenarioFiles:
             if num.sms:
                 self._by_number[num.number] = self._load(num.scenario, num.scenario_params)
 
+    def configure(self, config: Config) -> None:
+        """Bind the numbers of a new running configuration (chat.workers.running); a number whose scenario
+        and params did not change keeps its binding, and a file that no longer loads keeps the last good one."""
+        before = {n.number: (n.scenario, n.scenario_params) for n in self.config.access_numbers if n.sms}
+        fresh: dict[str, Bound] = {}
+        for num in config.access_numbers:
+            if not num.sms:
+                continue
+            if before.get(num.number) == (num.scenario, num.scenario_params) and num.number in self._by_number:
+                fresh[num.number] = self._by_number[num.number]
+                continue
+            try:
+                self.config = config  # _load reads the scenarios directory from it
+                fresh[num.number] = self._load(num.scenario, num.scenario_params)
+            except (SourceError, ValueError) as err:  # checked when the change was made: a file broken since
+                log.error("scenario.bind_failed", number=num.number, scenario=num.scenario, error=str(err))
+                if num.number in self._by_number:
+                    fresh[num.number] = self._by_number[num.number]
+        self.config, self._by_number = config, fresh
+
     def for_number(self, number: str) -> Bound | None:
         return self._by_number.get(number)
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from chat.config import Config
-from chat.domain.directory import sync_directory
+from chat.domain.running import start
 from chat.store import Database, migrate
 from chat.store.tables import access_numbers, users
 from gateway.numbers import InvalidNumber, normalize_number
@@ -65,6 +65,11 @@ def hashes(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(PasswordHasher, "hash", counted)
     return calls
+
+
+async def sync_directory(db, cfg):
+    """A start with `cfg`: its directory."""
+    return (await start(db, cfg)).directory
 
 
 @pytest.fixture
@@ -123,7 +128,8 @@ async def test_a_restart_writes_only_what_changed(db, writes):
     writes.clear()
     directory = await sync_directory(db, Config.model_validate(data))
     kinds = sorted(s.lstrip().split(None, 1)[0].upper() for s in writes)
-    assert kinds == ["DELETE", "UPDATE", "UPDATE"]  # one batch each: renamed users, the re-pointed number
+    assert kinds == ["DELETE", "INSERT", "UPDATE", "UPDATE"]  # one batch each: renamed users, the re-pointed number;
+    # and the new revision of the running configuration
     assert directory.owners[data["access_numbers"][0]["number"]] == directory.by_name["agent2"].id
     async with db.read() as conn:
         names = set((await conn.scalars(sa.select(users.c.display_name))).all())

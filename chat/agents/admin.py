@@ -1,0 +1,391 @@
+"""The admin API's resources: users, teams, access numbers, callback numbers, connectors, the running configuration.
+
+Rules:
+- Each resource is a part of the running configuration (chat.domain.running); a write edits that
+  document and applies it as the next revision, on every node at once (chat.workers.running). So
+  the API checks exactly what a configuration file is checked for, and a problem names the field of
+  the request (`default_number`), or the place elsewhere it breaks (`access_numbers.2.user`).
+- Bodies are the configuration's own models (chat.config); `password` is write-only and never
+  answered, and a user's `teams` are the teams whose members name them.
+- A user, team or callback number another part still names is not deleted: 409, naming the parts.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
+
+from chat.agents.api import READ, WRITE, ApiError, Caller, Operation, add, body_of, field_error, from_problems, invalid, openapi, page
+from chat.agents.ops import connector_states
+from chat.config import AccessNumberConfig, CallbackNumber, Name, Strict, TeamConfig, UserConfig
+from chat.domain.running import Conflict, document
+from chat.store.context import CONFIG
+from chat.workers.running import DIRECTORY
+from gateway.numbers import InvalidNumber, normalize_number
+from scenarios import SourceError
+
+BASE = "/api/v1"
+
+
+def _variant(name: str, model: type[BaseModel], drop: frozenset[str] | set[str] = frozenset(), extra: dict | None = None,
+             optional: bool = False) -> type[BaseModel]:
+    """`model`'s fields (less `drop`, with `extra`) as a new model; `optional`: every field may be left out."""
+    fields: dict[str, Any] = {}
+    for key, info in model.model_fields.items():
+        if key not in drop:
+            fields[key] = (Optional[info.annotation], None) if optional else (info.annotation, info)  # noqa: UP045
+    fields |= extra or {}
+    return create_model(name, __base__=Strict, __doc__=model.__doc__, __module__=model.__module__, **fields)
+
+
+TEAMS_FIELD = (tuple[Name, ...] | None, Field(default=None, description="the teams this user is a member of"))
+User = _variant("User", UserConfig, {"password", "password_hash"}, {"teams": TEAMS_FIELD})
+NewUser = _variant("NewUser", UserConfig, {"password_hash"}, {
+    "password": (SecretStr, Field(min_length=8, max_length=200, description="write-only: never answered")),
+    "teams": TEAMS_FIELD})
+UserChange = _variant("UserChange", NewUser, {"name"}, optional=True)
+Team = _variant("Team", TeamConfig, extra={"name": (Name, ...)})
+TeamChange = _variant("TeamChange", TeamConfig, optional=True)
+Number = _variant("AccessNumber", AccessNumberConfig)
+NumberChange = _variant("AccessNumberChange", AccessNumberConfig, {"number"}, optional=True)
+Callback = _variant("CallbackNumber", CallbackNumber, extra={"name": (Name, ...)})
+CallbackChange = _variant("CallbackNumberChange", CallbackNumber, optional=True)
+
+
+class Connector(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    type: str
+    state: str = Field(description="bound, connecting, standby (another node holds the bind), or ready (SMS APIs)")
+    numbers: tuple[str, ...] = ()
+
+
+class RunningChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    document: dict[str, Any] = Field(description="the configuration wanted: users (a new one with its password), "
+                                                 "access_numbers, callback_numbers, teams, conversations, opt_out_scope")
+
+
+class Running(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    revision: int
+    document: dict[str, Any] = Field(description="the running configuration (users without passwords)")
+
+
+# -- the document's collections ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Collection:
+    """Where a resource's items live in the running document, and how one is told apart."""
+
+    name: str  # in paths and messages
+    key: str  # the field that names an item
+    path: tuple[str, ...]  # where in the document: a list of items, or a mapping name -> item
+    keyed: bool  # a mapping (teams, callback numbers) rather than a list
+    model: type[BaseModel]  # what an item must be
+    short: Callable[[Any], dict] = lambda v: v  # the short form a file may use, spelled out
+
+    def items(self, doc: dict) -> list[dict]:
+        where = _get(doc, self.path)
+        if self.keyed:
+            return [{self.key: k} | self.short(v) for k, v in (where or {}).items()]
+        return list(where or [])
+
+    def find(self, doc: dict, key: str) -> dict | None:
+        return next((item for item in self.items(doc) if item.get(self.key) == key), None)
+
+    def put(self, doc: dict, item: dict) -> None:
+        """Add or replace the item (a list keeps its order: a new item goes last)."""
+        key = item[self.key]
+        if self.keyed:
+            _make(doc, self.path)[key] = {k: v for k, v in item.items() if k != self.key}
+            return
+        items = _make(doc, self.path, list)
+        for i, old in enumerate(items):
+            if old.get(self.key) == key:
+                items[i] = item
+                return
+        items.append(item)
+
+    def remove(self, doc: dict, key: str) -> None:
+        where = _get(doc, self.path)
+        if self.keyed:
+            where.pop(key, None)
+        else:
+            where[:] = [i for i in where if i.get(self.key) != key]
+
+    def location(self, doc: dict, key: str) -> tuple:
+        """The item's place in the document, as problems name it."""
+        if self.keyed:
+            return (*self.path, key)
+        index = next(i for i, item in enumerate(self.items(doc)) if item.get(self.key) == key)
+        return (*self.path, index)
+
+
+def _get(doc: dict, path: tuple[str, ...]) -> Any:
+    where: Any = doc
+    for part in path:
+        where = (where or {}).get(part)
+    return where
+
+
+def _make(doc: dict, path: tuple[str, ...], leaf: type = dict) -> Any:
+    for part in path[:-1]:
+        doc = doc.setdefault(part, {})
+    return doc.setdefault(path[-1], leaf())
+
+
+USERS = Collection("user", "name", ("users",), False, UserConfig)
+TEAMS = Collection("team", "name", ("teams",), True, TeamConfig,
+                   lambda v: {"members": list(v)} if isinstance(v, list) else dict(v))
+NUMBERS = Collection("access number", "number", ("access_numbers",), False, AccessNumberConfig)
+CALLBACKS = Collection("callback number", "name", ("callback_numbers", "named"), True, CallbackNumber,
+                       lambda v: {"number": v} if isinstance(v, str) else dict(v))
+
+
+def _shown(collection: Collection, item: dict, doc: dict, out: type[BaseModel]) -> dict:
+    """An item as the API answers it: every field, defaults included, no secrets."""
+    body = {k: v for k, v in item.items() if k not in ("password", "password_hash")}
+    if collection is USERS:
+        body["teams"] = [t["name"] for t in TEAMS.items(doc) if item["name"] in t.get("members", ())]
+    return out.model_validate(body).model_dump(mode="json")
+
+
+def _validated(model: type[BaseModel], data: dict) -> dict:
+    """`data` as `model` allows it (only the fields given), or 422 naming each bad field."""
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as err:
+        raise invalid(field_error([str(p) for p in e["loc"]], e["msg"].removeprefix("Value error, ")) for e in err.errors()) \
+            from None
+    given = parsed.model_dump(mode="json", exclude_unset=True)
+    for key in ("password",):
+        if key in given:
+            given[key] = getattr(parsed, key).get_secret_value()
+    return given
+
+
+async def _change(request: web.Request, who: Caller, edit: Callable[[dict], dict], prefix: Callable[[dict], tuple],
+                  passwords: dict[str, str] | None = None):
+    running = request.app[DIRECTORY]
+    seen: dict[str, Any] = {}
+
+    def editing(doc: dict) -> dict:
+        seen["doc"] = edit(doc)
+        return seen["doc"]
+    try:
+        return await running.change(editing, author=who.name, passwords=passwords), seen["doc"]
+    except SourceError as err:
+        raise from_problems(err.problems, prefix(seen["doc"]) if "doc" in seen else ()) from None
+    except Conflict as err:
+        raise ApiError(409, "Conflict", f"{err}: other changes kept landing first; send it again") from None
+
+
+def _doc(request: web.Request) -> dict:
+    """The running document (this node's copy: the newest revision it has swapped in)."""
+    return document(request.app[DIRECTORY].config)
+
+
+def _key_of(collection: Collection, request: web.Request) -> str:
+    key = request.match_info["key"]
+    if collection is NUMBERS:
+        try:
+            return normalize_number(key)
+        except InvalidNumber:
+            raise ApiError(404, "Not Found", f"{key!r} is not a phone number") from None
+    return key
+
+
+def _missing(collection: Collection, key: str) -> ApiError:
+    return ApiError(404, "Not Found", f"no {collection.name} {key!r}")
+
+
+# -- generic handlers, one set per collection ---------------------------------------------------------
+
+def _resource(collection: Collection, out: type[BaseModel], new: type[BaseModel], patch: type[BaseModel],
+              plural: str, filters: dict[str, Callable[[dict, str], bool]], tag: str) -> list[Operation]:
+    async def list_items(request: web.Request, who: Caller) -> web.Response:
+        doc = _doc(request)
+        items = [_shown(collection, i, doc, out) for i in collection.items(doc)]
+        for name, keep in filters.items():
+            if (value := request.query.get(name)) is not None:
+                items = [i for i in items if keep(i, value)]
+        return page(request, items)
+
+    async def get_item(request: web.Request, who: Caller) -> web.Response:
+        doc, key = _doc(request), _key_of(collection, request)
+        item = collection.find(doc, key)
+        if item is None:
+            raise _missing(collection, key)
+        return web.json_response(_shown(collection, item, doc, out), headers=_etag(request))
+
+    async def create_item(request: web.Request, who: Caller) -> web.Response:
+        given = _validated(new, await body_of(request))
+        key = given[collection.key]
+        password, teams = given.pop("password", None), given.pop("teams", None)
+
+        def edit(doc: dict) -> dict:
+            if collection.find(doc, key) is not None:
+                raise ApiError(409, "Conflict", f"{collection.name} {key!r} exists already",
+                               [field_error([collection.key], "exists already")])
+            collection.put(doc, given)
+            if teams is not None:
+                _set_teams(doc, key, teams)
+            return doc
+        applied, doc = await _change(request, who, edit, lambda d: collection.location(d, key),
+                                     {key: password} if password else None)
+        item = collection.find(doc, key)
+        assert item is not None
+        return web.json_response(_shown(collection, item, doc, out), status=201, headers={
+            "Location": f"{BASE}/{plural}/{key}", "ETag": f'"{applied.revision}"'})
+
+    async def change_item(request: web.Request, who: Caller) -> web.Response:
+        key = _key_of(collection, request)
+        given = _validated(patch, await body_of(request))
+        password, teams = given.pop("password", None), given.pop("teams", None)
+
+        def edit(doc: dict) -> dict:
+            item = collection.find(doc, key)
+            if item is None:
+                raise _missing(collection, key)
+            collection.put(doc, {**item, **{k: v for k, v in given.items()}, collection.key: key})
+            if teams is not None:
+                _set_teams(doc, key, teams)
+            return doc
+        applied, doc = await _change(request, who, edit, lambda d: collection.location(d, key),
+                                     {key: password} if password else None)
+        item = collection.find(doc, key)
+        assert item is not None
+        return web.json_response(_shown(collection, item, doc, out), headers={"ETag": f'"{applied.revision}"'})
+
+    async def delete_item(request: web.Request, who: Caller) -> web.Response:
+        key = _key_of(collection, request)
+
+        def edit(doc: dict) -> dict:
+            if collection.find(doc, key) is None:
+                raise _missing(collection, key)
+            collection.remove(doc, key)
+            if collection is USERS:
+                _set_teams(doc, key, [])
+            return doc
+        try:
+            await _change(request, who, edit, lambda d: ())
+        except ApiError as err:
+            if err.status != 422:
+                raise
+            raise ApiError(409, "Conflict", f"{collection.name} {key!r} is still named elsewhere: change those first ("
+                           + "; ".join(f"{e['field']}: {e['detail']}" for e in err.errors) + ")", err.errors) from None
+        return web.Response(status=204)
+
+    for fn, verb in ((list_items, "list"), (get_item, "get"), (create_item, "create"), (change_item, "change"),
+                     (delete_item, "delete")):
+        fn.__name__ = f"{verb}_{plural.replace('-', '_')}"
+    item_path = f"{BASE}/{plural}/{{key}}"
+    return [
+        Operation("GET", f"{BASE}/{plural}", list_items, READ, f"List {plural}", tag, answer=out, listing=True,
+                  query=tuple((name, f"only {plural} whose {name} matches") for name in filters)),
+        Operation("POST", f"{BASE}/{plural}", create_item, WRITE, f"Create a {collection.name}", tag, body=new, answer=out,
+                  status=201, errors=(409,)),
+        Operation("GET", item_path, get_item, READ, f"Get a {collection.name}", tag, answer=out, errors=(404,)),
+        Operation("PATCH", item_path, change_item, WRITE, f"Change a {collection.name} (the fields given)", tag,
+                  body=patch, answer=out, errors=(404, 409)),
+        Operation("DELETE", item_path, delete_item, WRITE, f"Delete a {collection.name}", tag, errors=(404, 409)),
+    ]
+
+
+def _set_teams(doc: dict, user: str, teams: list[str]) -> None:
+    """Make `user` a member of exactly `teams` (a team not yet configured is created, with defaults)."""
+    for team in TEAMS.items(doc):
+        members = [m for m in team.get("members", []) if m != user]
+        if team["name"] in teams:
+            members.append(user)
+        TEAMS.put(doc, {**team, "members": members})
+    for name in teams:
+        if TEAMS.find(doc, name) is None:
+            TEAMS.put(doc, {"name": name, "members": [user]})
+
+
+def _etag(request: web.Request) -> dict:
+    return {"ETag": f'"{request.app[DIRECTORY].revision}"'}
+
+
+def _contains(field: str) -> Callable[[dict, str], bool]:
+    return lambda item, value: value.lower() in str(item.get(field) or "").lower()
+
+
+def _equals(field: str) -> Callable[[dict, str], bool]:
+    return lambda item, value: str(item.get(field)) == value
+
+
+def _has(field: str) -> Callable[[dict, str], bool]:
+    return lambda item, value: value in (item.get(field) or ())
+
+
+# -- connectors and the whole configuration -----------------------------------------------------------
+
+async def list_connectors(request: web.Request, who: Caller) -> web.Response:
+    states = connector_states(request.app)
+    owners = request.app[DIRECTORY].config.connectors_by_number()
+    items = [{"name": c.name, "type": c.type, "state": states.get(c.name, "ready"),
+              "numbers": sorted(n for n, owner in owners.items() if owner.name == c.name)}
+             for c in request.app[CONFIG].connectors]
+    return page(request, items)
+
+
+async def get_running(request: web.Request, who: Caller) -> web.Response:
+    return web.json_response({"revision": request.app[DIRECTORY].revision, "document": _doc(request)},
+                             headers=_etag(request))
+
+
+async def put_running(request: web.Request, who: Caller) -> web.Response:
+    body = _validated(RunningChange, await body_of(request))
+    match = request.headers.get("If-Match", "").strip().strip('"')
+    try:
+        expect = int(match) if match and match != "*" else None
+    except ValueError:
+        raise ApiError(412, "Precondition Failed", "If-Match takes a revision, as the ETag gave it") from None
+    try:
+        applied = await request.app[DIRECTORY].apply(body["document"], author=who.name, source="api", expect=expect)
+    except SourceError as err:
+        raise from_problems(err.problems, ()) from None
+    except Conflict as err:
+        raise ApiError(412, "Precondition Failed", f"{err}, not {expect}: read it again") from None
+    return web.json_response({"revision": applied.revision, "document": _doc(request)},
+                             headers={"ETag": f'"{applied.revision}"'})
+
+
+OPERATIONS = [
+    *_resource(USERS, User, NewUser, UserChange, "users", {"role": _equals("role"), "team": _has("teams"),
+                                                          "q": _contains("name")}, "users"),
+    *_resource(TEAMS, Team, Team, TeamChange, "teams", {"member": _has("members"), "q": _contains("name")}, "teams"),
+    *_resource(NUMBERS, Number, Number, NumberChange, "numbers", {
+        "user": _equals("user"), "team": _equals("team"), "connector": _equals("connector"), "q": _contains("number")},
+        "access numbers"),
+    *_resource(CALLBACKS, Callback, Callback, CallbackChange, "callback-numbers", {
+        "language": _equals("language"), "category": _equals("category"), "q": _contains("name")}, "callback numbers"),
+    Operation("GET", f"{BASE}/connectors", list_connectors, READ, "List connectors, with their live state", "connectors",
+              answer=Connector, listing=True),
+    Operation("GET", f"{BASE}/config", get_running, READ, "The running configuration and its revision", "configuration",
+              answer=Running),
+    Operation("PUT", f"{BASE}/config", put_running, WRITE,
+              "Replace the running configuration (If-Match: the revision it was read at)", "configuration",
+              body=RunningChange, answer=Running, errors=(412,)),
+]
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+OPENAPI = web.AppKey("openapi", dict)
+
+
+def setup(app: web.Application, config) -> None:
+    from chat.agents.ops import code_head
+
+    add(app, OPERATIONS)
+    app[OPENAPI] = openapi(OPERATIONS, code_head())
+    app.router.add_get("/api/openapi.json", openapi_document)
