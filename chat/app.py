@@ -31,6 +31,7 @@ from chat.workers.crm import crm_context, http_context
 from chat.workers.hub import HUB, Hub
 from chat.workers.outbox import outbox_context
 from chat.workers.presence import PRESENCE, Presence
+from chat.workers.retention import retention_context
 from chat.workers.routing import ROUTER, routing_context
 from chat.workers.running import DIRECTORY, running_context
 from chat.workers.wake import WAKE, Wake
@@ -81,6 +82,7 @@ def create_app(config: Config, *, run_migrations: bool = True) -> web.Applicatio
         http_context,
         routing_context(on_routed=lambda app, stored: app[AUTOMATION].inbound(stored)),
         crm_context,
+        retention_context,
         automation_context,
         smpp_context,
         outbox_context(partial(_senders, config), _windows, status_callbacks(config), _can_send),

@@ -1,4 +1,4 @@
-"""The `didchat` command: run, demo, migrate, config check, scenario validate|test, simulate sms.
+"""The `didchat` command: run, demo, migrate, config check|apply|export, user …, scenario validate|test, simulate sms.
 
 Rules: no user mistake ends in a traceback: a bad or missing file, a bad option, a database that
 cannot be reached, a port in use each give one line naming the file, line or option, and exit 2.
@@ -380,6 +380,15 @@ def signed_sms(cfg: Config, conn, sender: str, to: str, text: str, message_id: s
     body = json.dumps({"id": message_id or uuid.uuid4().hex, "from": sender, "to": to, "text": text}).encode()
     signature = didchat_signature(conn.secret.get_secret_value(), body)
     return url, body, {"X-Didchat-Signature": signature, "Content-Type": "application/json"}
+
+
+def _admin_commands() -> None:
+    from chat.cli_admin import register
+
+    register(app, config_app)
+
+
+_admin_commands()
 
 
 def main() -> None:

@@ -45,6 +45,8 @@ class UserConfig(Strict):
     hide_personal: bool = Field(default=False, description="never present this user's personal number: customers see "
                                                            "the default number")
     select: tuple[SelectionRule, ...] | None = Field(default=None, description="this user's own selection rules")
+    disabled: bool = Field(default=False, description="may not log in; their open conversations go where their numbers "
+                                                      "route new ones, as a removed user's do")
 
 
 class AwayTarget(Strict):
@@ -108,6 +110,9 @@ class AccessNumberConfig(Strict):
     scenario: str = Field(default="default", description="a system scenario's name or a file in scenarios.directory")
     scenario_params: dict[str, Any] = Field(default_factory=dict, description="the scenario's params for this number")
     away: AwayConfig | None = Field(default=None, description="away policies: offline and not_ready")
+    retention_days: float | None = Field(
+        default=None, gt=0, le=36500, description="delete its closed conversations' messages this long after they were "
+                                                  "sent or received; none: keep them")
     inactivity_close_seconds: float | None = Field(
         default=None, gt=0, le=366 * 86400,
         description="close its open conversations after this long without a message (outcome 'inactive'); none: never")
@@ -290,6 +295,13 @@ class LoginConfig(Strict):
         default_factory=list, description="reverse proxies whose X-Forwarded-For names the client (e.g. 10.0.0.0/8)")
 
 
+class RetentionConfig(Strict):
+    """How long the audit log is kept, and how often expired records and messages are deleted."""
+
+    audit_days: float = Field(default=365, gt=0, le=36500, description="audit records older than this are deleted")
+    check_seconds: float = Field(default=3600, gt=0, description="how often expired messages and records are deleted")
+
+
 class ClusterConfig(Strict):
     """Several nodes on one PostgreSQL database and one Redis (README, "Running several nodes")."""
 
@@ -315,6 +327,10 @@ class Managed(Strict):
     opt_out_scope: Literal["number", "account"] = Field(
         default="number", description="a STOP stops the number it was sent to (number), or every number (account)")
 
+    def team_members(self) -> dict[str, tuple[str, ...]]:
+        """Each team's member names."""
+        return {name: team.members for name, team in self.teams.items()}
+
 
 MANAGED = tuple(Managed.model_fields)
 
@@ -336,14 +352,11 @@ class Config(Managed):
     scenarios: ScenariosConfig = ScenariosConfig()
     outbox: OutboxConfig = OutboxConfig()
     login: LoginConfig = LoginConfig()
+    retention: RetentionConfig = RetentionConfig()
     log_format: Literal["console", "json"] = Field(default="console", description="console for people, json for collectors")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     unknown_status_hours: float = Field(default=24, gt=0, description="how long a status callback for an unknown message id is kept")
     shutdown_seconds: float = Field(default=8, gt=0, description="how long in-flight work may take to settle on shutdown")
-
-    def team_members(self) -> dict[str, tuple[str, ...]]:
-        """Each team's member names."""
-        return {name: team.members for name, team in self.teams.items()}
 
     def connector_of(self, number: str) -> Connector | None:
         """The connector that owns `number`."""
@@ -416,6 +429,7 @@ def _check_users(config: Config, doc: Document) -> Iterator[Problem]:
 
 def _check_numbers(config: Config, doc: Document) -> Iterator[Problem]:
     users = {u.name for u in config.users}
+    disabled = {u.name for u in config.users if u.disabled}
     owners = config.connectors_by_number()
     connectors = {c.name for c in config.connectors}
     seen: set[str] = set()
@@ -425,6 +439,9 @@ def _check_numbers(config: Config, doc: Document) -> Iterator[Problem]:
         seen.add(num.number)
         if num.user and num.user not in users:
             yield doc.problem(("access_numbers", i, "user"), f"no user named {num.user!r}")
+        elif num.user in disabled:
+            yield doc.problem(("access_numbers", i, "user"), f"user {num.user!r} is disabled: give the number "
+                                                             "another owner or a team first")
         if num.team and num.team not in config.teams:
             yield doc.problem(("access_numbers", i, "team"), f"no team named {num.team!r} in teams")
         for state in ("offline", "not_ready"):

@@ -16,9 +16,22 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 
-from chat.agents.api import READ, WRITE, ApiError, Caller, Operation, add, body_of, field_error, from_problems, invalid, openapi, page
+from chat.agents.api import (
+    READ,
+    WRITE,
+    ApiError,
+    Caller,
+    Operation,
+    add,
+    body_of,
+    field_error,
+    from_problems,
+    openapi,
+    page,
+    validated,
+)
 from chat.agents.ops import connector_states
 from chat.config import AccessNumberConfig, CallbackNumber, Name, Strict, TeamConfig, UserConfig
 from chat.domain.running import Conflict, document
@@ -154,20 +167,6 @@ def _shown(collection: Collection, item: dict, doc: dict, out: type[BaseModel]) 
     return out.model_validate(body).model_dump(mode="json")
 
 
-def _validated(model: type[BaseModel], data: dict) -> dict:
-    """`data` as `model` allows it (only the fields given), or 422 naming each bad field."""
-    try:
-        parsed = model.model_validate(data)
-    except ValidationError as err:
-        raise invalid(field_error([str(p) for p in e["loc"]], e["msg"].removeprefix("Value error, ")) for e in err.errors()) \
-            from None
-    given = parsed.model_dump(mode="json", exclude_unset=True)
-    for key in ("password",):
-        if key in given:
-            given[key] = getattr(parsed, key).get_secret_value()
-    return given
-
-
 async def _change(request: web.Request, who: Caller, edit: Callable[[dict], dict], prefix: Callable[[dict], tuple],
                   passwords: dict[str, str] | None = None):
     running = request.app[DIRECTORY]
@@ -175,13 +174,25 @@ async def _change(request: web.Request, who: Caller, edit: Callable[[dict], dict
 
     def editing(doc: dict) -> dict:
         seen["doc"] = edit(doc)
+        _keeps_an_admin(seen["doc"], who)
         return seen["doc"]
     try:
-        return await running.change(editing, author=who.name, passwords=passwords), seen["doc"]
+        return await running.change(editing, author=who.name, passwords=passwords, address=who.address), seen["doc"]
     except SourceError as err:
         raise from_problems(err.problems, prefix(seen["doc"]) if "doc" in seen else ()) from None
     except Conflict as err:
         raise ApiError(409, "Conflict", f"{err}: other changes kept landing first; send it again") from None
+
+
+def _keeps_an_admin(doc: dict, who: Caller) -> None:
+    """Refuse (409) a change that leaves no enabled admin, or that takes away the calling admin's own access."""
+    admins = {u.get("name") for u in doc.get("users") or () if isinstance(u, dict) and u.get("role") == "admin"
+              and not u.get("disabled")}
+    if not admins:
+        raise ApiError(409, "Conflict", "the change would leave no enabled admin: keep one")
+    if who.agent is not None and who.agent.role == "admin" and who.name not in admins:
+        raise ApiError(409, "Conflict", f"the change would take away your own admin access ({who.name}): "
+                                        "have another admin make it")
 
 
 def _doc(request: web.Request) -> dict:
@@ -223,7 +234,7 @@ def _resource(collection: Collection, out: type[BaseModel], new: type[BaseModel]
         return web.json_response(_shown(collection, item, doc, out), headers=_etag(request))
 
     async def create_item(request: web.Request, who: Caller) -> web.Response:
-        given = _validated(new, await body_of(request))
+        given = validated(new, await body_of(request))
         key = given[collection.key]
         password, teams = given.pop("password", None), given.pop("teams", None)
 
@@ -244,7 +255,7 @@ def _resource(collection: Collection, out: type[BaseModel], new: type[BaseModel]
 
     async def change_item(request: web.Request, who: Caller) -> web.Response:
         key = _key_of(collection, request)
-        given = _validated(patch, await body_of(request))
+        given = validated(patch, await body_of(request))
         password, teams = given.pop("password", None), given.pop("teams", None)
 
         def edit(doc: dict) -> dict:
@@ -285,14 +296,16 @@ def _resource(collection: Collection, out: type[BaseModel], new: type[BaseModel]
         fn.__name__ = f"{verb}_{plural.replace('-', '_')}"
     item_path = f"{BASE}/{plural}/{{key}}"
     return [
-        Operation("GET", f"{BASE}/{plural}", list_items, READ, f"List {plural}", tag, answer=out, listing=True,
+        Operation("GET", f"{BASE}/{plural}", list_items, READ, f"List {plural}", tag, plural, answer=out, listing=True,
                   query=tuple((name, f"only {plural} whose {name} matches") for name in filters)),
-        Operation("POST", f"{BASE}/{plural}", create_item, WRITE, f"Create a {collection.name}", tag, body=new, answer=out,
-                  status=201, errors=(409,)),
-        Operation("GET", item_path, get_item, READ, f"Get a {collection.name}", tag, answer=out, errors=(404,)),
-        Operation("PATCH", item_path, change_item, WRITE, f"Change a {collection.name} (the fields given)", tag,
+        Operation("POST", f"{BASE}/{plural}", create_item, WRITE, f"Create a {collection.name}", tag, plural, body=new,
+                  answer=out,
+                  status=201, errors=(409,), key_field=collection.key),
+        Operation("GET", item_path, get_item, READ, f"Get a {collection.name}", tag, plural, answer=out, errors=(404,)),
+        Operation("PATCH", item_path, change_item, WRITE, f"Change a {collection.name} (the fields given)", tag, plural,
                   body=patch, answer=out, errors=(404, 409)),
-        Operation("DELETE", item_path, delete_item, WRITE, f"Delete a {collection.name}", tag, errors=(404, 409)),
+        Operation("DELETE", item_path, delete_item, WRITE, f"Delete a {collection.name}", tag, plural, status=204,
+                  errors=(404, 409)),
     ]
 
 
@@ -341,14 +354,17 @@ async def get_running(request: web.Request, who: Caller) -> web.Response:
 
 
 async def put_running(request: web.Request, who: Caller) -> web.Response:
-    body = _validated(RunningChange, await body_of(request))
+    body = validated(RunningChange, await body_of(request))
     match = request.headers.get("If-Match", "").strip().strip('"')
     try:
         expect = int(match) if match and match != "*" else None
     except ValueError:
         raise ApiError(412, "Precondition Failed", "If-Match takes a revision, as the ETag gave it") from None
+    if isinstance(body["document"], dict):
+        _keeps_an_admin(body["document"], who)
     try:
-        applied = await request.app[DIRECTORY].apply(body["document"], author=who.name, source="api", expect=expect)
+        applied = await request.app[DIRECTORY].apply(body["document"], author=who.name, source="api", expect=expect,
+                                                     address=who.address)
     except SourceError as err:
         raise from_problems(err.problems, ()) from None
     except Conflict as err:
@@ -367,12 +383,14 @@ OPERATIONS = [
     *_resource(CALLBACKS, Callback, Callback, CallbackChange, "callback-numbers", {
         "language": _equals("language"), "category": _equals("category"), "q": _contains("name")}, "callback numbers"),
     Operation("GET", f"{BASE}/connectors", list_connectors, READ, "List connectors, with their live state", "connectors",
+              "connectors",
               answer=Connector, listing=True),
     Operation("GET", f"{BASE}/config", get_running, READ, "The running configuration and its revision", "configuration",
+              "config",
               answer=Running),
     Operation("PUT", f"{BASE}/config", put_running, WRITE,
-              "Replace the running configuration (If-Match: the revision it was read at)", "configuration",
-              body=RunningChange, answer=Running, errors=(412,)),
+              "Replace the running configuration (If-Match: the revision it was read at)", "configuration", "config",
+              body=RunningChange, answer=Running, errors=(409, 412)),
 ]
 
 
@@ -384,8 +402,10 @@ OPENAPI = web.AppKey("openapi", dict)
 
 
 def setup(app: web.Application, config) -> None:
+    from chat.agents import governance
     from chat.agents.ops import code_head
 
-    add(app, OPERATIONS)
-    app[OPENAPI] = openapi(OPERATIONS, code_head())
+    operations = [*OPERATIONS, *governance.OPERATIONS]
+    add(app, operations)
+    app[OPENAPI] = openapi(operations, code_head())
     app.router.add_get("/api/openapi.json", openapi_document)

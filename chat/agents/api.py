@@ -4,9 +4,10 @@ Rules:
 - Every answer that is not a success is RFC 9457 problem+json: `type`, `title`, `status`, `detail`,
   and for a bad body `errors`, one per field, each naming it (`field`, dotted, and `pointer`, a JSON
   pointer into the body). Nothing in a problem repeats a secret the caller sent.
-- A caller proves who they are with `Authorization: Bearer` and an agent's access token (the one the
-  login gives) whose session still lives. Agents get 403 everywhere; supervisors may read; admins
-  may read and write.
+- A caller proves who they are with `Authorization: Bearer` and either an agent's access token (the
+  one the login gives) whose session still lives, or an API token (chat.domain.tokens) whose scopes
+  allow the operation. Agents get 403 everywhere; supervisors may read (not the audit log, tokens
+  or contacts); admins may read and write.
 - Lists take `limit` (1-500, default 100) and `offset`, and answer `{items, total, limit, offset}`.
 - Each operation is declared once (`Operation`): its route, its models and its answers make the
   OpenAPI 3.1 document served at /api/openapi.json, so the document cannot drift from the routes.
@@ -14,19 +15,23 @@ Rules:
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from chat.agents.auth import TOKENS, Unauthorized
+from chat.domain import tokens
 from chat.domain.directory import Agent
 from chat.domain.sessions import session_alive
-from chat.store.context import DB
+from chat.domain.tokens import Token
+from chat.store.context import COMMIT, DB
 from chat.workers.running import DIRECTORY
 from scenarios import Problem
 from scenarios.source import dotted
@@ -85,37 +90,58 @@ def from_problems(problems: Iterable[Problem], prefix: Sequence[str | int] = ())
 
 @dataclass(frozen=True)
 class Caller:
-    agent: Agent
+    """Who calls: an agent with their session's access token, or an API token (chat.domain.tokens)."""
 
-    @property
-    def name(self) -> str:
-        return self.agent.name
+    name: str  # as the audit log records them: the user's name, or token:NAME
+    address: str
+    agent: Agent | None = None
+    token: Token | None = None
 
 
-async def caller(request: web.Request, need: str) -> Caller:
-    """Who calls, allowed to `need` (read or write), or ApiError 401/403."""
+UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="didchat"'}
+INVALID = {"WWW-Authenticate": 'Bearer realm="didchat", error="invalid_token"'}
+
+
+async def caller(request: web.Request, op: Operation) -> Caller:
+    """Who calls, allowed `op`, or ApiError 401/403."""
     header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "Unauthorized", "give an access token: Authorization: Bearer TOKEN",
-                       headers={"WWW-Authenticate": 'Bearer realm="didchat"'})
+    scheme, _, presented = header.partition(" ")
+    presented = presented.strip()
+    if scheme.lower() != "bearer" or not presented:
+        raise ApiError(401, "Unauthorized", "give an access token or an API token: Authorization: Bearer TOKEN",
+                       headers=UNAUTHORIZED)
+    address = request.remote or ""
+    if presented.startswith(tokens.PREFIX):
+        return await _token_caller(request, op, presented, address)
     app = request.app
     try:
-        claims = app[TOKENS].verify(token.strip())
+        claims = app[TOKENS].verify(presented)
         agent = app[DIRECTORY].current.agents.get(claims.user_id)
         async with app[DB].read() as conn:
             alive = agent is not None and await session_alive(conn, claims.session_id, claims.user_id)
     except Unauthorized as err:
-        raise ApiError(401, "Unauthorized", f"the access token is not valid: {err}",
-                       headers={"WWW-Authenticate": 'Bearer realm="didchat", error="invalid_token"'}) from None
+        raise ApiError(401, "Unauthorized", f"the access token is not valid: {err}", headers=INVALID) from None
     if agent is None or not alive:
-        raise ApiError(401, "Unauthorized", "the session of this token has ended: log in again",
-                       headers={"WWW-Authenticate": 'Bearer realm="didchat", error="invalid_token"'})
-    allowed = {"admin": (READ, WRITE), "supervisor": (READ,)}.get(agent.role, ())
-    if need not in allowed:
-        raise ApiError(403, "Forbidden", f"{agent.role}s may not {need} this resource" if allowed or agent.role == "agent"
-                       else "not allowed")
-    return Caller(agent)
+        raise ApiError(401, "Unauthorized", "the session of this token has ended: log in again", headers=INVALID)
+    allowed = {"admin": (READ, WRITE), "supervisor": () if op.admin_only else (READ,)}.get(agent.role, ())
+    if op.need not in allowed:
+        detail = f"{agent.role}s may not {op.need} this resource" if agent.role != "agent" else \
+            "agents may not use the admin API"
+        raise ApiError(403, "Forbidden", detail)
+    return Caller(agent.name, address, agent=agent)
+
+
+async def _token_caller(request: web.Request, op: Operation, presented: str, address: str) -> Caller:
+    commit = request.app[COMMIT]
+    async with request.app[DB].read() as conn:
+        token = await tokens.verify(conn, presented)
+        seen = await tokens.last_used(conn, token.id) if token is not None else None
+    if token is None:
+        raise ApiError(401, "Unauthorized", "the API token is not valid (unknown, revoked or expired)", headers=INVALID)
+    if op.resource == "tokens" or not token.allows(op.resource, op.need):
+        raise ApiError(403, "Forbidden", f"token {token.name!r} has no scope to {op.need} {op.resource}")
+    await commit.run(partial(tokens.used, token_id=token.id, address=address, seen_before=seen))
+    return Caller(f"token:{token.name}", address, token=token)
 
 
 async def body_of(request: web.Request) -> dict:
@@ -123,7 +149,7 @@ async def body_of(request: web.Request) -> dict:
     if request.content_type != "application/json":
         raise ApiError(415, "Unsupported Media Type", "send the body as application/json")
     try:
-        data = json.loads(await request.text())
+        data = json.loads(await request.text(), parse_constant=_not_json, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as err:
         raise ApiError(400, "Bad Request", f"the body is not JSON: {err}") from None
     if not isinstance(data, dict):
@@ -132,9 +158,52 @@ async def body_of(request: web.Request) -> dict:
     return data
 
 
+def _not_json(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:20]} is too large a number")
+    return value
+
+
+@web.middleware
+async def problems(request: web.Request, handler):
+    """What aiohttp itself answers under /api/ (no such route, a method a route lacks, a body too large) as
+    problem+json too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as err:
+        if not request.path.startswith("/api/") or err.status < 400:
+            raise
+        headers = {k: v for k, v in err.headers.items() if k.lower() == "allow"}
+        return problem(err.status, err.reason, err.text or err.reason, headers=headers or None)
+
+
+def validated(model: type[BaseModel], data: dict) -> dict:
+    """`data` as `model` allows it (only the fields given; secrets in clear), or 422 naming each bad field."""
+    try:  # strict, as JSON: 0 is no boolean, "5" no number (the file's YAML has real types; a request must too)
+        parsed = model.model_validate_json(json.dumps(data), strict=True)
+    except ValidationError as err:
+        raise invalid(field_error(list(e["loc"]), e["msg"].removeprefix("Value error, "))
+                      for e in err.errors()) from None
+    given = parsed.model_dump(mode="json", exclude_unset=True)
+    for key in given:
+        if isinstance(value := getattr(parsed, key), SecretStr):
+            given[key] = value.get_secret_value()
+    return given
+
+
+def page_of(request: web.Request) -> tuple[int, int]:
+    """The request's limit and offset (400 naming the parameter if out of range)."""
+    return _int(request, "limit", 100, 1, 500), _int(request, "offset", 0, 0, 10**9)
+
+
 def page(request: web.Request, items: Sequence[dict]) -> web.Response:
     """One page of `items` by the request's limit and offset."""
-    limit, offset = _int(request, "limit", 100, 1, 500), _int(request, "offset", 0, 0, 10**9)
+    limit, offset = page_of(request)
     return web.json_response({"items": list(items[offset:offset + limit]), "total": len(items),
                               "limit": limit, "offset": offset})
 
@@ -163,18 +232,21 @@ class Operation:
     need: str
     summary: str
     tag: str
+    resource: str  # what a token's scope names (chat.domain.tokens.RESOURCES, or "tokens": people only)
     body: type[BaseModel] | None = None
     answer: type[BaseModel] | None = None  # the success body (None: 204 No Content)
     status: int = 200
     listing: bool = False  # answer is one item of a page
     query: tuple[tuple[str, str], ...] = ()  # filters: (name, description)
     errors: tuple[int, ...] = field(default=())  # besides 401, 403 (and 400/415/422 with a body)
+    admin_only: bool = False  # supervisors may not read it either
+    key_field: str | None = None  # a creation's: the field of its answer that names the item (OpenAPI links)
 
 
 def wrap(op: Operation):
     async def handle(request: web.Request) -> web.StreamResponse:
         try:
-            who = await caller(request, op.need)
+            who = await caller(request, op)
             return await op.handler(request, who)
         except ApiError as err:
             return problem(err.status, err.title, err.detail, err.errors, err.headers)
@@ -184,6 +256,7 @@ def wrap(op: Operation):
 def add(app: web.Application, operations: Sequence[Operation]) -> None:
     for op in operations:
         app.router.add_route(op.method, op.path, wrap(op))
+    app.middlewares.append(problems)
 
 
 PAGE_PARAMS = [
@@ -233,6 +306,11 @@ def openapi(operations: Sequence[Operation], version: str) -> dict:
                     "items": {"type": "array", "items": schema}, "total": {"type": "integer"},
                     "limit": {"type": "integer"}, "offset": {"type": "integer"}}}
             entry["responses"][str(op.status)] = {"description": "done", "content": {"application/json": {"schema": schema}}}
+            if op.key_field:  # what was made can be read, changed and deleted next (schemathesis's stateful phase)
+                entry["responses"][str(op.status)]["links"] = {
+                    other.handler.__name__: {"operationId": other.handler.__name__,
+                                             "parameters": {"key": f"$response.body#/{op.key_field}"}}
+                    for other in operations if other.path == f"{op.path}/{{key}}"}
         codes = {401, 403, *op.errors} | ({400, 415, 422} if op.body is not None else set()) | ({400} if op.listing else set())
         for code in sorted(codes):
             entry["responses"][str(code)] = {"description": ANSWERS[code], "content": {
@@ -247,7 +325,8 @@ def openapi(operations: Sequence[Operation], version: str) -> dict:
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": {"bearer": {
             "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-            "description": "an access token from POST /api/login (an admin's; a supervisor's reads only)"}}},
+            "description": "an access token from POST /api/login (an admin's; a supervisor's reads only), or an "
+                           "API token (didchat token create; dct_…) within its scopes"}}},
     }
 
 

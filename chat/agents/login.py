@@ -16,6 +16,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
 import structlog
@@ -26,9 +27,10 @@ from chat.agents.auth import Unauthorized, check_password
 from chat.agents.sessions import start_session
 from chat.agents.throttle import Busy, Hashing, LoginGuard, Throttled
 from chat.config import Config
+from chat.domain.audit import record_unit
 from chat.domain.directory import hasher
 from chat.replies import error
-from chat.store.context import DB
+from chat.store.context import COMMIT, DB
 
 log = structlog.get_logger()
 MAX_NAME = 200  # longer than any user name the store holds
@@ -102,11 +104,24 @@ async def login(request: web.Request) -> web.Response:
         return _refused(gate, name, address, "busy", 503, BUSY_RETRY_SECONDS,
                         "too many logins at once; try again in a moment")
     except Unauthorized as err:
+        await _audit(request, name, address, "login.failed", {"reason": str(err)})
         return _refused(gate, name, address, str(err), 401, None, "wrong username or password")
     except (SQLAlchemyError, OSError) as err:
         log.warning("login.store_failed", user=name, address=address, error=type(err).__name__)
         return error(503, "temporarily unavailable; try again", headers={"Retry-After": str(BUSY_RETRY_SECONDS)})
-    return await start_session(request, uid)
+    answer = await start_session(request, uid)
+    if answer.status == 200:
+        await _audit(request, name, address, "login", None)
+    return answer
+
+
+async def _audit(request: web.Request, name: str, address: str, action: str, details: dict | None) -> None:
+    """An audit record of a login or a checked failure (throttled and busy ones cost no hash and are not)."""
+    try:
+        await request.app[COMMIT].run(partial(record_unit, actor=name[:128], action=action, address=address,
+                                              details=details))
+    except (SQLAlchemyError, OSError) as err:
+        log.warning("audit.failed", action=action, error=type(err).__name__)
 
 
 async def _credentials(request: web.Request) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
+from chat.domain.audit import record
 from chat.domain.conversations import conversation_payload, conversation_query, get_conversation, transcript_payload
 from chat.domain.directory import ADMINS, Agent, Directory
 from chat.domain.outbound import Refused
@@ -106,8 +107,10 @@ async def move(conn, supervisor: Agent, conversation_id: int, target: Target, di
     by = supervisor.display_name or supervisor.name
     def note(label: str) -> str:
         return f"Taken over by {by}" if taking_over else f"Assigned to {label} by {by}"
-    return await hand_over(conn, conv, conv.assigned_id, target, note,
-                           directory, teams, presence, user_id=supervisor.id)
+    done = await hand_over(conn, conv, conv.assigned_id, target, note, directory, teams, presence, user_id=supervisor.id)
+    await record(conn, actor=supervisor.name, action="conversation.taken_over" if taking_over else "conversation.assigned",
+                 target=f"conversation:{conversation_id}", details={"to": target.user or f"team:{target.team}"})
+    return done
 
 
 async def monitor(conn, supervisor: Agent, conversation_id: int) -> dict:

@@ -278,10 +278,11 @@ def build_directory(config: Config, ids: dict[str, int]) -> Directory:
         personal.setdefault(owner, []).append(number)
     labels = {entry.number: entry.display_name or name for name, entry in config.callback_numbers.named.items()}
     team_numbers = {t: [n.number for n in config.access_numbers if n.team == t] for t in config.teams}
+    active = [u for u in config.users if not u.disabled]  # a disabled user is no agent: like a removed one
     teams_of = {ids[u.name]: tuple(t for t, members in config.team_members().items() if u.name in members)
-                for u in config.users}
+                for u in active}
     agents = {ids[u.name]: _agent(u, ids[u.name], tuple(personal.get(ids[u.name], ())), labels, config,
-                                  [n for t in teams_of[ids[u.name]] for n in team_numbers[t]]) for u in config.users}
+                                  [n for t in teams_of[ids[u.name]] for n in team_numbers[t]]) for u in active}
     queues = _queues(config, ids, agents)
     return Directory(
         agents=agents,
@@ -295,12 +296,12 @@ def build_directory(config: Config, ids: dict[str, int]) -> Directory:
         queues_of=_queues_of(queues),
         teams={name: TeamRule(tuple(ids[m] for m in team.members), team.distribution, team.capacity)
                for name, team in config.teams.items()},
-        capacity_of={ids[u.name]: _capacity(u, config) for u in config.users},
+        capacity_of={ids[u.name]: _capacity(u, config) for u in active},
         opt_out_scope=config.opt_out_scope,
-        hidden=frozenset(n for u in config.users if u.hide_personal for n in personal.get(ids[u.name], ())),
+        hidden=frozenset(n for u in active if u.hide_personal for n in personal.get(ids[u.name], ())),
         number_info={e.number: {"language": e.language, "category": e.category} for e in config.callback_numbers.named.values()},
         callback_names={name: e.number for name, e in config.callback_numbers.named.items()},
-        select_of={ids[u.name]: _rules(_selection_of(u, teams_of[ids[u.name]], config), config) for u in config.users},
+        select_of={ids[u.name]: _rules(_selection_of(u, teams_of[ids[u.name]], config), config) for u in active},
         config=config,
     )
 

@@ -224,7 +224,7 @@ async def _activity(conn, conv, effect: SaveActivity, after: After) -> None:
         body = {**body, "transcript": await transcript(conn, conv.id)}
     now = utcnow()
     await conn.execute(crm_outbox.insert().values(key=effect.key, url=effect.url, headers=dict(effect.headers),
-                                                  body=body, next_attempt_at=now, created_at=now))
+                                                  body=body, next_attempt_at=now, created_at=now, conversation_id=conv.id))
     after.activities = True
 
 

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from chat.domain.audit import record
 from chat.domain.conversations import (
     ACTIVE,
     UNSNOOZE,
@@ -78,6 +79,8 @@ async def close_conversation(conn, agent: Agent, conversation_id: int, outcome: 
     await conn.execute(conversations.update().where(conversations.c.id == conv.id).values(
         state="closed", outcome=outcomes.check(outcome), closed_at=now, closed_by=agent.id, reply_due_at=None,
         snoozed_until=None, updated_at=now))
+    await record(conn, actor=agent.name, action="conversation.closed", target=f"conversation:{conv.id}",
+                 details={"outcome": outcome} if outcome else None)
     return conversation_payload(await get_conversation(conn, conv.id))
 
 

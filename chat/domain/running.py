@@ -26,6 +26,7 @@ import sqlalchemy as sa
 import structlog
 
 from chat.config import MANAGED, Config, Managed, cross_check
+from chat.domain.audit import record, summary
 from chat.domain.directory import ADMINS, Directory, Move, build_directory, hash_passwords, unrouted_numbers, user_ids, write_directory
 from chat.store import Database, utcnow
 from chat.store.tables import config_revisions, users
@@ -118,7 +119,7 @@ async def load(db: Database, node: Config, check: Check | None = None) -> Applie
 
 async def apply(db: Database, node: Config, wanted: Managed | Any, *, source: str, author: str,
                 expect: int | None = None, passwords: dict[str, str] | None = None, mark: str | None = None,
-                where: str = RUNNING, check: Check | None = None) -> Applied:
+                where: str = RUNNING, check: Check | None = None, address: str = "") -> Applied:
     """Make `wanted` (a Managed, or its document) the running configuration: checked whole, written in one
     transaction with the next revision. `expect`: the revision it was prepared from (Conflict otherwise);
     `passwords`: name -> new password (a new user's, or a reset); `mark`: the file's fingerprint (a file's).
@@ -143,6 +144,9 @@ async def apply(db: Database, node: Config, wanted: Managed | Any, *, source: st
         directory, moved = await write_directory(conn, config, hashes)
         if passwords:
             await _set_passwords(conn, {name: hashes[name] for name in passwords if name in known})
+        details = summary(row.document if row else {}, data) | ({"passwords_set": sorted(passwords)} if passwords else {})
+        await record(conn, actor=author, action="config.changed", target=f"revision:{revision + 1}", address=address,
+                     details=details | {"source": source})
         await conn.execute(config_revisions.insert().values(
             revision=revision + 1, document=data, source=source, author=author[:64],
             fingerprint=mark or (row.fingerprint if row else ""), created_at=utcnow()))

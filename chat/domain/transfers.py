@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from chat.domain.audit import record
 from chat.domain.conversations import append_message, conversation_payload, get_conversation, transcript_payload
 from chat.domain.directory import Agent, Directory, TeamRule
 from chat.domain.lifecycle import assigned_to
@@ -57,8 +58,11 @@ async def transfer_conversation(conn, agent: Agent, conversation_id: int, target
     if target.user is not None and directory.by_name.get(target.user) is agent:
         raise Refused("the conversation is yours already", "to.user")
     reason = f": {note.strip()}" if note and note.strip() else ""
-    return await hand_over(conn, conv, agent.id, target, lambda label: f"Transferred by {agent.display_name or agent.name} "
+    done = await hand_over(conn, conv, agent.id, target, lambda label: f"Transferred by {agent.display_name or agent.name} "
                            f"to {label}{reason}", directory, teams, presence, user_id=agent.id)
+    await record(conn, actor=agent.name, action="conversation.transferred", target=f"conversation:{conversation_id}",
+                 details={"to": target.user or f"team:{target.team}"})
+    return done
 
 
 async def hand_over(conn, conv, giver: int | None, target: Target, note: Callable[[str], str], directory: Directory,

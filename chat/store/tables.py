@@ -228,6 +228,7 @@ crm_outbox = sa.Table(
     sa.Column("next_attempt_at", Time, nullable=False, index=True),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", Time, nullable=False),
+    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), index=True),  # whose (a deletion's)
     *claim_columns(),
 )
 
@@ -254,4 +255,31 @@ config_revisions = sa.Table(
     sa.Column("author", sa.String(64), nullable=False),  # who: a user's name, "file", or the CLI's user
     sa.Column("fingerprint", sa.String(64), nullable=False),  # of the file last applied (chat.domain.running)
     sa.Column("created_at", Time, nullable=False),
+)
+
+# Who did what, when and from where (chat.domain.audit): admin changes and sensitive actions; kept
+# audit_keep_days. `details` never holds a secret or a customer's text.
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", Time, nullable=False, index=True),
+    sa.Column("actor", sa.String(128), nullable=False),  # a user's name, token:NAME, cli, file, system
+    sa.Column("action", sa.String(48), nullable=False, index=True),  # e.g. config.changed, login.failed, contact.deleted
+    sa.Column("target", sa.String(200), nullable=False, server_default=""),
+    sa.Column("address", sa.String(64), nullable=False, server_default=""),
+    sa.Column("details", sa.JSON),
+)
+
+# Tokens for automation (chat.domain.tokens): only the SHA-256 of the secret is kept.
+api_tokens = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("id", sa.String(16), primary_key=True),  # public: the token's first part, what revoke names
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("expires_at", Time),
+    sa.Column("revoked_at", Time),
+    sa.Column("last_used_at", Time),
 )

@@ -46,6 +46,13 @@ class Hub:
         for sid, _ in list(self.sio.manager.get_participants(NAMESPACE, where)):
             await self.sio.disconnect(sid, namespace=NAMESPACE)
 
+    async def end_user(self, user_id: int, reason: str) -> None:
+        """Tell this node's sockets of a user who is no longer configured (removed) that their session ended,
+        then disconnect them; every node does so for its own when it swaps the change in (chat.workers.running)."""
+        for sid, _ in list(self.sio.manager.get_participants(NAMESPACE, room(user_id))):
+            await self.sio.emit("session_ended", {"reason": reason}, to=sid, namespace=NAMESPACE)
+            await self.sio.disconnect(sid, namespace=NAMESPACE)
+
     def soon(self, user_id: int | None, event: str, payload: dict) -> None:
         """Push at the end of this turn of the event loop, together with the others pushed so."""
         if user_id is None:

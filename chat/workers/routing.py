@@ -43,6 +43,8 @@ class Router:
         self.hub = hub
         self.presence = presence
         self.running = running
+        self._known = set(running.current.agents) if running is not None else set()  # forget_removed's
+        self._ending: set[asyncio.Task] = set()
         self._queue: asyncio.Queue[Stored] = asyncio.Queue()
         self._queued_at: deque[float] = deque()  # when each stored message not yet routed was dispatched
         self._drained = asyncio.Event()  # set whenever the router took what was queued
@@ -54,6 +56,15 @@ class Router:
     def directory(self) -> Directory | None:
         """The running directory (chat.workers.running): read at each use, so a change counts at once."""
         return self.running.current if self.running is not None else None
+
+    def forget_removed(self, directory: Directory) -> None:
+        """A change removed users: end their sockets here (their tokens and sessions are refused already)."""
+        gone = self._known - set(directory.agents)
+        self._known = set(directory.agents)
+        for uid in sorted(gone):
+            task = asyncio.create_task(self.hub.end_user(uid, "removed"))
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
 
     async def moved(self, applied) -> None:
         """A change of the configuration moved these conversations: tell who lost each, offer it to who waits."""
@@ -219,6 +230,7 @@ def routing_context(on_routed: Callable[[web.Application, Stored], None] | None 
         hear = partial(on_routed, app) if on_routed else None
         router = app[ROUTER] = Router(app[COMMIT], app[HUB], app[PRESENCE], app[DIRECTORY], on_routed=hear)
         app[DIRECTORY].on_moves(router.moved)
+        app[DIRECTORY].on_change(router.forget_removed)
         async with running(router.run(), "routing"):
             yield
 

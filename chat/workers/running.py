@@ -69,7 +69,7 @@ class RunningConfig:
         log.info("config.running", revision=applied.revision)
 
     async def change(self, edit: Callable[[dict], Any], *, author: str, source: str = "api",
-                     passwords: dict[str, str] | None = None) -> Applied:
+                     passwords: dict[str, str] | None = None, address: str = "") -> Applied:
         """Apply `edit` (the running document -> the wanted one) as the next revision, here and on every node.
         SourceError names what is wrong with the result; Conflict after ATTEMPTS changes by others in between."""
         for _ in range(ATTEMPTS):
@@ -78,18 +78,18 @@ class RunningConfig:
             wanted = edit(copy.deepcopy(row.document) if row is not None else {})
             try:
                 applied = await self.apply(wanted, author=author, source=source, expect=row.revision if row else 0,
-                                           passwords=passwords)
+                                           passwords=passwords, address=address)
             except (Conflict, sa.exc.IntegrityError):
                 continue
             return applied
         raise Conflict(self.revision)
 
     async def apply(self, wanted: Any, *, author: str, source: str, expect: int | None = None,
-                    passwords: dict[str, str] | None = None, where: str | None = None) -> Applied:
+                    passwords: dict[str, str] | None = None, where: str | None = None, address: str = "") -> Applied:
         """Make `wanted` (a managed document, or a file's Config) the running configuration; swap it in here, wake
         the other nodes."""
         applied = await apply(self.db, self.node, wanted, source=source, author=author, expect=expect, passwords=passwords,
-                              check=self.check, **({"where": where} if where else {}))
+                              check=self.check, address=address, **({"where": where} if where else {}))
         if applied.changed:
             self._swap(applied)
             self.wake(CONFIG_TOPIC)

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chat.agents.admin import OPERATIONS
+from chat.agents import admin, governance
 from tests.conftest import ALICE, BOB, CUSTOMER, PASSWORD, until
 
 NEW_NUMBER = "+14155550177"
@@ -67,7 +67,7 @@ async def test_an_admin_adds_an_agent_with_a_number_and_she_gets_an_sms_at_once(
 
 async def test_an_agent_gets_403_everywhere_and_no_token_401(server):
     agent, nobody = await api_as(server, "alice"), Api(server, None)
-    for op in OPERATIONS:
+    for op in admin.OPERATIONS + governance.OPERATIONS:
         path = op.path.replace("{key}", "alice")
         body = {} if op.body is not None else None
         assert (await agent(op.method, path, body))[0] == 403, (op.method, path)
@@ -131,7 +131,8 @@ async def test_a_reassigned_number_takes_its_open_conversation_to_the_new_owner(
     assert not any(m["text"] == "hello again" for m in alice.messages)
 
 
-async def test_a_user_still_named_elsewhere_is_not_deleted(server):
+async def test_a_user_still_named_elsewhere_is_not_deleted_and_a_deleted_one_is_signed_out(server):
+    bob = await server.connect("bob")
     api = await api_as(server, "ada")
     status, answer, _ = await api("DELETE", "/api/v1/users/bob")
     assert status == 409 and "access_numbers[1].user" in fields(answer)
@@ -139,6 +140,7 @@ async def test_a_user_still_named_elsewhere_is_not_deleted(server):
     assert (await api("DELETE", "/api/v1/users/bob"))[0] == 204
     status, team, _ = await api("GET", "/api/v1/teams/support")
     assert team["members"] == ["alice"]  # gone from his team too
+    await until(lambda: bob.pushed("session_ended") == [{"reason": "removed"}], 5.0, "bob's open tab signed out")
     assert (await server.login("bob"))[0] == 401
 
 
@@ -184,7 +186,7 @@ async def test_the_openapi_document_describes_every_operation(server):
             doc = await r.json()
     assert doc["openapi"] == "3.1.0"
     described = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
-    assert described == {(op.method, op.path) for op in OPERATIONS}
+    assert described == {(op.method, op.path) for op in admin.OPERATIONS + governance.OPERATIONS}
     create_user = doc["paths"]["/api/v1/users"]["post"]
     schema = doc["components"]["schemas"]["NewUser"]
     assert "password" in schema["properties"] and "password_hash" not in schema["properties"]

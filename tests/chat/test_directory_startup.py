@@ -94,7 +94,7 @@ async def test_a_thousand_users_with_password_hash_start_without_hashing_and_res
     async with db.read() as conn:
         assert set((await conn.scalars(sa.select(users.c.password_hash))).all()) == {HASH}
         assert await conn.scalar(sa.select(sa.func.count()).select_from(access_numbers)) == 1000
-    assert len(writes) <= 4  # batched: users and numbers, not a statement per row
+    assert len(writes) <= 5  # batched: users and numbers (and the revision and its audit record), not a statement per row
 
     writes.clear()
     again = await sync_directory(db, cfg)
@@ -128,8 +128,8 @@ async def test_a_restart_writes_only_what_changed(db, writes):
     writes.clear()
     directory = await sync_directory(db, Config.model_validate(data))
     kinds = sorted(s.lstrip().split(None, 1)[0].upper() for s in writes)
-    assert kinds == ["DELETE", "INSERT", "UPDATE", "UPDATE"]  # one batch each: renamed users, the re-pointed number;
-    # and the new revision of the running configuration
+    assert kinds == ["DELETE", "INSERT", "INSERT", "UPDATE", "UPDATE"]  # one batch each: renamed users, the
+    # re-pointed number; and the new revision of the running configuration, with its audit record
     assert directory.owners[data["access_numbers"][0]["number"]] == directory.by_name["agent2"].id
     async with db.read() as conn:
         names = set((await conn.scalars(sa.select(users.c.display_name))).all())

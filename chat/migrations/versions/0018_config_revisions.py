@@ -21,7 +21,7 @@ def upgrade() -> None:
         sa.Column('author', sa.String(64), nullable=False),
         sa.Column('fingerprint', sa.String(64), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint('revision'),
+        sa.PrimaryKeyConstraint('revision', name='pk_config_revisions'),
     )
 
 
