@@ -9,7 +9,7 @@
 FROM node:22-slim AS client
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
 
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -26,8 +26,11 @@ RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin didch
  && chown didchat:didchat /app/data /app/scenarios
 COPY --from=build /opt/didchat /opt/didchat
 COPY --from=client /src/node_modules/socket.io-client/dist /opt/socket.io-client/dist
+COPY --from=client /src/node_modules/swagger-ui-dist/swagger-ui-bundle.js /src/node_modules/swagger-ui-dist/swagger-ui.css \
+     /opt/node_modules/swagger-ui-dist/
 ENV PATH=/opt/didchat/bin:$PATH \
     DIDCHAT_VENDOR_DIR=/opt/socket.io-client/dist \
+    DIDCHAT_NODE_MODULES=/opt/node_modules \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app

@@ -19,6 +19,9 @@ from chat.replies import error
 STATIC = Path(__file__).resolve().parent / "static"
 REPO = Path(__file__).resolve().parent.parent
 VENDOR_DIR = Path(os.environ.get("DIDCHAT_VENDOR_DIR", REPO / "node_modules" / "socket.io-client" / "dist"))
+NODE_MODULES = Path(os.environ.get("DIDCHAT_NODE_MODULES", REPO / "node_modules"))
+# The API reference page's script and style, from the npm package (installed by `npm ci`, never a CDN).
+SWAGGER_FILES = {"swagger-ui-bundle.js", "swagger-ui.css"}
 CSP = "; ".join((
     "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "font-src 'self'",
     "connect-src 'self'", "manifest-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'",
@@ -50,8 +53,26 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+async def admin_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "admin.html", headers={"Cache-Control": "no-cache"})
+
+
 async def vendor_socketio(request: web.Request) -> web.StreamResponse:
     path = VENDOR_DIR / "socket.io.min.js"
+    if not path.exists():
+        return error(500, f"{path} is missing: run `npm ci` in the didchat folder (make demo does it)")
+    return web.FileResponse(path)
+
+
+async def api_docs(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "api-docs.html", headers={"Cache-Control": "no-cache"})
+
+
+async def vendor_swagger(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    path = NODE_MODULES / "swagger-ui-dist" / name
+    if name not in SWAGGER_FILES:
+        raise web.HTTPNotFound()
     if not path.exists():
         return error(500, f"{path} is missing: run `npm ci` in the didchat folder (make demo does it)")
     return web.FileResponse(path)
@@ -66,6 +87,9 @@ def add_routes(app: web.Application, config: Config) -> None:
     admin.setup(app, config)
     receipts.setup(app, config)  # no route: the expiry sweep of parked status reports
     app.router.add_get("/", index)
+    app.router.add_get("/admin", admin_page)
     app.router.add_get("/static/vendor/socket.io.min.js", vendor_socketio)
+    app.router.add_get("/api/docs", api_docs)
+    app.router.add_get("/static/vendor/swagger-ui/{name}", vendor_swagger)
     app.router.add_static("/static/", STATIC)
     app.on_response_prepare.append(security_headers(config))

@@ -72,7 +72,8 @@ class Connector(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     type: str
-    state: str = Field(description="bound, connecting, standby (another node holds the bind), or ready (SMS APIs)")
+    state: str = Field(description="an SMPP link's: bound, binding, …, or standby (another node holds the bind); an "
+                                   "SMS API's: configured")
     numbers: tuple[str, ...] = ()
 
 
@@ -342,7 +343,7 @@ def _has(field: str) -> Callable[[dict, str], bool]:
 async def list_connectors(request: web.Request, who: Caller) -> web.Response:
     states = connector_states(request.app)
     owners = request.app[DIRECTORY].config.connectors_by_number()
-    items = [{"name": c.name, "type": c.type, "state": states.get(c.name, "ready"),
+    items = [{"name": c.name, "type": c.type, "state": states.get(c.name, "configured"),
               "numbers": sorted(n for n, owner in owners.items() if owner.name == c.name)}
              for c in request.app[CONFIG].connectors]
     return page(request, items)
