@@ -402,11 +402,17 @@ async def openapi_document(request: web.Request) -> web.Response:
 OPENAPI = web.AppKey("openapi", dict)
 
 
+def every_operation() -> list[Operation]:
+    """The whole admin API: these resources, the records and erasure (governance), the scenario files."""
+    from chat.agents import governance, scenario_api
+
+    return [*OPERATIONS, *governance.OPERATIONS, *scenario_api.OPERATIONS]
+
+
 def setup(app: web.Application, config) -> None:
-    from chat.agents import governance
     from chat.agents.ops import code_head
 
-    operations = [*OPERATIONS, *governance.OPERATIONS]
+    operations = every_operation()
     add(app, operations)
     app[OPENAPI] = openapi(operations, code_head())
     app.router.add_get("/api/openapi.json", openapi_document)

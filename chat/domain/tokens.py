@@ -5,7 +5,7 @@ Rules:
   and the audit log name) and the token's name, scopes, creator and expiry.
 - Scopes: `read` and `write` (every resource; write implies read), or `RESOURCE:read` and
   `RESOURCE:write` for one (users, teams, numbers, callback-numbers, connectors, config, audit,
-  contacts). A token acts as an admin within its scopes; it never manages tokens.
+  contacts, scenarios). A token acts as an admin within its scopes; it never manages tokens.
 - A revoked or expired token is refused at once, on every node (the database is asked each call).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from chat.store import as_utc, utcnow
 from chat.store.tables import api_tokens
 
 PREFIX = "dct_"
-RESOURCES = ("users", "teams", "numbers", "callback-numbers", "connectors", "config", "audit", "contacts")
+RESOURCES = ("users", "teams", "numbers", "callback-numbers", "connectors", "config", "audit", "contacts", "scenarios")
 SCOPES = ("read", "write", *(f"{r}:{n}" for r in RESOURCES for n in ("read", "write")))
 
 

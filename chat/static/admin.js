@@ -57,6 +57,11 @@ const RESOURCES = {
     ],
     actions: (row) => [["Delete", () => remove("callback-numbers", row.name)]],
   },
+  scenarios: {
+    title: "Scenario files", path: "/api/v1/scenarios", key: "name", editor: true,
+    columns: [["name", "Name"], ["numbers", "Run by"], ["problems", "Problems"]],
+    actions: (row) => [["Edit", () => edit(row.name)], ["Delete", () => remove("scenarios", row.name)]],
+  },
   connectors: {
     title: "Connectors", path: "/api/v1/connectors", key: "name", refresh: 5000,
     columns: [["name", "Name"], ["type", "Type"], ["state", "State"], ["numbers", "Numbers"]],
@@ -102,7 +107,12 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function shown(value) {
+function shownProblems(list) {
+  return list.map((p) => `line ${p.line}: ${p.field ? `${p.field}: ` : ""}${p.detail}`);
+}
+
+function shown(value, column) {
+  if (column === "problems") return value && value.length ? shownProblems(value).join("; ") : "none: it runs";
   if (value === null || value === undefined || value === "") return "—";
   if (value === true) return "disabled";
   if (value === false) return "active";
@@ -128,9 +138,66 @@ async function options(from) {
   return state.cache[from];
 }
 
+function renderEditor(form) {
+  form.append(el("h2", { text: "Edit or add a scenario file" }));
+  const name = el("div", { class: "admin-field" }, el("label", { for: "field-name", text: "Name (required)" }),
+    el("input", { id: "field-name", name: "name", "data-testid": "field-name", required: true, autocomplete: "off",
+                  "aria-describedby": "field-name-error" }),
+    el("span", { id: "field-name-error", class: "field-error", "data-testid": "field-name-error" }));
+  const text = el("div", { class: "admin-field admin-editor" }, el("label", { for: "field-text", text: "YAML (docs/scenarios.md)" }),
+    el("textarea", { id: "field-text", name: "text", rows: "14", spellcheck: "false", "data-testid": "field-text",
+                     "aria-describedby": "field-text-error" }),
+    el("ul", { id: "field-text-error", class: "field-error admin-problems", "data-testid": "field-text-error" }));
+  const check = el("button", { type: "button", class: "ghost", "data-testid": "admin-check", text: "Check" });
+  check.addEventListener("click", checkScenario);
+  form.append(name, text, check, el("button", { type: "submit", class: "primary", "data-testid": "admin-submit", text: "Save" }));
+  form.hidden = false;
+}
+
+function showProblems(list) {
+  const slot = $("field-text-error");
+  slot.replaceChildren(...shownProblems(list).map((line) => el("li", { text: line })));
+  if (list.length) $("field-text").setAttribute("aria-invalid", "true");
+  else $("field-text").removeAttribute("aria-invalid");
+}
+
+async function checkScenario() {
+  const name = $("field-name").value.trim();
+  const { res, data } = await call("POST", `/api/v1/scenarios/validate?name=${encodeURIComponent(name || "scenario")}`,
+                                   { text: $("field-text").value });
+  if (!res.ok) { showError((data && data.detail) || `Not checked (${res.status})`); return; }
+  showProblems(data.problems);
+  status(data.ok ? "No problems: it can be saved" : `${data.problems.length} problem(s)`);
+}
+
+async function saveScenario() {
+  const name = $("field-name").value.trim();
+  const { res, data } = await call("PUT", `/api/v1/scenarios/${encodeURIComponent(name)}`, { text: $("field-text").value });
+  if (res.ok) {
+    showProblems([]);
+    await renderTable(RESOURCES.scenarios);
+    status(`Saved ${name}.yaml: every node reloads it`);
+  } else if (res.status === 422 && data && data.errors) {
+    showProblems(data.errors.map((e) => ({ line: e.line || 0, field: "", detail: e.detail })));
+    status(`${name}.yaml was not saved`);
+  } else {
+    $("field-name-error").textContent = (data && data.detail) || `Not saved (${res.status})`;
+  }
+}
+
+async function edit(name) {
+  const { res, data } = await call("GET", `/api/v1/scenarios/${encodeURIComponent(name)}`);
+  if (!res.ok) { showError((data && data.detail) || `Cannot read ${name}`); return; }
+  $("field-name").value = data.name;
+  $("field-text").value = data.text;
+  showProblems(data.problems);
+  $("field-text").focus();
+}
+
 async function renderForm(spec) {
   const form = $("admin-form");
   form.replaceChildren();
+  if (spec.editor && canWrite()) { renderEditor(form); return; }
   if (!spec.fields || !canWrite()) { form.hidden = true; return; }
   form.append(el("h2", { text: `Add to ${spec.title.toLowerCase()}` }));
   for (const f of spec.fields) {
@@ -200,7 +267,7 @@ async function renderTable(spec) {
   table.tHead.replaceChildren(head);
   const rows = data.items.map((row) => {
     const tr = el("tr", { "data-testid": "admin-row", "data-key": row[spec.key] });
-    for (const [name] of spec.columns) tr.append(el("td", { "data-column": name, text: shown(row[name]) }));
+    for (const [name] of spec.columns) tr.append(el("td", { "data-column": name, text: shown(row[name], name) }));
     if (spec.actions && canWrite()) {
       const cell = el("td", { class: "admin-actions" });
       for (const [label, act] of spec.actions(row)) {
@@ -236,6 +303,7 @@ async function show(tab) {
 
 async function submit(event) {
   event.preventDefault();
+  if (state.tab === "scenarios") { await saveScenario(); return; }
   const spec = RESOURCES[state.tab];
   const body = formBody(spec);
   const { res, data } = await call("POST", spec.path, body);

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.agents import admin, governance
+from chat.agents import admin
 from tests.browser.test_agent_ui import LIVE, browser  # noqa: F401 - `browser` is a fixture
 from tests.browser.test_csp import WATCH_CSP
 from tests.conftest import CUSTOMER, PASSWORD
@@ -111,6 +111,35 @@ async def test_the_api_reference_page_renders_every_operation_under_the_csp(brow
     await page.goto(server.url + "/api/docs")
     await expect(page.get_by_text("didchat admin API").first).to_be_visible(timeout=LIVE)
     await expect(page.locator(".opblock-summary-path", has_text="/api/v1/users/{key}").first).to_be_visible()
-    assert await page.locator(".opblock").count() == len(admin.OPERATIONS + governance.OPERATIONS)
+    assert await page.locator(".opblock").count() == len(admin.every_operation())
+    assert await page.evaluate("window.__violations || []") == []
+    assert errors == []
+
+
+async def test_scenario_files_show_their_problems_inline_and_save_when_they_pass(browser, make_server, tmp_path):  # noqa: F811
+    from playwright.async_api import expect
+
+    from tests.chat.test_admin_scenarios import BROKEN, THANKS
+    from tests.chat.test_scenarios_live import write
+
+    server = await make_server(extra=write(tmp_path, "other", "name: other\non: {}\n"))
+    page, errors = await open_admin(browser, server, "ada")
+    await page.get_by_test_id("tab-scenarios").click()
+    await expect(page.locator('[data-testid="admin-row"][data-key="other"] [data-column="problems"]')).to_have_text(
+        "none: it runs", timeout=LIVE)
+    await page.get_by_test_id("field-name").fill("thanks")
+    await page.get_by_test_id("field-text").fill(BROKEN)
+    await page.get_by_test_id("admin-check").click()
+    problems = page.get_by_test_id("field-text-error")
+    await expect(problems).to_contain_text("line 6: on.message_received[1].timeout: required for a wait", timeout=LIVE)
+    await expect(page.get_by_test_id("field-text")).to_have_attribute("aria-invalid", "true")
+    await page.get_by_test_id("admin-submit").click()
+    await expect(page.get_by_test_id("admin-status")).to_have_text("thanks.yaml was not saved", timeout=LIVE)
+    assert not (tmp_path / "scenarios" / "thanks.yaml").exists()
+    await page.get_by_test_id("field-text").fill(THANKS)
+    await page.get_by_test_id("admin-submit").click()
+    await expect(page.get_by_test_id("admin-status")).to_contain_text("Saved thanks.yaml", timeout=LIVE)
+    await expect(page.locator('[data-testid="admin-row"][data-key="thanks"]')).to_be_visible()
+    assert (tmp_path / "scenarios" / "thanks.yaml").read_text() == THANKS
     assert await page.evaluate("window.__violations || []") == []
     assert errors == []
