@@ -12,7 +12,6 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from aiohttp import web
@@ -32,6 +31,7 @@ from chat.agents.api import (
     page,
     validated,
 )
+from chat.agents.documents import CALLBACKS, NUMBERS, TEAMS, USERS, Collection, set_teams
 from chat.agents.ops import connector_states
 from chat.config import AccessNumberConfig, CallbackNumber, Name, Strict, TeamConfig, UserConfig
 from chat.domain.running import Conflict, document
@@ -87,77 +87,6 @@ class Running(BaseModel):
     model_config = ConfigDict(extra="forbid")
     revision: int
     document: dict[str, Any] = Field(description="the running configuration (users without passwords)")
-
-
-# -- the document's collections ---------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Collection:
-    """Where a resource's items live in the running document, and how one is told apart."""
-
-    name: str  # in paths and messages
-    key: str  # the field that names an item
-    path: tuple[str, ...]  # where in the document: a list of items, or a mapping name -> item
-    keyed: bool  # a mapping (teams, callback numbers) rather than a list
-    model: type[BaseModel]  # what an item must be
-    short: Callable[[Any], dict] = lambda v: v  # the short form a file may use, spelled out
-
-    def items(self, doc: dict) -> list[dict]:
-        where = _get(doc, self.path)
-        if self.keyed:
-            return [{self.key: k} | self.short(v) for k, v in (where or {}).items()]
-        return list(where or [])
-
-    def find(self, doc: dict, key: str) -> dict | None:
-        return next((item for item in self.items(doc) if item.get(self.key) == key), None)
-
-    def put(self, doc: dict, item: dict) -> None:
-        """Add or replace the item (a list keeps its order: a new item goes last)."""
-        key = item[self.key]
-        if self.keyed:
-            _make(doc, self.path)[key] = {k: v for k, v in item.items() if k != self.key}
-            return
-        items = _make(doc, self.path, list)
-        for i, old in enumerate(items):
-            if old.get(self.key) == key:
-                items[i] = item
-                return
-        items.append(item)
-
-    def remove(self, doc: dict, key: str) -> None:
-        where = _get(doc, self.path)
-        if self.keyed:
-            where.pop(key, None)
-        else:
-            where[:] = [i for i in where if i.get(self.key) != key]
-
-    def location(self, doc: dict, key: str) -> tuple:
-        """The item's place in the document, as problems name it."""
-        if self.keyed:
-            return (*self.path, key)
-        index = next(i for i, item in enumerate(self.items(doc)) if item.get(self.key) == key)
-        return (*self.path, index)
-
-
-def _get(doc: dict, path: tuple[str, ...]) -> Any:
-    where: Any = doc
-    for part in path:
-        where = (where or {}).get(part)
-    return where
-
-
-def _make(doc: dict, path: tuple[str, ...], leaf: type = dict) -> Any:
-    for part in path[:-1]:
-        doc = doc.setdefault(part, {})
-    return doc.setdefault(path[-1], leaf())
-
-
-USERS = Collection("user", "name", ("users",), False, UserConfig)
-TEAMS = Collection("team", "name", ("teams",), True, TeamConfig,
-                   lambda v: {"members": list(v)} if isinstance(v, list) else dict(v))
-NUMBERS = Collection("access number", "number", ("access_numbers",), False, AccessNumberConfig)
-CALLBACKS = Collection("callback number", "name", ("callback_numbers", "named"), True, CallbackNumber,
-                       lambda v: {"number": v} if isinstance(v, str) else dict(v))
 
 
 def _shown(collection: Collection, item: dict, doc: dict, out: type[BaseModel]) -> dict:
@@ -234,44 +163,38 @@ def _resource(collection: Collection, out: type[BaseModel], new: type[BaseModel]
             raise _missing(collection, key)
         return web.json_response(_shown(collection, item, doc, out), headers=_etag(request))
 
-    async def create_item(request: web.Request, who: Caller) -> web.Response:
-        given = validated(new, await body_of(request))
-        key = given[collection.key]
-        password, teams = given.pop("password", None), given.pop("teams", None)
-
-        def edit(doc: dict) -> dict:
-            if collection.find(doc, key) is not None:
-                raise ApiError(409, "Conflict", f"{collection.name} {key!r} exists already",
-                               [field_error([collection.key], "exists already")])
-            collection.put(doc, given)
-            if teams is not None:
-                _set_teams(doc, key, teams)
-            return doc
-        applied, doc = await _change(request, who, edit, lambda d: collection.location(d, key),
-                                     {key: password} if password else None)
-        item = collection.find(doc, key)
-        assert item is not None
-        return web.json_response(_shown(collection, item, doc, out), status=201, headers={
-            "Location": f"{BASE}/{plural}/{key}", "ETag": f'"{applied.revision}"'})
-
-    async def change_item(request: web.Request, who: Caller) -> web.Response:
-        key = _key_of(collection, request)
-        given = validated(patch, await body_of(request))
+    async def put(request: web.Request, who: Caller, key: str, given: dict, existing: bool) -> tuple[Any, dict]:
+        """Add (`existing` False) or change the item `key` with the fields given; the revision and the item."""
         password, teams = given.pop("password", None), given.pop("teams", None)
 
         def edit(doc: dict) -> dict:
             item = collection.find(doc, key)
-            if item is None:
+            if existing and item is None:
                 raise _missing(collection, key)
-            collection.put(doc, {**item, **{k: v for k, v in given.items()}, collection.key: key})
+            if not existing and item is not None:
+                raise ApiError(409, "Conflict", f"{collection.name} {key!r} exists already",
+                               [field_error([collection.key], "exists already")])
+            collection.put(doc, {**(item or {}), **given, collection.key: key})
             if teams is not None:
-                _set_teams(doc, key, teams)
+                set_teams(doc, key, teams)
             return doc
         applied, doc = await _change(request, who, edit, lambda d: collection.location(d, key),
                                      {key: password} if password else None)
         item = collection.find(doc, key)
         assert item is not None
-        return web.json_response(_shown(collection, item, doc, out), headers={"ETag": f'"{applied.revision}"'})
+        return applied, _shown(collection, item, doc, out)
+
+    async def create_item(request: web.Request, who: Caller) -> web.Response:
+        given = validated(new, await body_of(request))
+        key = given[collection.key]
+        applied, item = await put(request, who, key, given, existing=False)
+        return web.json_response(item, status=201, headers={"Location": f"{BASE}/{plural}/{key}",
+                                                             "ETag": f'"{applied.revision}"'})
+
+    async def change_item(request: web.Request, who: Caller) -> web.Response:
+        key = _key_of(collection, request)
+        applied, item = await put(request, who, key, validated(patch, await body_of(request)), existing=True)
+        return web.json_response(item, headers={"ETag": f'"{applied.revision}"'})
 
     async def delete_item(request: web.Request, who: Caller) -> web.Response:
         key = _key_of(collection, request)
@@ -281,7 +204,7 @@ def _resource(collection: Collection, out: type[BaseModel], new: type[BaseModel]
                 raise _missing(collection, key)
             collection.remove(doc, key)
             if collection is USERS:
-                _set_teams(doc, key, [])
+                set_teams(doc, key, [])
             return doc
         try:
             await _change(request, who, edit, lambda d: ())
@@ -308,18 +231,6 @@ def _resource(collection: Collection, out: type[BaseModel], new: type[BaseModel]
         Operation("DELETE", item_path, delete_item, WRITE, f"Delete a {collection.name}", tag, plural, status=204,
                   errors=(404, 409)),
     ]
-
-
-def _set_teams(doc: dict, user: str, teams: list[str]) -> None:
-    """Make `user` a member of exactly `teams` (a team not yet configured is created, with defaults)."""
-    for team in TEAMS.items(doc):
-        members = [m for m in team.get("members", []) if m != user]
-        if team["name"] in teams:
-            members.append(user)
-        TEAMS.put(doc, {**team, "members": members})
-    for name in teams:
-        if TEAMS.find(doc, name) is None:
-            TEAMS.put(doc, {"name": name, "members": [user]})
 
 
 def _etag(request: web.Request) -> dict:
