@@ -31,17 +31,22 @@ NODE = typer.Option(..., "--config", "-c", help="this node's configuration file 
 AUTHOR = "cli"
 
 
-def register(app: typer.Typer, config_app: typer.Typer) -> None:
-    config_app.command("apply")(config_apply)
-    config_app.command("export")(config_export)
+def register(app: typer.Typer, configuration: typer.Typer) -> None:
+    configuration.command("apply")(config_apply)
+    configuration.command("export")(config_export)
     app.add_typer(user_app, name="user")
     app.add_typer(token_app, name="token")
 
 
 def _node(path: Path) -> Config:
-    from chat.cli import _load
+    """The node file at `path`, or exit 2 with its file:line errors."""
+    from chat.config import read_config
+    from scenarios import SourceError
 
-    return _load(path)
+    try:
+        return read_config(path)[0]
+    except SourceError as err:
+        raise _fail(str(err)) from None
 
 
 def _yaml(data: Any) -> str:
