@@ -144,6 +144,22 @@ async def test_a_user_still_named_elsewhere_is_not_deleted_and_a_deleted_one_is_
     assert (await server.login("bob"))[0] == 401
 
 
+async def test_a_disabled_user_is_signed_out_at_once_and_may_not_log_in_until_enabled(server):
+    alice = await server.connect("alice")
+    api = await api_as(server, "ada")
+    status, answer, _ = await api("PATCH", "/api/v1/users/alice", {"disabled": True})
+    assert status == 422 and answer["errors"][0]["field"] == "access_numbers[0].user"  # her number first
+    assert (await api("PATCH", f"/api/v1/numbers/{ALICE}", {"user": "bob"}))[0] == 200
+    status, user, _ = await api("PATCH", "/api/v1/users/alice", {"disabled": True})
+    assert status == 200 and user["disabled"] is True
+    await until(lambda: alice.pushed("session_ended") == [{"reason": "removed"}], 5.0, "her open tab signed out")
+    assert (await server.login("alice"))[0] == 401
+    assert (await api("PATCH", "/api/v1/users/alice", {"disabled": False}))[0] == 200
+    assert (await server.login("alice"))[0] == 200
+    status, answer, _ = await api("PATCH", "/api/v1/users/ada", {"disabled": True})
+    assert status == 409 and "no enabled admin" in answer["detail"]
+
+
 async def test_a_password_reset_takes_effect_and_the_old_one_fails(server):
     api = await api_as(server, "ada")
     assert (await api("PATCH", "/api/v1/users/bob", {"password": "brand-new-secret"}))[0] == 200

@@ -36,6 +36,9 @@ async def test_export_then_apply_of_the_export_is_a_no_op(make_server, tmp_path)
     assert code == 0, err
     assert "no changes" in out
     assert await revision(server) == 1
+    api = await api_as(server, "ada")
+    [exported_record] = (await api("GET", "/api/v1/audit?action=config.exported"))[1]["items"]
+    assert exported_record["actor"] == "cli" and exported_record["target"] == "revision:1"
 
 
 async def test_apply_shows_the_difference_and_the_running_node_takes_it(make_server, tmp_path):
