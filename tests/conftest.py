@@ -3,7 +3,10 @@ python-socketio agent clients, and a local server speaking Twilio's Messages API
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import os
+import re
 import shutil
 import socket
 import textwrap
@@ -20,6 +23,7 @@ from aiohttp import web
 from chat.app import create_app
 from chat.cli import signed_sms
 from chat.config import load_config
+from tests.databases import Templates, asyncpg_url
 from tests.fakes.twilio_api import FakeTwilioApi
 
 PG_ADMIN = os.environ.get("DIDCHAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -53,10 +57,45 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0, what: str =
             await asyncio.sleep(0.01)
 
 
+# A test that migrates its database itself to a given revision (an older one, to test an upgrade) needs it
+# empty: on a migrated copy that upgrade would do nothing. Such tests are marked `empty_database`, by hand or
+# here, when their code calls migrate(db, "<revision>").
+MIGRATES_TO_A_REVISION = re.compile(r"\bmigrate\(\s*\w+\s*,\s*(revision\s*=\s*)?[\"']")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "empty_database: the test's database_url has no schema (the test migrates it)")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is None or "database_url" not in getattr(item, "fixturenames", ()):
+            continue
+        try:
+            source = inspect.getsource(function)
+        except (OSError, TypeError):
+            continue
+        if MIGRATES_TO_A_REVISION.search(source):
+            item.add_marker(pytest.mark.empty_database)
+
+
+@pytest.fixture(scope="session")
+def database_templates(tmp_path_factory):
+    """This process's migrated template databases (tests/databases.py); dropped at the end."""
+    templates = Templates(PG_ADMIN, tmp_path_factory.mktemp("database-templates"))
+    yield templates
+    templates.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(request, tmp_path):
-    """A fresh database: a SQLite file, or a new PostgreSQL database dropped afterwards."""
+async def database_url(request, tmp_path, database_templates):
+    """A fresh database with the newest schema (a copy of this process's template; empty for a test marked
+    `empty_database`): a SQLite file, or a new PostgreSQL database dropped afterwards."""
+    empty = request.node.get_closest_marker("empty_database") is not None
     if request.param == "sqlite":
+        if not empty:
+            await database_templates.copy_sqlite(tmp_path / "didchat.db")
         yield f"sqlite+aiosqlite:///{tmp_path}/didchat.db"
         return
     name = f"didchat_test_{uuid.uuid4().hex[:12]}"
@@ -64,8 +103,9 @@ async def database_url(request, tmp_path):
         admin = await asyncpg.connect(PG_ADMIN, timeout=3)
     except (OSError, asyncpg.PostgresError, TimeoutError):
         unavailable(f"PostgreSQL at {PG_ADMIN}")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+    template = "" if empty else f' TEMPLATE "{await database_templates.postgres(admin)}"'
+    await admin.execute(f'CREATE DATABASE "{name}"{template}')
+    yield asyncpg_url(PG_ADMIN, name)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
 
@@ -89,9 +129,20 @@ def smpp_connector(port: int, **options) -> str:
     return head + f"    system_id: didchat\n    password: secret\n{lines}    numbers: [\"{SMPP_NUMBER}\"]\n"
 
 
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD's argon2 hash, made once per process by the app's own hasher (its parameters: a login costs what
+    it costs in production). The test config gives it beside the password, so a start hashes no password."""
+    from chat.domain.directory import hasher
+
+    return hasher.hash(PASSWORD)
+
+
 def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str = "", connectors: str = "",
                 alice: str = "") -> str:
-    """The test configuration; `alice` adds keys to Alice's number (e.g. its scenario)."""
+    """The test configuration; `alice` adds keys to Alice's number (e.g. its scenario). Each user has
+    `password: PASSWORD` and its `password_hash` (password_hash())."""
+    secret = f'password: {PASSWORD}, password_hash: "{password_hash()}"'
     return textwrap.dedent(f"""\
         public_url: http://127.0.0.1:{port}
         port: {port}
@@ -100,9 +151,9 @@ def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str 
         presence_grace_seconds: 0
         outbox: {{backoff_seconds: 0.05, backoff_max_seconds: 0.2, max_attempts: 4}}
         users:
-          - {{name: alice, display_name: Alice, password: {PASSWORD}, may_present: [main]}}
-          - {{name: bob, display_name: Bob, password: {PASSWORD}}}
-          - {{name: ada, display_name: Ada Admin, role: admin, password: {PASSWORD}}}
+          - {{name: alice, display_name: Alice, {secret}, may_present: [main]}}
+          - {{name: bob, display_name: Bob, {secret}}}
+          - {{name: ada, display_name: Ada Admin, role: admin, {secret}}}
         access_numbers:
           - {{number: "{ALICE}", user: alice{alice}}}
           - {{number: "{BOB}", user: bob}}

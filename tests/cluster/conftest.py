@@ -5,7 +5,8 @@ Rules:
   hash check compares it across nodes); only its port differs, given with --port. `public_url` is
   the cluster's one address (`Cluster.public_port`, where a load balancer may listen), so webhooks
   signed for it verify on every node.
-- The schema is migrated once (as `didchat migrate` does) before any node starts: nodes never race on it.
+- The schema is there before any node starts (the database is a copy of this pytest process's template,
+  migrated once as `didchat migrate` does: tests/databases.py): nodes never race on it.
 - Each test gets its own PostgreSQL database (dropped afterwards) and its own `cluster.redis_prefix`
   (its keys deleted afterwards); a node that does not become ready fails the test with its log tail.
 - Missing PostgreSQL or Redis: `unavailable(...)` (a skip on a laptop, a failure in CI).
@@ -29,9 +30,8 @@ import redis.asyncio as aioredis
 
 from chat.cli import signed_sms
 from chat.config import Config, load_config
-from chat.store import Database
-from chat.store import migrate as store_migrate
 from tests.conftest import ALICE, CUSTOMER, PASSWORD, PG_ADMIN, AgentClient, config_text, free_port, unavailable
+from tests.databases import asyncpg_url
 from tests.fakes.twilio_api import FakeTwilioApi
 
 REDIS_URL = os.environ.get("DIDCHAT_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -225,18 +225,16 @@ def cluster_yaml(redis_url: str, prefix: str, options: dict) -> str:
 
 
 @pytest.fixture
-async def cluster_database():
-    """The URL of a new, empty PostgreSQL database with the schema; dropped afterwards."""
+async def cluster_database(database_templates):
+    """The URL of a new, empty PostgreSQL database with the schema (a copy of the migrated template); dropped afterwards."""
     try:
         admin = await asyncpg.connect(PG_ADMIN, timeout=3)
     except (OSError, asyncpg.PostgresError, TimeoutError):
         unavailable(f"PostgreSQL at {PG_ADMIN}")
     name = f"didchat_cluster_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
     try:
-        await migrate(url)
-        yield url
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{await database_templates.postgres(admin)}"')
+        yield asyncpg_url(PG_ADMIN, name)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -259,15 +257,6 @@ async def redis_prefix():
         if keys:
             await client.delete(*keys)
         await client.aclose()
-
-
-async def migrate(database_url: str) -> None:
-    """The schema, once, before any node starts (in this process: it saves a start-up of Python)."""
-    db = Database(database_url)
-    try:
-        await store_migrate(db)
-    finally:
-        await db.dispose()
 
 
 async def start_all(nodes: list[Node]) -> None:
