@@ -10,10 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
-from chat.config import AccessNumberConfig, CallbackNumber, TeamConfig, UserConfig
-
 
 @dataclass(frozen=True)
 class Collection:
@@ -23,7 +19,6 @@ class Collection:
     key: str  # the field that names an item
     path: tuple[str, ...]  # where in the document: a list of items, or a mapping name -> item
     keyed: bool  # a mapping (teams, callback numbers) rather than a list
-    model: type[BaseModel]  # what an item must be
     short: Callable[[Any], dict] = lambda v: v  # the short form a file may use, spelled out
 
     def items(self, doc: dict) -> list[dict]:
@@ -76,11 +71,11 @@ def _make(doc: dict, path: tuple[str, ...], leaf: type = dict) -> Any:
     return doc.setdefault(path[-1], leaf())
 
 
-USERS = Collection("user", "name", ("users",), False, UserConfig)
-TEAMS = Collection("team", "name", ("teams",), True, TeamConfig,
+USERS = Collection("user", "name", ("users",), False)
+TEAMS = Collection("team", "name", ("teams",), True,
                    lambda v: {"members": list(v)} if isinstance(v, list) else dict(v))
-NUMBERS = Collection("access number", "number", ("access_numbers",), False, AccessNumberConfig)
-CALLBACKS = Collection("callback number", "name", ("callback_numbers", "named"), True, CallbackNumber,
+NUMBERS = Collection("access number", "number", ("access_numbers",), False)
+CALLBACKS = Collection("callback number", "name", ("callback_numbers", "named"), True,
                        lambda v: {"number": v} if isinstance(v, str) else dict(v))
 
 

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-import structlog
 from argon2 import PasswordHasher
 
 from chat.config import AccessNumberConfig, Config, Document, Problem, UserConfig
@@ -26,7 +25,6 @@ from chat.domain.conversations import ACTIVE, append_message
 from chat.store import utcnow
 from chat.store.tables import access_numbers, conversations, team_cursors, users
 
-log = structlog.get_logger()
 hasher = PasswordHasher()
 HASH_THREADS = max(1, len(os.sched_getaffinity(0)))  # one argon2 hash keeps one core busy for ~0.1 s
 ADMINS = "@admins"  # the queue of what no route gives anyone (not a valid team name: it never clashes)

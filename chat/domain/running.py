@@ -117,14 +117,14 @@ async def load(db: Database, node: Config, check: Check | None = None) -> Applie
     return Applied(row.revision, build_directory(config, ids), changed=False)
 
 
-async def apply(db: Database, node: Config, wanted: Managed | Any, *, source: str, author: str,
+async def apply(db: Database, node: Config, wanted: Config | Any, *, source: str, author: str,
                 expect: int | None = None, passwords: dict[str, str] | None = None, mark: str | None = None,
                 where: str = RUNNING, check: Check | None = None, address: str = "") -> Applied:
-    """Make `wanted` (a Managed, or its document) the running configuration: checked whole, written in one
+    """Make `wanted` (a file's Config, or a managed document) the running configuration: checked whole, written in one
     transaction with the next revision. `expect`: the revision it was prepared from (Conflict otherwise);
     `passwords`: name -> new password (a new user's, or a reset); `mark`: the file's fingerprint (a file's).
     A file's Config was checked by its loader; a document is checked here, with `check` too."""
-    config = wanted if isinstance(wanted, Config) else running_config(node, _plain(wanted), where, check)
+    config = wanted if isinstance(wanted, Config) else running_config(node, wanted, where, check)
     async with db.read() as conn:
         known = set((await conn.scalars(sa.select(users.c.name))).all())
     passwords = dict(passwords or {})
@@ -156,23 +156,6 @@ async def apply(db: Database, node: Config, wanted: Managed | Any, *, source: st
         log.warning("routing.no_route", number=number, queue=ADMINS)
     log.info("config.applied", revision=revision + 1, source=source, author=author)
     return Applied(revision + 1, directory, tuple(moved))
-
-
-def _plain(wanted: Managed | Any) -> Any:
-    return _with_secrets(wanted) if isinstance(wanted, Managed) else wanted
-
-
-def _with_secrets(config: Managed) -> dict:
-    """`config`'s document with the users' password fields, which `document` leaves out (for validation)."""
-    out = document(config)
-    by_name = {u.name: u for u in config.users}
-    for user in out.get("users", ()):
-        source = by_name[user["name"]]
-        if source.password:
-            user["password"] = source.password.get_secret_value()
-        if source.password_hash:
-            user["password_hash"] = source.password_hash.get_secret_value()
-    return out
 
 
 def _check_passwords(config: Config, known: set[str], passwords: dict[str, str], where: str) -> None:
