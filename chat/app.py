@@ -14,14 +14,13 @@ import socketio.packet
 import structlog
 from aiohttp import web
 
-from chat.agents.auth import TOKENS, Tokens, secret_key
+from chat.agents.auth import TOKENS, Tokens
 from chat.agents.loop import loop_health
 from chat.agents.namespace import AgentNamespace
 from chat.agents.ops import tell_agents
 from chat.config import Config, SmppConnector
-from chat.connectors.providers import build_senders, status_callbacks
-from chat.connectors.smpp import smpp_context
-from chat.domain.statuses import report_unit
+from chat.connectors.live import CONNECTORS, connectors_context
+from chat.domain.secrets import secret_key
 from chat.metrics import LINKS, METRICS, Live, Metrics
 from chat.store.context import COMMIT, CONFIG, DB, store_context
 from chat.web import add_routes
@@ -84,8 +83,8 @@ def create_app(config: Config, *, run_migrations: bool = True) -> web.Applicatio
         crm_context,
         retention_context,
         automation_context,
-        smpp_context,
-        outbox_context(partial(_senders, config), _windows, status_callbacks(config), _can_send),
+        connectors_context,
+        outbox_context(lambda app: app[CONNECTORS]),
         _started,
     ])
     add_routes(app, config)  # each module its routes, and after the parts above its own cleanup context
@@ -95,31 +94,11 @@ def create_app(config: Config, *, run_migrations: bool = True) -> web.Applicatio
     return app
 
 
-def _senders(config: Config, app: web.Application) -> dict:
-    """One sender per connector: the SMS APIs' and the bound SMPP links'."""
-    router, commit = app[ROUTER], app[COMMIT]
-
-    async def report(item) -> None:  # the loopback's statuses
-        await router.push_status(await commit.run(report_unit(item)))
-
-    return build_senders(config, report) | {link.cfg.name: link.sender for link in app[LINKS]}
-
-
-def _windows(app: web.Application) -> dict[str, int]:
-    return {link.cfg.name: link.cfg.window for link in app[LINKS]}
-
-
-def _can_send(app: web.Application):
-    """Whether this node may send a connector's messages now: an SMPP connector's, only while it holds the bind."""
-    return lambda name: all(link.leader for link in app[LINKS] if link.cfg.name == name)
-
-
 async def _started(app: web.Application):
     """Every part runs: say so, and let the operator's metrics read the live parts."""
     from chat.agents.login import LOGIN
 
-    config = app[CONFIG]
-    smpp = sum(isinstance(c, SmppConnector) for c in config.connectors)
+    smpp = sum(isinstance(c, SmppConnector) for c in app[DIRECTORY].config.connectors)
     log.info("didchat.started", database=app[DB].url.render_as_string(hide_password=True), agents=len(app[DIRECTORY].current.agents),
              smpp_connectors=smpp)
     links: list = app[LINKS]

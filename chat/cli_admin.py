@@ -98,10 +98,12 @@ async def _tell_nodes(cfg: Config) -> None:
 
 
 def _change(cfg: Config, edit: Callable[[dict], Any], *, passwords: dict[str, str] | None = None, where: str | None = None,
-            show: bool = False, dry_run: bool = False, mark: str | None = None) -> None:
+            show: bool = False, dry_run: bool = False, from_file: bool = False) -> None:
     """Apply `edit` (the running document -> the wanted data) as the next revision, printing the difference
-    if `show`; exit 2 with the problems if it is not valid."""
-    from chat.domain.running import Conflict, apply, document, running_config
+    if `show`; exit 2 with the problems if it is not valid. `from_file`: the data is a file's (its fingerprint is kept,
+    chat.domain.running.start)."""
+    from chat.domain.running import Conflict, apply, fingerprint, prepare
+    from chat.domain.secrets import display
     from chat.workers.scenario_files import problems
     from scenarios import SourceError
 
@@ -111,10 +113,11 @@ def _change(cfg: Config, edit: Callable[[dict], Any], *, passwords: dict[str, st
             revision, current = await _running(db)
             wanted = edit(copy.deepcopy(current))
             try:
-                shown = document(running_config(cfg, wanted, where or "running configuration", problems))
+                config, stored = prepare(cfg, wanted, current, where or "running configuration", problems)
+                shown = display(stored, current)
             except SourceError as err:
                 raise _fail(str(err)) from None
-            diff = "".join(difflib.unified_diff(_yaml(current).splitlines(True), _yaml(shown).splitlines(True),
+            diff = "".join(difflib.unified_diff(_yaml(display(current)).splitlines(True), _yaml(shown).splitlines(True),
                                                 f"running (revision {revision})", where or "wanted"))
             if show:
                 typer.echo(diff or f"no changes: the running configuration (revision {revision}) is this already")
@@ -122,7 +125,7 @@ def _change(cfg: Config, edit: Callable[[dict], Any], *, passwords: dict[str, st
                 return revision
             try:
                 applied = await apply(db, cfg, wanted, source="cli", author=AUTHOR, expect=revision, passwords=passwords,
-                                      mark=mark, where=where or "running configuration", check=problems)
+                                      mark=fingerprint(config) if from_file else None, where=where or "running configuration", check=problems)
             except SourceError as err:
                 raise _fail(str(err)) from None
             except Conflict as err:
@@ -145,7 +148,6 @@ def config_apply(
 ) -> None:
     """Show the difference between FILE and the running configuration, and apply it (at once, on every node)."""
     from chat.config import MANAGED
-    from chat.domain.running import fingerprint, running_config
     from scenarios import SourceError, load
 
     cfg = _node(config or file)
@@ -158,11 +160,7 @@ def config_apply(
         raise _fail(f"{file}:1: the file must be a mapping of keys (users, access_numbers, …)")
     for key in [k for k in data if k not in MANAGED]:  # the node's own settings: read at its start, not applied
         del data[key]
-    try:
-        mark = fingerprint(running_config(cfg, data, str(file)))
-    except SourceError as err:
-        raise _fail(str(err)) from None
-    _change(cfg, lambda _: data, where=str(file), show=True, dry_run=dry_run, mark=mark)
+    _change(cfg, lambda _: data, where=str(file), show=True, dry_run=dry_run, from_file=True)
 
 
 def config_export(
@@ -184,8 +182,12 @@ def config_export(
         finally:
             await db.dispose()
 
+    from chat.domain.secrets import STORED, display
+
     revision, doc = asyncio.run(go())
-    text = f"# didchat running configuration, revision {revision} (didchat config export)\n" + _yaml(doc)
+    text = (f"# didchat running configuration, revision {revision} (didchat config export)\n"
+            f"# connectors' secrets: {STORED} keeps the one stored; a value or ${{NAME}} (an environment variable) sets it\n"
+            + _yaml(display(doc, references=False)))
     if output is None:
         sys.stdout.write(text)
     else:

@@ -236,7 +236,7 @@ class SmppConnector(Strict):
 
     type: Literal["smpp"]
     name: Name
-    host: str
+    host: str = Field(min_length=1, max_length=253)
     port: int = Field(ge=1, le=65535)
     system_id: str = Field(max_length=15)
     password: SecretStr = Field(max_length=8)
@@ -317,7 +317,8 @@ class ClusterConfig(Strict):
 
 class Managed(Strict):
     """What administrators change while didchat runs (the admin API, `didchat config apply`): the running
-    configuration, stored in the database with a revision and the same on every node (chat.domain.running)."""
+    configuration, stored in the database with a revision and the same on every node (chat.domain.running);
+    connectors' secrets sealed (chat.domain.secrets)."""
 
     users: tuple[UserConfig, ...] = ()
     access_numbers: tuple[AccessNumberConfig, ...] = ()
@@ -326,6 +327,8 @@ class Managed(Strict):
     conversations: ConversationsConfig = ConversationsConfig()
     opt_out_scope: Literal["number", "account"] = Field(
         default="number", description="a STOP stops the number it was sent to (number), or every number (account)")
+    connectors: tuple[Connector, ...] = Field(default=(), description="the SMSCs and SMS APIs: their secrets are sealed in "
+                                              "the database, or ${NAME} references each node reads from its environment")
 
     def team_members(self) -> dict[str, tuple[str, ...]]:
         """Each team's member names."""
@@ -348,7 +351,6 @@ class Config(Managed):
     secret_key: SecretStr | None = Field(default=None, min_length=32)
     token_minutes: float = Field(default=15, gt=0)
     presence_grace_seconds: float = Field(default=10, ge=0)
-    connectors: tuple[Connector, ...] = ()
     scenarios: ScenariosConfig = ScenariosConfig()
     outbox: OutboxConfig = OutboxConfig()
     login: LoginConfig = LoginConfig()

@@ -35,7 +35,7 @@ class Metrics:
     """Every metric of one app, in its own registry."""
 
     def __init__(self, connectors: Sequence[str]) -> None:
-        self.connectors = frozenset(connectors)
+        self.connectors = frozenset(connectors)  # the ones running: set again when they change
         self.registry = CollectorRegistry()
         self.inbound_counts: collections.Counter[tuple[str, str]] = collections.Counter()
         self.outbound_total = Counter("didchat_outbound_messages", "Agent messages handed to a provider, by outcome",

@@ -59,7 +59,32 @@ class Document:
         try:
             return model.model_validate(self.data)
         except ValidationError as err:
-            raise SourceError([self.problem(e["loc"], _message(e)) for e in err.errors()]) from None
+            raise SourceError([self.problem(error_loc(self.data, e), _message(e)) for e in err.errors()]) from None
+
+
+def error_loc(data: Any, error: Any) -> Loc:
+    """Where in `data` a pydantic error is: its location without union tags (`untagged`), and a tag that is
+    wrong or missing placed on the field that carries it (`connectors.0.type`)."""
+    loc = untagged(data, error["loc"])
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc = (*loc, str(error.get("ctx", {}).get("discriminator", "type")).strip("'"))
+    return loc
+
+
+def untagged(data: Any, loc: Loc) -> Loc:
+    """`loc` without the tags pydantic puts in it for a tagged union (`connectors.0.smpp.port` is the
+    document's `connectors.0.port`: `smpp` is the value of the item's `type`, not one of its keys)."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part not in node and part in node.values():
+            continue
+        out.append(part)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return tuple(out)
 
 
 def _message(error: dict) -> str:
@@ -146,4 +171,4 @@ def _env(match: re.Match[str], path: str, problems: list[Problem], line: int) ->
     return value
 
 
-__all__ = ["Document", "Problem", "SourceError", "load", "parse", "line_of", "dotted"]
+__all__ = ["Document", "Problem", "SourceError", "load", "parse", "line_of", "dotted", "error_loc"]

@@ -5,17 +5,21 @@ Rules:
   document and applies it as the next revision, on every node at once (chat.workers.running). So
   the API checks exactly what a configuration file is checked for, and a problem names the field of
   the request (`default_number`), or the place elsewhere it breaks (`access_numbers.2.user`).
-- Bodies are the configuration's own models (chat.config); `password` is write-only and never
-  answered, and a user's `teams` are the teams whose members name them.
-- A user, team or callback number another part still names is not deleted: 409, naming the parts.
+- Bodies are the configuration's own models (chat.config); a user's `password` and a connector's
+  secrets are write-only and never answered (a secret reads `${didchat:stored}`, and a change that
+  leaves it out keeps it: chat.domain.secrets), and a user's `teams` are the teams whose members
+  name them. A connector's answer adds its live state and the numbers it serves.
+- A user, team, callback number or connector another part still names is not deleted: 409, naming
+  the parts.
 """
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Annotated, Any, Optional, Union
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
+from pydantic import BaseModel, ConfigDict, Field, RootModel, SecretStr, create_model
 
 from chat.agents.api import (
     READ,
@@ -31,16 +35,18 @@ from chat.agents.api import (
     page,
     validated,
 )
-from chat.agents.documents import CALLBACKS, NUMBERS, TEAMS, USERS, Collection, set_teams
+from chat.agents.documents import CALLBACKS, CONNECTORS, NUMBERS, TEAMS, USERS, Collection, set_teams
 from chat.agents.ops import connector_states
 from chat.config import AccessNumberConfig, CallbackNumber, Name, Strict, TeamConfig, UserConfig
-from chat.domain.running import Conflict, document
-from chat.store.context import CONFIG
+from chat.config import Connector as ConnectorConfig
+from chat.domain.running import Conflict
+from chat.domain.secrets import SECRET_FIELDS, STORED, display
 from chat.workers.running import DIRECTORY
 from gateway.numbers import InvalidNumber, normalize_number
 from scenarios import SourceError
 
 BASE = "/api/v1"
+SECRET_NAMES = {name for names in SECRET_FIELDS.values() for name in names}
 
 
 def _variant(name: str, model: type[BaseModel], drop: frozenset[str] | set[str] = frozenset(), extra: dict | None = None,
@@ -68,13 +74,30 @@ Callback = _variant("CallbackNumber", CallbackNumber, extra={"name": (Name, ...)
 CallbackChange = _variant("CallbackNumberChange", CallbackNumber, optional=True)
 
 
-class Connector(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    type: str
-    state: str = Field(description="an SMPP link's: bound, binding, …, or standby (another node holds the bind); an "
-                                   "SMS API's: configured")
-    numbers: tuple[str, ...] = ()
+SECRET_IN = "write-only: the value, or ${NAME} of an environment variable each node reads it from"
+SECRET_OUT = f"never the value: {STORED} (it is stored, sealed), or the ${{NAME}} reference it was given"
+STATE = (str, Field(description="an SMPP link's: bound, binding, …, or standby (another node holds the bind), starting; "
+                                "an SMS API's: configured"))
+SERVES = (tuple[str, ...], Field(description="every number it sends and receives for: its own and the access numbers "
+                                             "that name it"))
+
+
+def _connector_variants(suffix: str, secret: tuple, extra: dict | None = None) -> Any:
+    variants = [_variant(f"{cls.__name__.removesuffix('Connector')}{suffix}", cls, extra=(extra or {}) | {
+        name: secret for name in SECRET_FIELDS[cls.model_fields["type"].annotation.__args__[0]]})
+        for cls in typing.get_args(typing.get_args(ConnectorConfig)[0])]
+    return Annotated[Union[tuple(variants)], Field(discriminator="type")]  # noqa: UP007
+
+
+Connector = create_model("Connector", __base__=RootModel[_connector_variants(  # type: ignore[call-overload,misc]
+    "", (str, Field(description=SECRET_OUT)), {"state": STATE, "serves": SERVES})])
+NewConnector = create_model("NewConnector", __base__=RootModel[_connector_variants(  # type: ignore[call-overload,misc]
+    "New", (SecretStr, Field(min_length=1, max_length=4096, description=SECRET_IN)))])
+ConnectorChange = create_model(  # type: ignore[call-overload]
+    "ConnectorChange", __base__=Strict, __doc__="The fields given change; a secret left out is kept.", **{
+    key: (Optional[info.annotation if key not in SECRET_NAMES else SecretStr], None)  # noqa: UP045
+    for cls in typing.get_args(typing.get_args(ConnectorConfig)[0]) for key, info in cls.model_fields.items()
+    if key not in ("name", "type")})
 
 
 class RunningChange(BaseModel):
@@ -89,11 +112,18 @@ class Running(BaseModel):
     document: dict[str, Any] = Field(description="the running configuration (users without passwords)")
 
 
-def _shown(collection: Collection, item: dict, doc: dict, out: type[BaseModel]) -> dict:
-    """An item as the API answers it: every field, defaults included, no secrets."""
-    body = {k: v for k, v in item.items() if k not in ("password", "password_hash")}
+def _shown(request: web.Request, collection: Collection, item: dict, doc: dict, out: type[BaseModel]) -> dict:
+    """An item as the API answers it: every field, defaults included, no secrets (a connector's as `display` shows
+    them, with its live state and the numbers it serves)."""
+    body = dict(item)
     if collection is USERS:
+        body = {k: v for k, v in item.items() if k not in ("password", "password_hash")}
         body["teams"] = [t["name"] for t in TEAMS.items(doc) if item["name"] in t.get("members", ())]
+    if collection is CONNECTORS:
+        body = display({"connectors": [body]})["connectors"][0]
+        owners = request.app[DIRECTORY].config.connectors_by_number()
+        body["state"] = connector_states(request.app).get(item["name"], "starting")
+        body["serves"] = sorted(n for n, owner in owners.items() if owner.name == item["name"])
     return out.model_validate(body).model_dump(mode="json")
 
 
@@ -126,8 +156,8 @@ def _keeps_an_admin(doc: dict, who: Caller) -> None:
 
 
 def _doc(request: web.Request) -> dict:
-    """The running document (this node's copy: the newest revision it has swapped in)."""
-    return document(request.app[DIRECTORY].config)
+    """The running document (this node's copy: the newest revision it has swapped in), secrets shown as stored."""
+    return display(request.app[DIRECTORY].document)
 
 
 def _key_of(collection: Collection, request: web.Request) -> str:
@@ -150,7 +180,7 @@ def _resource(collection: Collection, out: type[BaseModel], new: type[BaseModel]
               plural: str, filters: dict[str, Callable[[dict, str], bool]], tag: str) -> list[Operation]:
     async def list_items(request: web.Request, who: Caller) -> web.Response:
         doc = _doc(request)
-        items = [_shown(collection, i, doc, out) for i in collection.items(doc)]
+        items = [_shown(request, collection, i, doc, out) for i in collection.items(doc)]
         for name, keep in filters.items():
             if (value := request.query.get(name)) is not None:
                 items = [i for i in items if keep(i, value)]
@@ -161,11 +191,11 @@ def _resource(collection: Collection, out: type[BaseModel], new: type[BaseModel]
         item = collection.find(doc, key)
         if item is None:
             raise _missing(collection, key)
-        return web.json_response(_shown(collection, item, doc, out), headers=_etag(request))
+        return web.json_response(_shown(request, collection, item, doc, out), headers=_etag(request))
 
     async def put(request: web.Request, who: Caller, key: str, given: dict, existing: bool) -> tuple[Any, dict]:
         """Add (`existing` False) or change the item `key` with the fields given; the revision and the item."""
-        password, teams = given.pop("password", None), given.pop("teams", None)
+        password, teams = (given.pop("password", None), given.pop("teams", None)) if collection is USERS else (None, None)
 
         def edit(doc: dict) -> dict:
             item = collection.find(doc, key)
@@ -182,7 +212,7 @@ def _resource(collection: Collection, out: type[BaseModel], new: type[BaseModel]
                                      {key: password} if password else None)
         item = collection.find(doc, key)
         assert item is not None
-        return applied, _shown(collection, item, doc, out)
+        return applied, _shown(request, collection, item, doc, out)
 
     async def create_item(request: web.Request, who: Caller) -> web.Response:
         given = validated(new, await body_of(request))
@@ -251,15 +281,6 @@ def _has(field: str) -> Callable[[dict, str], bool]:
 
 # -- connectors and the whole configuration -----------------------------------------------------------
 
-async def list_connectors(request: web.Request, who: Caller) -> web.Response:
-    states = connector_states(request.app)
-    owners = request.app[DIRECTORY].config.connectors_by_number()
-    items = [{"name": c.name, "type": c.type, "state": states.get(c.name, "configured"),
-              "numbers": sorted(n for n, owner in owners.items() if owner.name == c.name)}
-             for c in request.app[CONFIG].connectors]
-    return page(request, items)
-
-
 async def get_running(request: web.Request, who: Caller) -> web.Response:
     return web.json_response({"revision": request.app[DIRECTORY].revision, "document": _doc(request)},
                              headers=_etag(request))
@@ -294,9 +315,8 @@ OPERATIONS = [
         "access numbers"),
     *_resource(CALLBACKS, Callback, Callback, CallbackChange, "callback-numbers", {
         "language": _equals("language"), "category": _equals("category"), "q": _contains("name")}, "callback numbers"),
-    Operation("GET", f"{BASE}/connectors", list_connectors, READ, "List connectors, with their live state", "connectors",
-              "connectors",
-              answer=Connector, listing=True),
+    *_resource(CONNECTORS, Connector, NewConnector, ConnectorChange, "connectors", {
+        "type": _equals("type"), "state": _equals("state"), "q": _contains("name")}, "connectors"),
     Operation("GET", f"{BASE}/config", get_running, READ, "The running configuration and its revision", "configuration",
               "config",
               answer=Running),

@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, RootModel, SecretStr, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from chat.agents.auth import TOKENS, Unauthorized
@@ -34,7 +34,7 @@ from chat.domain.tokens import Token
 from chat.store.context import COMMIT, DB
 from chat.workers.running import DIRECTORY
 from scenarios import Problem
-from scenarios.source import dotted
+from scenarios.source import dotted, error_loc
 
 PROBLEM = "application/problem+json"
 STORE_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError)
@@ -187,11 +187,12 @@ def validated(model: type[BaseModel], data: dict) -> dict:
     try:  # strict, as JSON: 0 is no boolean, "5" no number (the file's YAML has real types; a request must too)
         parsed = model.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as err:
-        raise invalid(field_error(list(e["loc"]), e["msg"].removeprefix("Value error, "))
+        raise invalid(field_error(list(error_loc(data, e)), e["msg"].removeprefix("Value error, "))
                       for e in err.errors()) from None
-    given = parsed.model_dump(mode="json", exclude_unset=True)
+    inner = parsed.root if isinstance(parsed, RootModel) else parsed  # one model of a union (a connector's type)
+    given = inner.model_dump(mode="json", exclude_unset=True)
     for key in given:
-        if isinstance(value := getattr(parsed, key), SecretStr):
+        if isinstance(value := getattr(inner, key), SecretStr):
             given[key] = value.get_secret_value()
     return given
 
@@ -319,7 +320,7 @@ def openapi(operations: Sequence[Operation], version: str) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "didchat admin API", "version": version,
-                 "description": "Users, teams, access numbers and callback numbers of a running didchat, changed "
+                 "description": "Users, teams, access numbers, callback numbers and connectors of a running didchat, changed "
                                 "without a restart (README, \"Administering didchat\")."},
         "servers": [{"url": "/"}],
         "paths": paths,

@@ -12,7 +12,6 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import jwt
 from aiohttp import web
@@ -84,20 +83,6 @@ def refresh_session(token: object) -> str:
 def digest(token: str) -> str:
     """What is stored of a refresh token (it is random and long: a plain hash suffices)."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def secret_key(configured: str | None, data_dir: str) -> str:
-    """The configured signing key, or one generated once and kept in the data folder."""
-    if configured:
-        return configured
-    path = Path(data_dir) / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
-    return key
 
 
 async def check_password(db, name: str, password: str, verify) -> int:

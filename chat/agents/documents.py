@@ -75,6 +75,7 @@ USERS = Collection("user", "name", ("users",), False)
 TEAMS = Collection("team", "name", ("teams",), True,
                    lambda v: {"members": list(v)} if isinstance(v, list) else dict(v))
 NUMBERS = Collection("access number", "number", ("access_numbers",), False)
+CONNECTORS = Collection("connector", "name", ("connectors",), False)
 CALLBACKS = Collection("callback number", "name", ("callback_numbers", "named"), True,
                        lambda v: {"number": v} if isinstance(v, str) else dict(v))
 

@@ -28,9 +28,10 @@ from chat.config import Config, SmppConnector
 from chat.domain.queues import queue_depths
 from chat.metrics import CONTENT_TYPE, LINKS, METRICS, Metrics
 from chat.replies import error
-from chat.store.context import CONFIG, DB
+from chat.store.context import DB
 from chat.workers.cluster import LINK
 from chat.workers.hub import NAMESPACE
+from chat.workers.running import DIRECTORY
 from chat.workers.tasks import STOPPING, Stopping
 
 log = structlog.get_logger()
@@ -130,7 +131,7 @@ def connector_states(app: web.Application) -> dict[str, str]:
     holds its bind: no problem for readiness); an HTTP connector is configured."""
     links = {link.cfg.name: link.metrics()["state"] for link in app[LINKS]}
     return {c.name: links.get(c.name, "stopped") if isinstance(c, SmppConnector) else "configured"
-            for c in app[CONFIG].connectors}
+            for c in app[DIRECTORY].config.connectors}
 
 
 @web.middleware
@@ -184,7 +185,7 @@ def setup(app: web.Application, config: Config) -> None:
     """The operator's routes, the shutdown gate and the metrics registry."""
     app[STOPPING] = Stopping(config.shutdown_seconds)
     app[LINKS] = []
-    app[METRICS] = Metrics([c.name for c in config.connectors])
+    app[METRICS] = Metrics([c.name for c in config.connectors])  # then the running ones' (chat.connectors.live)
     app.middlewares.extend([refuse_new_work, time_webhooks])
     app.router.add_get("/livez", live)
     app.router.add_get("/healthz", live)

@@ -34,7 +34,6 @@ from chat.config import SmppConnector
 from chat.domain.inbound import Fingerprint, Stored, store_inbound
 from chat.domain.parts import forget_delivered, keep_part, mark_delivered, overdue_keys, pending_parts
 from chat.domain.statuses import report_unit
-from chat.metrics import LINKS
 from chat.store import utcnow
 from chat.store.commit import GroupCommit, Unit
 from chat.store.context import COMMIT, CONFIG, DB
@@ -42,7 +41,6 @@ from chat.store.lease import Lease, hold, lease
 from chat.workers.presence import PRESENCE, Presence
 from chat.workers.routing import ROUTER, Router
 from chat.workers.running import DIRECTORY, RunningConfig
-from chat.workers.tasks import STOPPING
 from gateway import InboundSms, OutboundSms, SendError, SendResult, StatusReport, count_segments
 from gateway.messages import FAILED, UNDELIVERED
 from gateway.smpp.address import AddressError, normalize_address
@@ -289,20 +287,11 @@ def settings(cfg: SmppConnector) -> SmppSettings:
     )
 
 
-async def smpp_context(app: web.Application):
-    """Bind every SMPP connector whose lease this node holds (app[LINKS]); unbind them and give their
-    leases up after the outbox settled (it stops first)."""
+def smpp_link(app: web.Application, cfg: SmppConnector) -> SmppConnection:
+    """The link of an SMPP connector on this node: it binds while it holds the connector's lease (chat.connectors.live
+    starts and stops it)."""
     cluster = app[CONFIG].cluster
-    links = [SmppConnection(c, running=app[DIRECTORY], commit=app[COMMIT], router=app[ROUTER], presence=app[PRESENCE],
-                            lease=lease(app[DB], f"smpp:{c.name}", heartbeat_seconds=cluster.heartbeat_seconds,
-                                        lease_seconds=cluster.lease_seconds, node=cluster.node_name),
-                            heartbeat=cluster.heartbeat_seconds)
-             for c in app[CONFIG].connectors if isinstance(c, SmppConnector)]
-    app[LINKS][:] = links
-    for link in links:
-        link.start()
-    yield
-    stopping = app[STOPPING]
-    for link in links:
-        await link.stop(grace=max(0.5, stopping.left()))
-    app[LINKS].clear()
+    return SmppConnection(cfg, running=app[DIRECTORY], commit=app[COMMIT], router=app[ROUTER], presence=app[PRESENCE],
+                          lease=lease(app[DB], f"smpp:{cfg.name}", heartbeat_seconds=cluster.heartbeat_seconds,
+                                      lease_seconds=cluster.lease_seconds, node=cluster.node_name),
+                          heartbeat=cluster.heartbeat_seconds)

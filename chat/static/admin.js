@@ -3,9 +3,12 @@
 // Under the same CSP as the agent client: no inline script or style, text set as text, never HTML.
 
 const $ = (id) => document.getElementById(id);
-const state = { token: null, user: null, tab: "users", cache: {}, timer: null };
+const state = { token: null, user: null, tab: "users", cache: {}, timer: null, editing: null };
 
 const DISTRIBUTIONS = ["least_busy", "round_robin", "offer_all"];
+const CONNECTOR_TYPES = ["twilio", "generic", "loopback", "smpp"];
+const SECRET_HINT = "write-only: never shown again; or ${NAME} of an environment variable every node has";
+const KEPT_HINT = "left empty, the stored secret is kept";
 const RESOURCES = {
   users: {
     title: "Users", path: "/api/v1/users", key: "name",
@@ -64,7 +67,26 @@ const RESOURCES = {
   },
   connectors: {
     title: "Connectors", path: "/api/v1/connectors", key: "name", refresh: 5000,
-    columns: [["name", "Name"], ["type", "Type"], ["state", "State"], ["numbers", "Numbers"]],
+    columns: [["name", "Name"], ["type", "Type"], ["state", "State"], ["serves", "Numbers"]],
+    fields: [
+      { name: "type", label: "Type", type: "select", options: CONNECTOR_TYPES, required: true, fixed: true },
+      { name: "name", label: "Name", required: true, fixed: true, hint: "lower case letters, digits, . _ -" },
+      { name: "numbers", label: "Numbers", type: "list", hint: "its own numbers, + and the country code, comma-separated" },
+      { name: "account_sid", label: "Account SID", types: ["twilio"] },
+      { name: "auth_token", label: "Auth token", type: "password", types: ["twilio"], hint: SECRET_HINT },
+      { name: "api_base", label: "API address", types: ["twilio"], hint: "default https://api.twilio.com" },
+      { name: "secret", label: "Signing secret", type: "password", types: ["generic", "loopback"],
+        hint: `16 characters or more; ${SECRET_HINT}` },
+      { name: "send_url", label: "Send URL", types: ["generic"] },
+      { name: "host", label: "SMSC host", types: ["smpp"] },
+      { name: "port", label: "SMSC port", type: "number", types: ["smpp"] },
+      { name: "system_id", label: "System ID", types: ["smpp"] },
+      { name: "password", label: "Password", type: "password", types: ["smpp"], hint: `up to 8 characters; ${SECRET_HINT}` },
+      { name: "bind", label: "Bind", type: "select", options: ["transceiver", "transmitter_receiver"], types: ["smpp"] },
+      { name: "window", label: "Window", type: "number", types: ["smpp"], hint: "requests in flight (default 10)" },
+      { name: "rate_limit", label: "Rate limit", type: "number", types: ["smpp"], hint: "segments per second; 0: none" },
+    ],
+    actions: (row) => [["Edit", () => editItem("connectors", row)], ["Delete", () => remove("connectors", row.name)]],
   },
   audit: {
     title: "Audit log", path: "/api/v1/audit?limit=200", key: "id",
@@ -199,10 +221,10 @@ async function renderForm(spec) {
   form.replaceChildren();
   if (spec.editor && canWrite()) { renderEditor(form); return; }
   if (!spec.fields || !canWrite()) { form.hidden = true; return; }
-  form.append(el("h2", { text: `Add to ${spec.title.toLowerCase()}` }));
+  form.append(el("h2", { text: state.editing ? `Change ${state.editing.key}` : `Add to ${spec.title.toLowerCase()}` }));
   for (const f of spec.fields) {
     const id = `field-${f.name}`;
-    const wrap = el("div", { class: "admin-field" });
+    const wrap = el("div", { class: "admin-field", "data-types": f.types ? f.types.join(" ") : null });
     wrap.append(el("label", { for: id, text: f.label + (f.required ? " (required)" : "") }));
     let input;
     if (f.type === "select") {
@@ -216,19 +238,52 @@ async function renderForm(spec) {
                             autocomplete: f.type === "password" ? "new-password" : "off" });
     }
     input.setAttribute("aria-describedby", `${id}-error${f.hint ? ` ${id}-hint` : ""}`);
+    const editing = state.editing && state.editing.values;
+    if (editing) {
+      const value = editing[f.name];
+      if (f.type === "password") input.placeholder = KEPT_HINT;
+      else if (Array.isArray(value)) input.value = value.join(", ");
+      else if (value !== undefined && value !== null) input.value = String(value);
+      if (f.fixed) input.disabled = true;
+    }
     wrap.append(input);
     if (f.hint) wrap.append(el("span", { id: `${id}-hint`, class: "muted admin-hint", text: f.hint }));
     wrap.append(el("span", { id: `${id}-error`, class: "field-error", "data-testid": `${id}-error` }));
     form.append(wrap);
   }
-  form.append(el("button", { type: "submit", class: "primary", "data-testid": "admin-submit", text: "Add" }));
+  const typeField = $("field-type");
+  if (typeField && spec.fields.some((f) => f.types)) {
+    typeField.addEventListener("change", () => showTypeFields(form, typeField.value));
+    showTypeFields(form, typeField.value);
+  }
+  form.append(el("button", { type: "submit", class: "primary", "data-testid": "admin-submit",
+                             text: state.editing ? "Save" : "Add" }));
+  if (state.editing) {
+    const cancel = el("button", { type: "button", class: "ghost", "data-testid": "admin-cancel", text: "Cancel" });
+    cancel.addEventListener("click", () => { state.editing = null; renderForm(spec); });
+    form.append(cancel);
+  }
   form.hidden = false;
+}
+
+function showTypeFields(form, type) {
+  for (const wrap of form.querySelectorAll(".admin-field[data-types]")) {
+    wrap.hidden = !wrap.dataset.types.split(" ").includes(type);
+  }
+}
+
+async function editItem(tab, row) {
+  state.editing = { key: row[RESOURCES[tab].key], values: row };
+  await renderForm(RESOURCES[tab]);
+  status(`Changing ${state.editing.key}: the fields left as they are stay`);
 }
 
 function formBody(spec) {
   const body = {};
   for (const f of spec.fields) {
-    const raw = $(`field-${f.name}`).value.trim();
+    const input = $(`field-${f.name}`);
+    if (input.disabled || input.closest(".admin-field").hidden) continue;
+    const raw = input.value.trim();
     if (raw === "") continue;
     if (f.type === "list") body[f.name] = raw.split(",").map((s) => s.trim()).filter(Boolean);
     else if (f.type === "number") body[f.name] = Number(raw);
@@ -287,6 +342,7 @@ async function renderTable(spec) {
 async function show(tab) {
   state.tab = tab;
   state.cache = {};
+  state.editing = null;
   clearInterval(state.timer);
   const spec = RESOURCES[tab];
   for (const button of document.querySelectorAll(".admin-tab")) {
@@ -306,6 +362,16 @@ async function submit(event) {
   if (state.tab === "scenarios") { await saveScenario(); return; }
   const spec = RESOURCES[state.tab];
   const body = formBody(spec);
+  if (state.editing) {
+    const key = state.editing.key;
+    const { res, data } = await call("PATCH", `${spec.path}/${encodeURIComponent(key)}`, body);
+    if (!res.ok) { showFieldErrors(spec, data); return; }
+    state.editing = null;
+    await renderForm(spec);
+    await renderTable(spec);
+    status(`Changed ${key}: in force now on every node`);
+    return;
+  }
   const { res, data } = await call("POST", spec.path, body);
   if (res.status === 201) {
     showFieldErrors(spec, null);

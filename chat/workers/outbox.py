@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from functools import partial
+from typing import Protocol
 
 import structlog
 from aiohttp import web
@@ -47,6 +48,22 @@ SCAN_RETRY_SECONDS = 1.0  # after a failed scan (the database is down): try agai
 MIN_PAUSE = 0.05  # due heads that another node is claiming this moment: look again soon, not in a tight loop
 
 
+class Sending(Protocol):
+    """The connectors this node sends through, as they are now (chat.connectors.live keeps them in step with the
+    running configuration): a connector added or changed is sent through from its next row on."""
+
+    senders: dict[str, Sender]
+    callbacks: dict[str, str | None]  # where each connector's provider posts statuses
+
+    def windows(self) -> dict[str, int]:
+        """Each SMPP connector's window."""
+        ...
+
+    def can_send(self, name: str) -> bool:
+        """Whether this node may send the connector's messages now (an SMPP connector's: while it holds the bind)."""
+        ...
+
+
 class Outbox:
     """Sends outbox rows: one chain per conversation (its rows one after another), many chains at once.
 
@@ -58,28 +75,43 @@ class Outbox:
     heads than it has room for, so the other nodes take the rest.
     """
 
-    def __init__(self, db: Database, commit: GroupCommit, router: Router, senders: dict[str, Sender],
-                 config: OutboxConfig, callbacks: dict[str, str | None], windows: dict[str, int] | None = None,
-                 metrics: Metrics | None = None, wake: Wake | None = None, cluster: ClusterConfig | None = None,
-                 can_send: Callable[[str], bool] | None = None):
+    def __init__(self, db: Database, commit: GroupCommit, router: Router, connectors: Sending,
+                 config: OutboxConfig, metrics: Metrics | None = None, wake: Wake | None = None,
+                 cluster: ClusterConfig | None = None):
         self.db, self.commit, self.router, self.metrics = db, commit, router, metrics
-        self.senders, self.config, self.callbacks = senders, config, callbacks
+        self.connectors, self.config = connectors, config
         cluster = cluster or ClusterConfig()
         self.holder = holder_name(cluster.node_name)
         self.holding = Holding(commit, renew_claims, cluster.claim_seconds, min(cluster.heartbeat_seconds, cluster.claim_seconds / 3))
         self._max_pause = cluster.heartbeat_seconds  # a row queued on one node behind a send ending on another waits no longer
         self._heartbeat = cluster.heartbeat_seconds
-        self._can_send = can_send or (lambda name: True)
+        self._can_send = connectors.can_send
         self._wakes = wake or Wake()
         self._wake = self._wakes.event(OUTBOX)
         self._chains: dict[int, asyncio.Task] = {}  # conversation -> its chain here
         self._again: set[int] = set()  # conversations offered a new head while their chain ran
         self._full = False  # the last scan claimed all it had room for: scan again when a chain ends
-        windows = windows or {}
-        sizes = {name: max(config.concurrency, 2 * windows.get(name, 0)) for name in senders}
-        self._slots = {name: asyncio.Semaphore(size) for name, size in sizes.items()}
+        self._slots: dict[str, tuple[int, asyncio.Semaphore]] = {}  # connector -> (its size, its sends in flight)
         self._default_slots = asyncio.Semaphore(config.concurrency)
-        self._room = sum(sizes.values()) or config.concurrency
+
+    def _sizes(self) -> dict[str, int]:
+        windows = self.connectors.windows()
+        return {name: max(self.config.concurrency, 2 * windows.get(name, 0)) for name in self.connectors.senders}
+
+    @property
+    def _room(self) -> int:
+        """How many chains may run here at once: the connectors' room together."""
+        return sum(self._sizes().values()) or self.config.concurrency
+
+    def _slot(self, name: str) -> asyncio.Semaphore:
+        """The connector's sends in flight (a connector whose window changed gets a new one for its next sends)."""
+        size = self._sizes().get(name)
+        if size is None:
+            return self._default_slots
+        held = self._slots.get(name)
+        if held is None or held[0] != size:
+            held = self._slots[name] = (size, asyncio.Semaphore(size))
+        return held[1]
 
     def wake(self) -> None:
         """Something was queued: scan now rather than at the next due time (on every node)."""
@@ -171,7 +203,7 @@ class Outbox:
 
     def _blocked(self) -> tuple[str, ...]:
         """Connectors whose rows this node may not send now (another node holds their bind)."""
-        return tuple(sorted(name for name in self.senders if not self._can_send(name)))
+        return tuple(sorted(name for name in self.connectors.senders if not self._can_send(name)))
 
     async def _sleep(self, seconds: float | None) -> None:
         timeout = self._max_pause if seconds is None else min(seconds, self._max_pause)
@@ -191,7 +223,7 @@ class Outbox:
             return None
         self.holding.tokens.add(row.claim_token)
         try:
-            async with self._slots.get(row.connector, self._default_slots):
+            async with self._slot(row.connector):
                 result = await self._send(row)
             unit = partial(record_sent, row=row, result=result) if isinstance(result, SendResult) else \
                 partial(record_failure, row=row, error=result, config=self.config)
@@ -213,11 +245,11 @@ class Outbox:
     async def _send(self, row) -> SendResult | SendError:
         if row.opted_out and not row.compliance:  # opt-out is enforced here, whoever queued the message
             return SendError("the customer opted out of SMS (they texted STOP); not sent", temporary=False, code="OPTED_OUT")
-        sender = self.senders.get(row.connector)
+        sender = self.connectors.senders.get(row.connector)
         if sender is None:
             return SendError(f"connector {row.connector!r} is not configured", temporary=False)
         sms = OutboundSms(row.connector, row.sender, row.recipient, row.text, str(row.message_id),
-                          self.callbacks.get(row.connector))
+                          self.connectors.callbacks.get(row.connector))
         try:
             return await sender.send(sms)
         except SendError as err:
@@ -228,19 +260,15 @@ class Outbox:
 OUTBOX_WORKER = web.AppKey("outbox", Outbox)
 
 
-def outbox_context(senders: Callable[[web.Application], dict[str, Sender]], windows: Callable[[web.Application], dict[str, int]],
-                   callbacks: dict[str, str | None], can_send: Callable[[web.Application], Callable[[str], bool]] | None = None):
-    """The outbox worker over `senders(app)` (built once the connectors run), sending where
-    `can_send(app)(connector)` allows. It stops first: sends in flight settle while the SMPP links
-    are still bound, within the shutdown budget. On SQLite (one process) claims left by a previous
-    run are freed at start: they died with it."""
+def outbox_context(connectors: Callable[[web.Application], Sending]):
+    """The outbox worker over `connectors(app)` (running once the connectors run). It stops first: sends in
+    flight settle while the SMPP links are still bound, within the shutdown budget (the connectors close their
+    senders after). On SQLite (one process) claims left by a previous run are freed at start: they died with it."""
 
     async def context(app: web.Application):
-        built = senders(app)
         config = app[CONFIG]
-        outbox = app[OUTBOX_WORKER] = Outbox(app[DB], app[COMMIT], app[ROUTER], built, config.outbox, callbacks,
-                                             windows=windows(app), metrics=app[METRICS], wake=app[WAKE],
-                                             cluster=config.cluster, can_send=can_send(app) if can_send else None)
+        outbox = app[OUTBOX_WORKER] = Outbox(app[DB], app[COMMIT], app[ROUTER], connectors(app), config.outbox,
+                                             metrics=app[METRICS], wake=app[WAKE], cluster=config.cluster)
         if app[DB].is_sqlite:
             await app[COMMIT].run(release_every_claim)
         scan = asyncio.create_task(outbox.run(), name="outbox")
@@ -253,7 +281,5 @@ def outbox_context(senders: Callable[[web.Application], dict[str, Sender]], wind
             await cancel([scan])  # no new scans of the outbox
             await outbox.stop(grace=max(0.5, stopping.left()))
             await cancel([keeping])  # the claims of sends settling were renewed until they settled
-            for sender in built.values():
-                await sender.close()
 
     return context

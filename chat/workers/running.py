@@ -8,7 +8,8 @@ Rules:
   swaps too. A node that misses the wake-up finds the revision at its next look (POLL_SECONDS).
 - Parts that keep something derived from the configuration (scenario bindings, away policies)
   subscribe with `on_change` and rebuild it from the new directory; a revision this node cannot
-  run (its file lacks a connector the revision names) is logged and the last good one keeps running.
+  run (a connector's secret it cannot unseal, or an environment variable it lacks) is logged and the
+  last good one keeps running.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class RunningConfig:
         self.db, self.node, self.wake, self.check = db, node, wake, check
         self.current: Directory = applied.directory
         self.revision = applied.revision
+        self.document: dict = applied.document or {}  # as stored (secrets sealed): chat.domain.secrets.display shows it
         self._listeners: list[Callable[[Directory], None]] = []
         self._movers: list[Callable[[Applied], Awaitable[None]]] = []
 
@@ -63,7 +65,7 @@ class RunningConfig:
     def _swap(self, applied: Applied) -> None:
         if applied.revision <= self.revision:
             return
-        self.current, self.revision = applied.directory, applied.revision
+        self.current, self.revision, self.document = applied.directory, applied.revision, applied.document or {}
         for listener in self._listeners:
             listener(applied.directory)
         log.info("config.running", revision=applied.revision)
@@ -117,7 +119,7 @@ class RunningConfig:
                 await self.refresh()
             except SourceError as err:
                 log.error("config.cannot_run", revision=self.revision, error=str(err),
-                          hint="this node's configuration file lacks what the running configuration names")
+                          hint="this node lacks a secret the running configuration names (its secret_key, or an environment variable)")
             except (sa.exc.SQLAlchemyError, OSError) as err:
                 log.warning("config.refresh_failed", error=type(err).__name__)
 

@@ -143,3 +143,47 @@ async def test_scenario_files_show_their_problems_inline_and_save_when_they_pass
     assert (tmp_path / "scenarios" / "thanks.yaml").read_text() == THANKS
     assert await page.evaluate("window.__violations || []") == []
     assert errors == []
+
+
+async def test_an_admin_adds_and_changes_a_connector_and_its_secret_is_never_shown(browser, make_server):  # noqa: F811
+    from playwright.async_api import expect
+
+    from tests.chat.test_admin_connectors import NUMBER, SECRET, webhook
+
+    server = await make_server()
+    page, errors = await open_admin(browser, server, "ada")
+    await page.get_by_test_id("tab-connectors").click()
+    await page.get_by_test_id("field-type").select_option("generic")
+    await expect(page.get_by_test_id("field-host")).to_be_hidden()  # an SMPP field, not a generic one's
+    await page.get_by_test_id("field-name").fill("gen")
+    await page.get_by_test_id("field-numbers").fill(NUMBER)
+    await page.get_by_test_id("field-secret").fill("too-short")
+    await page.get_by_test_id("field-send_url").fill("http://127.0.0.1:9/send")
+    await page.get_by_test_id("admin-submit").click()
+    await expect(page.get_by_test_id("field-secret-error")).to_contain_text("at least 16", timeout=LIVE)
+    await page.get_by_test_id("field-secret").fill(SECRET)
+    await page.get_by_test_id("admin-submit").click()
+    await expect(page.get_by_test_id("admin-status")).to_contain_text("Added gen", timeout=LIVE)
+    row = page.locator('[data-testid="admin-row"][data-key="gen"]')
+    await expect(row.locator('[data-column="state"]')).to_have_text("configured")
+
+    await row.get_by_role("button", name="Edit gen").click()
+    await expect(page.get_by_test_id("field-name")).to_be_disabled()
+    await expect(page.get_by_test_id("field-secret")).to_have_value("")
+    await page.get_by_test_id("field-send_url").fill("http://127.0.0.1:9/other")
+    await page.get_by_test_id("admin-submit").click()
+    await expect(page.get_by_test_id("admin-status")).to_contain_text("Changed gen", timeout=LIVE)
+    assert server.services.directory.config.connectors_by_number()[NUMBER].send_url == "http://127.0.0.1:9/other"
+
+    await page.get_by_test_id("tab-numbers").click()
+    await page.get_by_test_id("field-number").fill(NUMBER)
+    await page.get_by_test_id("field-user").select_option("bob")
+    await page.get_by_test_id("field-connector").select_option("gen")
+    await page.get_by_test_id("admin-submit").click()
+    await expect(page.locator(f'[data-testid="admin-row"][data-key="{NUMBER}"]')).to_be_visible(timeout=LIVE)
+    assert await webhook(server, "gen", SECRET, "the secret kept through the edit") == 200
+    await page.get_by_test_id("tab-audit").click()
+    await expect(page.locator('[data-testid="admin-row"]').first).to_be_visible(timeout=LIVE)
+    assert SECRET not in await page.content()
+    assert await page.evaluate("window.__violations || []") == []
+    assert errors == []

@@ -54,7 +54,7 @@ def test_voice_only_number_may_point_at_an_extension(tmp_path):
 @pytest.mark.parametrize("broken, where", [
     (GOOD.replace('"+12125550101"\n    user', '"+1 555"\n    user'), ":5: access_numbers[0].number: '+1 555' is not a valid phone number"),
     (GOOD.replace("user: alice", "user: alicia"), ":6: access_numbers[0].user: no user named 'alicia'"),
-    (GOOD.replace("type: generic", "type: smoke-signals"), ":8: connectors[0]:"),
+    (GOOD.replace("type: generic", "type: smoke-signals"), ":8: connectors[0].type:"),
     (GOOD.replace("    password: a-long-password\n", "    pasword: a-long-password\n"), ":3: users[0].pasword: Extra inputs"),
     (GOOD.replace("users:", "users: [\n"), ": not valid YAML"),
 ])
