@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 
 import pytest
 import sqlalchemy as sa
@@ -193,3 +194,16 @@ async def test_an_smpp_connector_added_binds_rebinds_on_a_change_and_unbinds_whe
     await smsc.until(lambda: not smsc.sessions, 10, "the unbind")
     assert (await api("GET", "/api/v1/connectors/added"))[0] == 404
     assert [c["name"] for c in (await api("GET", "/api/v1/connectors"))[1]["items"]] == ["tw"]
+
+
+async def test_simulate_sms_finds_a_connector_added_through_the_api(server):
+    api = await api_as(server, "ada")
+    assert (await api("POST", "/api/v1/connectors", generic()))[0] == 201
+    assert (await api("POST", "/api/v1/numbers", {"number": NUMBER, "user": "bob", "connector": "gen"}))[0] == 201
+    bob = await server.connect("bob")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chat", "simulate", "sms", "-c", str(server.config_path), "--from", CUSTOMER, "--to", NUMBER,
+        "--text", "simulated", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    await until(lambda: any(m["text"] == "simulated" for m in bob.messages), 5, "the simulated SMS")
