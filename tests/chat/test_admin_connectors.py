@@ -207,3 +207,21 @@ async def test_simulate_sms_finds_a_connector_added_through_the_api(server):
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     await until(lambda: any(m["text"] == "simulated" for m in bob.messages), 5, "the simulated SMS")
+
+
+async def test_a_token_without_write_writes_nothing_anywhere(server):
+    from chat.agents import admin
+    from chat.agents.api import WRITE
+    from tests.chat.test_admin_api import Api
+
+    ada = await api_as(server, "ada")
+    status, made, _ = await ada("POST", "/api/v1/tokens", {"name": "reader", "scopes": ["read"]})
+    assert status == 201, made
+    reader = Api(server, made["token"])
+    writes = [op for op in admin.every_operation() if op.need == WRITE and op.resource != "tokens"]
+    assert {op.resource for op in writes} >= {"users", "teams", "numbers", "callback-numbers", "connectors", "config",
+                                               "contacts", "scenarios"}
+    for op in writes:
+        status, answer, _ = await reader(op.method, op.path.replace("{key}", "tw"), {} if op.body is not None else None)
+        assert status == 403 and "no scope to write" in answer["detail"], (op.method, op.path, answer)
+    assert (await reader("GET", "/api/v1/connectors/tw"))[1]["auth_token"] == STORED
