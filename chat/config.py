@@ -16,6 +16,7 @@ from gateway.numbers import InvalidNumber, normalize_number
 from scenarios import Document, Problem, SourceError, load
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
+HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=2000, description="an http:// or https:// address")]
 
 
 def _e164(value: str) -> str:
@@ -210,7 +211,7 @@ class TwilioConnector(Strict):
     name: Name
     account_sid: str
     auth_token: SecretStr
-    api_base: str = "https://api.twilio.com"
+    api_base: HttpUrl = "https://api.twilio.com"
     numbers: tuple[E164, ...] = ()
 
 
@@ -218,7 +219,7 @@ class GenericConnector(Strict):
     type: Literal["generic"]
     name: Name
     secret: SecretStr = Field(min_length=16)
-    send_url: str
+    send_url: HttpUrl
     numbers: tuple[E164, ...] = ()
 
 
