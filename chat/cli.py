@@ -402,8 +402,12 @@ def _running_connectors(cfg: Config) -> dict:
     from chat.domain.running import load
     from chat.store import Database
 
+    url = cfg.database()
+    if url.startswith("sqlite") and not Path(url.split(":///", 1)[-1]).exists():
+        return {}  # no database yet (and none made by looking)
+
     async def go() -> dict:
-        db = Database(cfg.database())
+        db = Database(url)
         try:
             return (await load(db, cfg)).directory.config.connectors_by_number()  # type: ignore[union-attr]
         finally:

@@ -150,7 +150,7 @@ def test_port_in_use(tmp_path):
 def test_simulate_to_a_number_no_connector_owns(tmp_path):
     line = one_line(didchat("simulate", "sms", "-c", str(write(tmp_path, GOOD)), "--from", "+12125550199",
                             "--to", "+12125550177", "--text", "hi"))
-    assert line == f"error: --to: no webhook connector in {tmp_path / 'didchat.yaml'} owns +12125550177"
+    assert line == f"error: --to: no webhook connector of the running configuration (or {tmp_path / 'didchat.yaml'}) owns +12125550177"
 
 
 def test_a_crash_nobody_foresaw_prints_no_local_variables():
