@@ -58,9 +58,6 @@ class Connectors:
     def can_send(self, name: str) -> bool:
         return all(link.leader for link in self.links if link.cfg.name == name)
 
-    def running(self) -> tuple[str, ...]:
-        return tuple(self._running)
-
     def changed(self, directory: Directory) -> None:
         """The running configuration changed (chat.workers.running.RunningConfig.on_change): follow it."""
         assert directory.config is not None
@@ -128,11 +125,11 @@ class Connectors:
         self._running.pop(name, None)
         self.parsers.pop(name, None)
         sender = self.senders.get(name) if keep_sender else self.senders.pop(name, None)
-        for link in [link for link in self.links if link.cfg.name == name]:
+        link = next((link for link in self.links if link.cfg.name == name), None)
+        if link is not None:
             self.links.remove(link)
             await link.stop(grace=max(0.5, self.app[STOPPING].seconds))
-            return
-        if sender is not None:
+        elif sender is not None:
             self._retire(sender)
 
     def _retire(self, sender: Sender) -> None:
