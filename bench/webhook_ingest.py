@@ -15,7 +15,13 @@ received by alice - the webhook request start (this process's clock), and with -
 the planned start (no coordinated omission). Everything runs on 127.0.0.1; every loop is bounded
 in count and in time.
 
+With --providers, every SMS API is measured on the same node, one after the other in each round:
+webhooks signed as each provider signs them (tests/fakes/*_api.py, the providers' documented formats),
+each provider's connector owning its own number of alice's; the table gives each provider's msg/s and
+its ratio to the generic JSON format's, round by round.
+
     .venv/bin/python bench/webhook_ingest.py [--messages 5000 --rate 500 --repeat 5 --nodes 2]
+    .venv/bin/python bench/webhook_ingest.py --providers [--messages 2000 --repeat 3]
 """
 from __future__ import annotations
 
@@ -54,13 +60,59 @@ from chat.cli import signed_sms  # noqa: E402
 from chat.config import load_config  # noqa: E402
 
 ALICE_NUMBER = "+12125550101"
+# --providers: each SMS API's fake (the documented formats and signatures), and the number its connector owns
+PROVIDER_NUMBERS = {"twilio": ALICE_NUMBER, "vonage-messages": "+12125550111", "vonage-sms": "+12125550112",
+                    "telnyx": "+12125550113", "plivo": "+12125550114", "bandwidth": "+12125550115",
+                    "generic": "+12125550116"}
 ACCOUNT_SID, AUTH_TOKEN = "AC" + "0" * 32, "t" * 32
 RESULTS = RESULTS_DIR / "webhook_ingest.json"
 TARGETS = {"sustained_msgs_per_s": 1500, "p99_ms_at_500": 50}
 WARM_UP = 10**9  # the numbers of the unmeasured webhooks, apart from the runs' 0, 1, ...
 
 
-def config_text(server, api_base: str | None = None, extra: str = "") -> str:
+def provider_fakes() -> dict:
+    """Each provider's fake (tests/fakes), by the name the table shows; `generic` is signed by didchat's CLI."""
+    from tests.fakes.bandwidth_api import FakeBandwidthApi
+    from tests.fakes.plivo_api import FakePlivoApi
+    from tests.fakes.telnyx_api import FakeTelnyxApi
+    from tests.fakes.vonage_api import FakeVonageApi
+    return {"vonage-messages": FakeVonageApi("messages"), "vonage-sms": FakeVonageApi("sms"),
+            "telnyx": FakeTelnyxApi(), "plivo": FakePlivoApi(), "bandwidth": FakeBandwidthApi()}
+
+
+def provider_lines(fakes: dict) -> tuple[str, str]:
+    """The extra connectors (one per provider) and alice's access numbers for them."""
+    connectors = "".join(fake.connector_yaml(name.replace("-", ""), [PROVIDER_NUMBERS[name]]).rstrip("\n") + "\n"
+                         for name, fake in fakes.items())
+    connectors += (f'  - {{type: generic, name: generic, secret: "{"s" * 32}", send_url: "http://127.0.0.1:9/", '
+                   f'numbers: ["{PROVIDER_NUMBERS["generic"]}"]}}\n')
+    numbers = "".join(f'  - {{number: "{PROVIDER_NUMBERS[name]}", user: alice}}\n'
+                      for name in PROVIDER_NUMBERS if name != "twilio")
+    return connectors, numbers
+
+
+def provider_requests(server, name: str, fake, count: int, senders: list[str], run_id: str,
+                      first: int = 0) -> list[Request]:
+    """Webhooks n = first .. first+count-1 as provider `name` posts them to its connector on node 0."""
+    if name == "twilio":
+        return build_requests(server, count, senders, run_id, first, first_node_only=True)
+    config = load_config(server.config_path)
+    number, connector = PROVIDER_NUMBERS[name], name.replace("-", "")
+    out = []
+    for n in range(first, first + count):
+        if fake is None:  # the generic format, as `didchat simulate sms` signs it
+            url, body, headers = signed_sms(config, config.connector_of(number), senders[n % len(senders)], number,
+                                            f"bench {n}", f"{run_id}{n:012d}")
+            out.append(Request(n, server.url + url[len(server.url):], body, headers))
+            continue
+        public = f"{config.public_url.rstrip('/')}/webhooks/{fake.type}/{connector}"
+        [hook] = fake.inbound(public, senders[n % len(senders)], number, f"bench {n}", f"{run_id}{n:012d}")
+        out.append(Request(n, f"{server.url}/webhooks/{fake.type}/{connector}", hook.body, hook.headers))
+    return out
+
+
+def config_text(server, api_base: str | None = None, extra: str = "", connectors: str = "",
+                numbers: str = "") -> str:
     """head_config(server), one Twilio connector (ACCOUNT_SID, AUTH_TOKEN) sending to `api_base`
     (default: a port where nothing listens, outbound unused), alice owning ALICE_NUMBER."""
     api_base = api_base or f"http://127.0.0.1:{free_port()}"
@@ -70,14 +122,15 @@ users:
   - {{name: alice, display_name: Alice, password: {PASSWORD}}}
 access_numbers:
   - {{number: "{ALICE_NUMBER}", user: alice}}
-connectors:
+{numbers}connectors:
   - type: twilio
     name: tw
     account_sid: {ACCOUNT_SID}
     auth_token: {AUTH_TOKEN}
     api_base: {api_base}
     numbers: ["{ALICE_NUMBER}"]
-"""
+    pace: {{long_code: 0}}  # the pipeline's own speed, not a carrier's one segment a second
+{connectors}"""
 
 
 # ---------------------------------------------------------------- requests
@@ -233,16 +286,45 @@ class WebhookIngest:
 
     async def setup(self, cluster: nodes.Cluster) -> str:
         self.cluster = cluster
-        return config_text(cluster)
+        if not self.args.providers:
+            return config_text(cluster)
+        self.fakes = provider_fakes()
+        for fake in self.fakes.values():
+            await fake.start()  # their REST APIs are not called (nothing is sent); their URLs must be valid
+        return config_text(cluster, connectors=provider_lines(self.fakes)[0], numbers=provider_lines(self.fakes)[1])
 
     async def connect(self, cluster: nodes.Cluster) -> None:
         """alice on node 0, and one unmeasured webhook from each customer: the conversations exist."""
         self.agent = Agent(cluster.nodes[0].url)
         await self.agent.connect()
+        if self.args.providers:
+            for i, name in enumerate(PROVIDER_NUMBERS):
+                await phase_max(cluster, self.agent, provider_requests(
+                    cluster, name, self.fakes.get(name), len(self.senders), self.senders, self.run_id,
+                    WARM_UP * (i + 1)), self.args)
+            return
         await phase_max(cluster, self.agent, build_requests(cluster, len(self.senders), self.senders, self.run_id,
                                                             WARM_UP), self.args)
 
+    async def run_providers(self, index: int) -> dict:
+        """Each provider's webhooks in turn (a new order each round), the generic format's result as the run's."""
+        names = list(PROVIDER_NUMBERS)
+        names = names[index % len(names):] + names[:index % len(names)]
+        each: dict[str, dict] = {}
+        for i, name in enumerate(names):
+            first = (index * len(names) + i) * self.args.messages
+            reqs = provider_requests(self.cluster, name, self.fakes.get(name), self.args.messages, self.senders,
+                                     self.run_id, first)
+            each[name] = await phase_max(self.cluster, self.agent, reqs, self.args)
+        base = each["generic"]
+        return dict(base, messages=sum(r["http_200"] for r in each.values()), msgs_per_s=base["stored_msgs_per_s"],
+                    providers={name: {"msgs_per_s": r["stored_msgs_per_s"], "errors": r["errors"],
+                                      "missing_pushes": r["missing_pushes"], "p99_ms": r["latency_ms"]["p99"]}
+                               for name, r in each.items()})
+
     async def run(self, index: int) -> dict:
+        if self.args.providers:
+            return await self.run_providers(index)
         reqs = build_requests(self.cluster, self.args.messages, self.senders, self.run_id, index * self.args.messages,
                               self.args.first_node_only)
         if self.args.rate:
@@ -254,6 +336,31 @@ class WebhookIngest:
     async def close(self) -> None:
         if hasattr(self, "agent"):
             await self.agent.disconnect()
+        for fake in getattr(self, "fakes", {}).values():
+            await fake.stop()
+
+
+def provider_table(results: list[dict]) -> str:
+    """Per provider and target: the median msg/s over the rounds, and the median over rounds of its ratio to the
+    generic format's in the same round (the same moment of the machine)."""
+    lines = ["provider".ljust(18) + "".join(f"{r['target']:>34}" for r in results)]
+    for name in PROVIDER_NUMBERS:
+        cells = []
+        for r in results:
+            rates = sorted(run["providers"][name]["msgs_per_s"] for run in r["runs"])
+            ratios = sorted(run["providers"][name]["msgs_per_s"] / run["providers"]["generic"]["msgs_per_s"]
+                            for run in r["runs"] if run["providers"]["generic"]["msgs_per_s"])
+            errors = sum(sum(run["providers"][name]["errors"].values()) + run["providers"][name]["missing_pushes"]
+                         for run in r["runs"])
+            median = rates[(len(rates) - 1) // 2]
+            ratio = ratios[(len(ratios) - 1) // 2] if ratios else float("nan")
+            cells.append(f"{median:>10.0f} msg/s  x{ratio:.2f} generic{'  ERR ' + str(errors) if errors else '':>6}")
+        lines.append(name.ljust(18) + "".join(f"{c:>34}" for c in cells))
+    worst = min((run["providers"][n]["msgs_per_s"] / run["providers"]["generic"]["msgs_per_s"]
+                 for r in results for run in r["runs"] for n in PROVIDER_NUMBERS
+                 if run["providers"]["generic"]["msgs_per_s"]), default=float("nan"))
+    lines.append(f"\nlowest ratio of any provider in any round: x{worst:.2f} (target: each >= x0.9 the generic format's)")
+    return "\n".join(lines)
 
 
 ROWS = [
@@ -291,6 +398,8 @@ def main() -> None:
                         help="post every webhook to node 0 (the others only belong to the cluster): what being in "
                              "a cluster costs, with batches as large as one node's")
     parser.add_argument("--senders", type=int, default=200, help="distinct customer numbers (conversations)")
+    parser.add_argument("--providers", action="store_true",
+                        help="measure every SMS API's webhooks (and the generic format's) side by side on node 0")
     parser.add_argument("--seconds", type=float, default=0.0, help="as fast as it goes: stop sending after this long (0: never)")
     parser.add_argument("--request-timeout", type=float, default=30.0)
     parser.add_argument("--drain-timeout", type=float, default=15.0, help="wait for outstanding pushes")
@@ -310,6 +419,8 @@ def main() -> None:
     summary = (f"{machine_line(info)}\n{code_line()}\nwebhook ingest: {args.messages} signed webhooks a run, {mode}, "
                f"{args.senders} customer numbers, {spread}, alice on node 0\n\n"
                + nodes.report(results, ROWS) + "\n\n" + verdict(results, args))
+    if args.providers:
+        summary += "\n\nper provider (webhooks signed as each provider signs them, on node 0):\n" + provider_table(results)
     print("\n" + summary)
     write_results(args.output, {
         "benchmark": "webhook_ingest", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

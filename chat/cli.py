@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import os
 import secrets
 import shutil
 import socket
 import urllib.error
 import urllib.request
-import uuid
 from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -348,7 +346,9 @@ def simulate_sms(
     cfg = _load(config)
     cfg = cfg.model_copy(update={"public_url": url}) if url else cfg
     conn = cfg.connector_of(to) or _running_connectors(cfg).get(to)  # the database only when the file lacks it (fast)
-    if conn is None or conn.type == "smpp":
+    from gateway.providers import PROVIDERS
+
+    if conn is None or getattr(PROVIDERS.get(conn.type), "simulate", None) is None:
         raise fail(f"--to: no webhook connector of the running configuration (or {config}) owns {to}")
     target, body, headers = signed_sms(cfg, conn, sender, to, text)
     request = urllib.request.Request(target, data=body, headers=headers, method="POST")
@@ -364,23 +364,15 @@ def simulate_sms(
 
 
 def signed_sms(cfg: Config, conn, sender: str, to: str, text: str, message_id: str | None = None):
-    """URL, body and headers of a signed inbound webhook for this connector."""
-    from urllib.parse import urlencode
+    """URL, body and headers of a signed inbound webhook for this connector (its provider builds it)."""
+    from gateway.providers import PROVIDERS
 
-    from gateway.webhooks import didchat_signature, twilio_signature
-
+    provider = PROVIDERS.get(conn.type)
+    if provider is None or provider.simulate is None:
+        raise ValueError(f"connector {conn.name!r} ({conn.type}) cannot be sent a simulated SMS")
     base = cfg.public_url.rstrip("/")
-    if conn.type == "twilio":
-        url = f"{base}/webhooks/twilio/{conn.name}"
-        params = {"MessageSid": message_id or "SM" + uuid.uuid4().hex, "AccountSid": conn.account_sid,
-                  "From": sender, "To": to, "Body": text, "NumMedia": "0"}
-        headers = {"X-Twilio-Signature": twilio_signature(conn.auth_token.get_secret_value(), url, params),
-                   "Content-Type": "application/x-www-form-urlencoded"}
-        return url, urlencode(params).encode(), headers
-    url = f"{base}/webhooks/generic/{conn.name}"
-    body = json.dumps({"id": message_id or uuid.uuid4().hex, "from": sender, "to": to, "text": text}).encode()
-    signature = didchat_signature(conn.secret.get_secret_value(), body)
-    return url, body, {"X-Didchat-Signature": signature, "Content-Type": "application/json"}
+    made = provider.simulate(conn, base, sender, to, text, message_id or "")
+    return base + made.path, made.body, made.headers
 
 
 def _admin_commands() -> None:

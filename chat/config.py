@@ -8,29 +8,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, IPvAnyNetwork, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, IPvAnyNetwork, SecretStr, model_validator
 
 from gateway.numbers import InvalidNumber, normalize_number
+from gateway.providers import PROVIDERS
+from gateway.providers.base import E164, HttpUrl, Name, Settings, Strict
 from scenarios import Document, Problem, SourceError, load
 
-Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
-HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=2000, description="an http:// or https:// address")]
-
-
-def _e164(value: str) -> str:
-    try:
-        return normalize_number(str(value))
-    except InvalidNumber as err:
-        raise ValueError(str(err)) from None
-
-
-E164 = Annotated[str, AfterValidator(_e164)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["E164", "HttpUrl", "Name", "Strict"]
 
 
 class UserConfig(Strict):
@@ -206,37 +193,10 @@ class CallbackNumbersConfig(Strict):
     select: tuple[SelectionRule, ...] = Field(default=(), description="automatic selection for new conversations")
 
 
-class TwilioConnector(Strict):
-    type: Literal["twilio"]
-    name: Name
-    account_sid: str
-    auth_token: SecretStr
-    api_base: HttpUrl = "https://api.twilio.com"
-    numbers: tuple[E164, ...] = ()
-
-
-class GenericConnector(Strict):
-    type: Literal["generic"]
-    name: Name
-    secret: SecretStr = Field(min_length=16)
-    send_url: HttpUrl
-    numbers: tuple[E164, ...] = ()
-
-
-class LoopbackConnector(Strict):
-    """For the demo and trials: inbound via signed generic webhooks, outbound 'delivered' locally."""
-
-    type: Literal["loopback"]
-    name: Name
-    secret: SecretStr = Field(min_length=16)
-    numbers: tuple[E164, ...] = ()
-
-
-class SmppConnector(Strict):
+class SmppConnector(Settings):
     """A bind to an SMSC as an ESME (SMPP 3.4)."""
 
     type: Literal["smpp"]
-    name: Name
     host: str = Field(min_length=1, max_length=253)
     port: int = Field(ge=1, le=65535)
     system_id: str = Field(max_length=15)
@@ -261,12 +221,14 @@ class SmppConnector(Strict):
     receipt_id_base: Literal["hex", "dec", "str"] = "str"
     concat_timeout: float = Field(default=300, gt=0, description="seconds to wait for the missing parts of a long SMS")
     dedupe_window: float = Field(default=600, ge=0, description="seconds in which an identical deliver_sm is a resend")
-    numbers: tuple[E164, ...] = ()
 
 
-Connector = Annotated[
-    TwilioConnector | GenericConnector | LoopbackConnector | SmppConnector, Field(discriminator="type")
-]
+# Every provider's settings (gateway.providers.PROVIDERS) and SMPP's, told apart by `type`.
+CONNECTOR_MODELS: tuple[type[Settings], ...] = (*(p.settings for p in PROVIDERS.values()), SmppConnector)
+if TYPE_CHECKING:
+    Connector = Settings
+else:
+    Connector = Annotated[Union[CONNECTOR_MODELS], Field(discriminator="type")]  # noqa: UP007
 
 
 class ScenariosConfig(Strict):
@@ -360,6 +322,8 @@ class Config(Managed):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     unknown_status_hours: float = Field(default=24, gt=0, description="how long a status callback for an unknown message id is kept")
     shutdown_seconds: float = Field(default=8, gt=0, description="how long in-flight work may take to settle on shutdown")
+    media_max_bytes: int = Field(default=5_000_000, ge=1, description="the largest inbound media agents may fetch "
+                                                                   "through didchat (MMS carriers cap at about 5 MB)")
 
     def connector_of(self, number: str) -> Connector | None:
         """The connector that owns `number`."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from chat.agents import admin, login, ops, sessions
+from chat.agents import admin, login, media, ops, sessions
 from chat.config import Config
 from chat.connectors import receipts, webhooks
 from chat.replies import error
@@ -85,6 +85,7 @@ def add_routes(app: web.Application, config: Config) -> None:
     sessions.setup(app, config)
     ops.setup(app, config)
     admin.setup(app, config)
+    media.setup(app)
     receipts.setup(app, config)  # no route: the expiry sweep of parked status reports
     app.router.add_get("/", index)
     app.router.add_get("/admin", admin_page)

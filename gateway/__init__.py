@@ -1,9 +1,10 @@
 """didchat's SMS edge, a library: it knows no database and no agents, and imports nothing else of ours.
 
-Inbound: webhooks turn signed provider requests into InboundSms / StatusReport values.
-Outbound: senders turn OutboundSms into a SendResult or a SendError (temporary or not).
-Around both: phone number normalisation and SMS text rules.
+Providers (gateway.providers, one module per SMS API, listed in PROVIDERS): signed webhooks in as
+InboundSms / Part / StatusReport values, OutboundSms out as a SendResult or a SendError.
+SMPP (gateway.smpp): an ESME's binds to an SMSC. Around both: phone numbers and SMS text rules.
 """
+from gateway.fields import MalformedWebhook, SignatureError, UnsupportedMediaType, WebhookError
 from gateway.messages import (
     DELIVERED,
     FAILED,
@@ -20,64 +21,43 @@ from gateway.messages import (
     StatusReport,
 )
 from gateway.numbers import InvalidNumber, country_of, normalize_number, normalize_sender
+from gateway.providers import PROVIDERS, Part, Provider, Sender, SenderContext, Settings, Webhook, WebhookRequest
 from gateway.text import GSM7, UCS2, count_segments, count_units, encoding_for, storable
-from gateway.webhooks import (
-    GenericWebhook,
-    MalformedWebhook,
-    SignatureError,
-    TwilioRouting,
-    TwilioWebhook,
-    WebhookError,
-    WebhookReply,
-    didchat_signature,
-    twilio_routing,
-    twilio_signature,
-)
 
 __all__ = [
     "DELIVERED",
     "FAILED",
     "FINAL_STATUSES",
     "GSM7",
+    "PROVIDERS",
     "QUEUED",
     "SENT",
     "STATUSES",
     "UCS2",
     "UNDELIVERED",
-    "GenericSender",
-    "GenericWebhook",
     "InboundSms",
     "InvalidNumber",
     "MalformedWebhook",
     "Media",
     "OutboundSms",
+    "Part",
+    "Provider",
     "SendError",
     "SendResult",
     "Sender",
+    "SenderContext",
+    "Settings",
     "SignatureError",
     "StatusReport",
-    "TwilioRouting",
-    "TwilioSender",
-    "TwilioWebhook",
+    "UnsupportedMediaType",
+    "Webhook",
     "WebhookError",
-    "WebhookReply",
+    "WebhookRequest",
     "count_segments",
     "count_units",
     "country_of",
-    "didchat_signature",
     "encoding_for",
-    "storable",
     "normalize_number",
     "normalize_sender",
-    "twilio_routing",
-    "twilio_signature",
+    "storable",
 ]
-SENDERS = ("GenericSender", "Sender", "TwilioSender")
-
-
-def __getattr__(name: str):
-    """The senders, imported on first use: they load aiohttp, which `didchat simulate sms` must not wait for."""
-    if name in SENDERS:
-        from gateway import senders
-        return getattr(senders, name)
-    raise AttributeError(f"module 'gateway' has no attribute {name!r}")

@@ -123,22 +123,48 @@ class Fields:
     with replacements): then the caller keeps the original payload.
     """
 
-    def __init__(self, data: Mapping[str, Any], *, altered: bool = False):
+    def __init__(self, data: Mapping[str, Any], *, altered: bool = False, prefix: str = ""):
         self.data = data
         self.altered = altered
+        self.prefix = prefix  # where `data` sits in the body ("data.payload."), for the names in errors
+
+    def at(self, name: str) -> str:
+        """The field's name as an error names it: its path from the top of the body."""
+        return self.prefix + name
+
+    def nested(self, name: str, *, required: bool = True) -> Fields:
+        """The fields of a JSON object inside this one (empty when optional and absent); `altered` is shared
+        through `parent`, so what the nested reads change is known here too."""
+        value = self.data.get(name)
+        if value is None and not required:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise MalformedWebhook(f"field {self.at(name)!r} must be an object", self.at(name))
+        return _Nested(value, self, f"{self.at(name)}.")
+
+    def objects(self, name: str, limit: int, *, required: bool = False) -> list[Fields]:
+        """The JSON objects of an array field, at most `limit` (absent and not required: none)."""
+        value = self.data.get(name)
+        if value is None and not required:
+            return []
+        if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+            raise MalformedWebhook(f"field {self.at(name)!r} must be an array of objects", self.at(name))
+        if len(value) > limit:
+            raise MalformedWebhook(f"field {self.at(name)!r} has more than {limit} items", self.at(name))
+        return [_Nested(item, self, f"{self.at(name)}[{n}].") for n, item in enumerate(value)]
 
     def required(self, name: str) -> Any:
         """Return a field that must be present and not null."""
         value = self.data.get(name)
         if value is None:
-            raise MalformedWebhook(f"missing field {name!r}", name)
+            raise MalformedWebhook(f"missing field {self.at(name)!r}", self.at(name))
         return value
 
     def first(self, *names: str) -> str:
         """Return the first non-empty of several alternative id fields."""
         name = next((n for n in names if self.data.get(n)), None)
         if name is None:
-            raise MalformedWebhook(f"missing field {names[0]!r}", names[0])
+            raise MalformedWebhook(f"missing field {self.at(names[0])!r}", self.at(names[0]))
         return self.identifier(name)
 
     def repaired(self, value: str) -> str:
@@ -151,33 +177,33 @@ class Fields:
         """Return a field that must be a string."""
         value = self.required(name)
         if not isinstance(value, str):
-            raise MalformedWebhook(f"field {name!r} must be a string", name)
+            raise MalformedWebhook(f"field {self.at(name)!r} must be a string", self.at(name))
         return value
 
     def identifier(self, name: str) -> str:
         """Return a non-empty id, given as a string or an integer, exactly as the provider gave it."""
         value = self.required(name)
         if isinstance(value, _LongInteger):
-            raise MalformedWebhook(f"field {name!r} is {value!r}; an id has at most {MAX_ID} characters", name)
+            raise MalformedWebhook(f"field {self.at(name)!r} is {value!r}; an id has at most {MAX_ID} characters", self.at(name))
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         if not isinstance(value, str) or not value:
-            raise MalformedWebhook(f"field {name!r} must be a non-empty string", name)
+            raise MalformedWebhook(f"field {self.at(name)!r} must be a non-empty string", self.at(name))
         if len(value) > MAX_ID:
-            raise MalformedWebhook(f"field {name!r} is longer than {MAX_ID} characters", name)
+            raise MalformedWebhook(f"field {self.at(name)!r} is longer than {MAX_ID} characters", self.at(name))
         if storable(value)[1]:  # an id must match the provider's exactly: it cannot be repaired
-            raise MalformedWebhook(f"field {name!r} holds U+0000 or a lone surrogate, which no id may", name)
+            raise MalformedWebhook(f"field {self.at(name)!r} holds U+0000 or a lone surrogate, which no id may", self.at(name))
         return value
 
     def number(self, name: str, normalize: Callable[[str], str]) -> str:
         """Return a phone number field normalised, or name the field and why it is refused."""
         value = self.string(name)
         if len(value) > MAX_NUMBER:
-            raise MalformedWebhook(f"field {name!r} is longer than {MAX_NUMBER} characters", name)
+            raise MalformedWebhook(f"field {self.at(name)!r} is longer than {MAX_NUMBER} characters", self.at(name))
         try:
             return normalize(value)
         except InvalidNumber as err:
-            raise MalformedWebhook(f"field {name!r}: {err}", name) from None
+            raise MalformedWebhook(f"field {self.at(name)!r}: {err}", self.at(name)) from None
 
     def text(self, name: str, *, allow_empty: bool = False, required: bool = True) -> str:
         """Return a message text: present, non-empty unless allowed, at most MAX_TEXT characters."""
@@ -185,16 +211,16 @@ class Fields:
             return ""
         value = self.string(name)
         if not value and not allow_empty:
-            raise MalformedWebhook(f"field {name!r} is empty and the message has no media", name)
+            raise MalformedWebhook(f"field {self.at(name)!r} is empty and the message has no media", self.at(name))
         if len(value) > MAX_TEXT:
-            raise MalformedWebhook(f"field {name!r} is longer than {MAX_TEXT} characters", name)
+            raise MalformedWebhook(f"field {self.at(name)!r} is longer than {MAX_TEXT} characters", self.at(name))
         return self.repaired(value)
 
     def short_text(self, name: str) -> str:
         """Return a required short text (a media URL or content type), made storable."""
         value = self.string(name)
         if len(value) > MAX_SHORT:
-            raise MalformedWebhook(f"field {name!r} is longer than {MAX_SHORT} characters", name)
+            raise MalformedWebhook(f"field {self.at(name)!r} is longer than {MAX_SHORT} characters", self.at(name))
         return self.repaired(value)
 
     def optional_text(self, name: str) -> str | None:
@@ -203,7 +229,7 @@ class Fields:
         if value is None or value == "":
             return None
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise MalformedWebhook(f"field {name!r} must be a string", name)
+            raise MalformedWebhook(f"field {self.at(name)!r} must be a string", self.at(name))
         return storable(str(value)[:MAX_TEXT])[0]
 
     def choice(self, name: str, table: Mapping[str, str]) -> str:
@@ -211,7 +237,7 @@ class Fields:
         value = self.string(name)
         if value not in table:
             allowed = ", ".join(sorted(table))
-            raise MalformedWebhook(f"field {name!r}: {shown(value)} is not one of {allowed}", name)
+            raise MalformedWebhook(f"field {self.at(name)!r}: {shown(value)} is not one of {allowed}", self.at(name))
         return table[value]
 
     def integer(self, name: str, low: int, high: int, default: int = 0) -> int:
@@ -222,7 +248,7 @@ class Fields:
         # Digits are counted before int(): int() of 4,300 digits or more raises ValueError.
         text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
         if not _DECIMAL.fullmatch(text) or not low <= int(text) <= high:
-            raise MalformedWebhook(f"field {name!r} must be an integer from {low} to {high}", name)
+            raise MalformedWebhook(f"field {self.at(name)!r} must be an integer from {low} to {high}", self.at(name))
         return int(text)
 
     def timestamp(self, name: str) -> datetime | None:
@@ -234,7 +260,25 @@ class Fields:
             return _timestamp(value)
         except (TypeError, ValueError, OverflowError, OSError):
             problem = "must be ISO 8601 or unix seconds"
-            raise MalformedWebhook(f"field {name!r}: {shown(value)} {problem}", name) from None
+            raise MalformedWebhook(f"field {self.at(name)!r}: {shown(value)} {problem}", self.at(name)) from None
+
+
+
+class _Nested(Fields):
+    """The fields of an object inside a body: reads that change a text mark the whole body altered."""
+
+    def __init__(self, data: Mapping[str, Any], parent: Fields, prefix: str):
+        super().__init__(data, prefix=prefix)
+        self._parent = parent
+
+    @property
+    def altered(self) -> bool:
+        return self._parent.altered
+
+    @altered.setter
+    def altered(self, value: bool) -> None:
+        if hasattr(self, "_parent"):
+            self._parent.altered = value
 
 
 def _timestamp(value: Any) -> datetime:

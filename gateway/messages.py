@@ -44,6 +44,7 @@ class StatusReport:
     provider_id: str
     status: str  # one of STATUSES
     error: str | None = None
+    opt_out: bool = False  # the provider did not deliver it because the recipient opted out with it (texted STOP)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class OutboundSms:
     text: str
     reference: str
     status_callback: str | None = None
+    media: tuple[str, ...] = ()  # URLs the provider fetches the attachments from (MMS)
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,18 @@ class SendResult:
 
 
 class SendError(Exception):
-    """A send that did not go through. `temporary` errors are retried by the caller."""
+    """A send that did not go through. `temporary` errors are retried by the caller, after `retry_after`
+    seconds when the provider said how long (429's Retry-After); `opt_out` says the provider refused
+    because the recipient opted out with it (Twilio's 21610), which the chat records as an opt-out."""
 
-    def __init__(self, message: str, *, temporary: bool, code: str | None = None):
+    def __init__(self, message: str, *, temporary: bool, code: str | None = None, opt_out: bool = False,
+                 retry_after: float | None = None):
         super().__init__(message)
         self.message = message
         self.temporary = temporary
         self.code = code
+        self.opt_out = opt_out
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}" if self.code else self.message

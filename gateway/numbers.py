@@ -104,3 +104,16 @@ def _invalid_reason(parsed: phonenumbers.PhoneNumber) -> str:
     """Say why a parsed number is not valid."""
     result = phonenumbers.is_possible_number_with_reason(parsed)
     return _POSSIBLE_REASONS.get(result, "not a number in its country's numbering plan")
+
+
+@functools.lru_cache(maxsize=4096)
+def number_type(sender: str) -> str:
+    """What kind of number a message is sent from, for pacing: "short_code" (3-8 digits, no +), "toll_free"
+    (an E.164 toll-free number by the numbering plan), else "long_code" (alphanumeric ids included)."""
+    if _SHORT_CODE.fullmatch(sender):
+        return "short_code"
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(sender, None))
+    except NumberParseException:
+        return "long_code"
+    return "toll_free" if kind == phonenumbers.PhoneNumberType.TOLL_FREE else "long_code"

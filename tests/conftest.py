@@ -50,6 +50,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def reserved_port() -> socket.socket:
+    """A port on 127.0.0.1 held bound (not listening) until a server takes it, so that no outgoing
+    connection's ephemeral port lands on it in the meantime (what `free_port()` cannot promise)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 async def until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
     """Wait until `predicate()` holds, polling briefly; fail after `timeout` seconds."""
     async with asyncio.timeout(timeout):
@@ -168,6 +177,7 @@ def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str 
             auth_token: {twilio.auth_token}
             api_base: {twilio.base_url}
             numbers: ["{ALICE}", "{BOB}", "{MAIN}"]
+            pace: {{long_code: 0, toll_free: 0, short_code: 0}}  # tests/chat/test_pacing.py paces
         """) + connectors + "\n" + extra
 
 
@@ -201,8 +211,9 @@ class Parts:
 class Server:
     """A running didchat with helpers to act as a provider and as agents."""
 
-    def __init__(self, config_path: Path, twilio: FakeTwilioApi):
+    def __init__(self, config_path: Path, twilio: FakeTwilioApi, reserved: socket.socket | None = None):
         self.config = load_config(config_path)
+        self.reserved = reserved
         self.config_path = config_path
         self.twilio_api = twilio
         self.url = self.config.public_url
@@ -215,7 +226,12 @@ class Server:
         self.app = create_app(self.config)
         self.runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=2)
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.config.port).start()
+        reserved = self.reserved
+        if reserved is not None and reserved.fileno() != -1 and reserved.getsockname()[1] == self.config.port:
+            self.reserved = None  # the site owns it now, and closes it when it stops
+            await web.SockSite(self.runner, reserved).start()
+        else:
+            await web.TCPSite(self.runner, "127.0.0.1", self.config.port, reuse_address=True).start()
         return self
 
     async def stop(self) -> None:
@@ -311,18 +327,20 @@ class AgentClient:
 async def make_server(tmp_path, twilio_api, database_url):
     """Build and start servers; each call can add configuration. All are stopped afterwards."""
     servers: list[Server] = []
-    port = free_port()
+    reserved = reserved_port()
+    port = reserved.getsockname()[1]
 
     async def make(extra: str = "", start: bool = True, connectors: str = "", alice: str = "") -> Server:
         path = tmp_path / f"didchat-{len(servers)}.yaml"
         path.write_text(config_text(port, database_url, twilio_api, extra, connectors, alice))
-        server = Server(path, twilio_api)
+        server = Server(path, twilio_api, reserved)
         servers.append(server)
         return await server.start() if start else server
 
     yield make
     for server in servers:
         await server.stop()
+    reserved.close()
 
 
 @pytest.fixture

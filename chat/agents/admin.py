@@ -83,7 +83,7 @@ SERVES = (tuple[str, ...], Field(description="every number it sends and receives
 
 
 def _connector_variants(suffix: str, secret: tuple, extra: dict | None = None) -> Any:
-    variants = [_variant(f"{cls.__name__.removesuffix('Connector')}{suffix}", cls, extra=(extra or {}) | {
+    variants = [_variant(f"{cls.__name__.removesuffix('Settings').removesuffix('Connector')}{suffix}", cls, extra=(extra or {}) | {
         name: secret for name in SECRET_FIELDS[cls.model_fields["type"].annotation.__args__[0]]})
         for cls in typing.get_args(typing.get_args(ConnectorConfig)[0])]
     return Annotated[Union[tuple(variants)], Field(discriminator="type")]  # noqa: UP007

@@ -113,6 +113,25 @@ async def caller(request: web.Request, op: Operation) -> Caller:
     address = request.remote or ""
     if presented.startswith(tokens.PREFIX):
         return await _token_caller(request, op, presented, address)
+    agent = await session_agent(request, presented)
+    allowed = {"admin": (READ, WRITE), "supervisor": () if op.admin_only else (READ,)}.get(agent.role, ())
+    if op.need not in allowed:
+        detail = f"{agent.role}s may not {op.need} this resource" if agent.role != "agent" else \
+            "agents may not use the admin API"
+        raise ApiError(403, "Forbidden", detail)
+    return Caller(agent.name, address, agent=agent)
+
+
+def bearer(request: web.Request) -> str:
+    """The request's bearer token, or ApiError 401."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise ApiError(401, "Unauthorized", "give an access token: Authorization: Bearer TOKEN", headers=UNAUTHORIZED)
+    return presented.strip()
+
+
+async def session_agent(request: web.Request, presented: str) -> Agent:
+    """The agent whose live session's access token `presented` is, or ApiError 401."""
     app = request.app
     try:
         claims = app[TOKENS].verify(presented)
@@ -123,12 +142,7 @@ async def caller(request: web.Request, op: Operation) -> Caller:
         raise ApiError(401, "Unauthorized", f"the access token is not valid: {err}", headers=INVALID) from None
     if agent is None or not alive:
         raise ApiError(401, "Unauthorized", "the session of this token has ended: log in again", headers=INVALID)
-    allowed = {"admin": (READ, WRITE), "supervisor": () if op.admin_only else (READ,)}.get(agent.role, ())
-    if op.need not in allowed:
-        detail = f"{agent.role}s may not {op.need} this resource" if agent.role != "agent" else \
-            "agents may not use the admin API"
-        raise ApiError(403, "Forbidden", detail)
-    return Caller(agent.name, address, agent=agent)
+    return agent
 
 
 async def _token_caller(request: web.Request, op: Operation, presented: str, address: str) -> Caller:

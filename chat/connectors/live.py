@@ -21,7 +21,7 @@ import structlog
 from aiohttp import web
 
 from chat.config import Config, Connector, SmppConnector
-from chat.connectors.providers import Parser, http_sender, status_callback, webhook_parser
+from chat.connectors.providers import Hook, http_sender, status_callback, webhook_parser
 from chat.connectors.smpp import SmppConnection, smpp_link
 from chat.domain.directory import Directory
 from chat.domain.statuses import report_unit
@@ -33,8 +33,8 @@ from chat.workers.tasks import STOPPING
 from gateway import Sender
 
 log = structlog.get_logger()
-RETIRE_SECONDS = 15.0  # longer than an SMS API send may take (gateway.senders: 10 s)
-PARSERS = web.AppKey("webhook_parsers", dict[str, Parser])  # connector name -> its webhook parser (chat.connectors.webhooks)
+RETIRE_SECONDS = 15.0  # longer than an SMS API send may take (gateway.providers.base.SenderContext: 10 s)
+PARSERS = web.AppKey("webhook_parsers", dict[str, Hook])  # connector name -> its webhook reader (chat.connectors.webhooks)
 
 
 class Connectors:
@@ -43,7 +43,7 @@ class Connectors:
 
     def __init__(self, app: web.Application):
         self.app = app
-        self.parsers: dict[str, Parser] = app[PARSERS]
+        self.parsers: dict[str, Hook] = app[PARSERS]
         self.senders: dict[str, Sender] = {}
         self.callbacks: dict[str, str | None] = {}
         self.links: list[SmppConnection] = app[LINKS]
@@ -57,6 +57,10 @@ class Connectors:
 
     def can_send(self, name: str) -> bool:
         return all(link.leader for link in self.links if link.cfg.name == name)
+
+    def paces(self, name: str, sender: str) -> tuple[tuple[str, float], ...]:
+        pace = getattr(self._running.get(name), "pace", None)  # SMS APIs' (an SMPP link paces itself: rate_limit)
+        return pace.rates(name, sender) if pace is not None else ()
 
     def changed(self, directory: Directory) -> None:
         """The running configuration changed (chat.workers.running.RunningConfig.on_change): follow it."""

@@ -16,7 +16,7 @@ from aiohttp import web
 from chat.config import Config
 from chat.connectors.live import PARSERS
 from chat.domain.directory import Directory
-from chat.domain.inbound import inbound_unit
+from chat.domain.inbound import inbound_unit, part_unit
 from chat.domain.statuses import report_unit
 from chat.metrics import METRICS
 from chat.replies import error
@@ -24,63 +24,56 @@ from chat.store.context import COMMIT, CONFIG
 from chat.workers.presence import PRESENCE
 from chat.workers.routing import ROUTER
 from chat.workers.running import DIRECTORY
-from gateway import GenericWebhook, InboundSms, StatusReport, TwilioWebhook, WebhookError, WebhookReply
+from gateway import InboundSms, StatusReport, WebhookError, WebhookRequest
+from gateway.providers import Event, Part, Route
 
 log = structlog.get_logger()
-TWIML_EMPTY = WebhookReply(200, b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>', "text/xml")
-JSON_OK = WebhookReply(200, b'{"ok":true}', "application/json")
 
 
-async def twilio_message(request: web.Request) -> web.Response:
-    """Twilio's incoming SMS."""
-    return await _webhook(request, TwilioWebhook, "message", TWIML_EMPTY)
+async def message(request: web.Request) -> web.Response:
+    """A provider's incoming message (some providers post their statuses here too)."""
+    return await _webhook(request, "message")
 
 
-async def twilio_status(request: web.Request) -> web.Response:
-    """Twilio's status callback for a message we sent."""
-    return await _webhook(request, TwilioWebhook, "status", TWIML_EMPTY)
+async def status(request: web.Request) -> web.Response:
+    """A provider's status callback for a message we sent."""
+    return await _webhook(request, "status")
 
 
-async def generic_message(request: web.Request) -> web.Response:
-    """The generic JSON incoming SMS."""
-    return await _webhook(request, GenericWebhook, "message", JSON_OK)
-
-
-async def generic_status(request: web.Request) -> web.Response:
-    """The generic JSON status callback."""
-    return await _webhook(request, GenericWebhook, "status", JSON_OK)
-
-
-async def _webhook(request: web.Request, kind: type, what: str, reply: WebhookReply) -> web.Response:
-    """Verify, parse, check the number is this connector's, commit, then answer (the rules above)."""
+async def _webhook(request: web.Request, route: Route) -> web.Response:
+    """Verify, parse, check the numbers are this connector's, commit, then answer (the rules above)."""
     app = request.app
-    name = request.match_info["connector"]
-    parser = app[PARSERS].get(name)
-    if not isinstance(parser, kind):
-        return error(404, f"no {kind.__name__.removesuffix('Webhook').lower()} connector named {name!r}")
+    name, path = request.match_info["connector"], request.match_info["provider"]
+    hook = app[PARSERS].get(name)
+    if hook is None or hook.path != path:
+        return error(404, f"no {path} connector named {name!r}")
     body = await request.read()
+    url = app[CONFIG].public_url.rstrip("/") + request.path_qs
     try:
-        item = _parse(parser, what, app[CONFIG].public_url.rstrip("/") + request.path_qs, body, request.headers)
+        events = hook.webhook.events(WebhookRequest(url, body, request.headers, request.method), route)
     except WebhookError as err:
         log.warning("webhook.refused", connector=name, status=err.status, error=err.message)
-        request.app[METRICS].webhook(name, what, "refused")
+        app[METRICS].webhook(name, route, "refused")
         return error(err.status, err.message, err.field)
-    assert parser is not None  # isinstance above
-    refused = _foreign(app[DIRECTORY].current, name, parser.recipient_field, item) if isinstance(item, InboundSms) else None
-    if refused is not None:
-        request.app[METRICS].webhook(name, what, "refused")
-        return refused
+    directory = app[DIRECTORY].current
+    for event in events:
+        sms = event.sms if isinstance(event, Part) else event
+        refused = _foreign(directory, name, sms) if isinstance(sms, InboundSms) else None
+        if refused is not None:
+            app[METRICS].webhook(name, route, "refused")
+            return refused
     try:
-        duplicate = await _commit_and_route(app, item)
+        duplicate = await _commit_and_route(app, events)
     except Exception as err:  # noqa: BLE001 - the provider will retry
         log.exception("webhook.store_failed", connector=name)
-        request.app[METRICS].webhook(name, what, "failed")
-        return error(503, f"could not store the {what} ({type(err).__name__}); retry later")
-    request.app[METRICS].webhook(name, what, "duplicate" if duplicate else "stored")
+        app[METRICS].webhook(name, route, "failed")
+        return error(503, f"could not store the {route} ({type(err).__name__}); retry later")
+    app[METRICS].webhook(name, route, "duplicate" if duplicate else "stored")
+    reply = hook.webhook.reply
     return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
 
-def _foreign(directory: Directory, connector: str, field: str, sms: InboundSms) -> web.Response | None:
+def _foreign(directory: Directory, connector: str, sms: InboundSms) -> web.Response | None:
     """A 404 for an SMS to a number that is not ours or that another connector owns, else None."""
     if sms.recipient not in directory.sms_numbers:
         problem = f"{sms.recipient} is not one of our SMS numbers"
@@ -89,32 +82,39 @@ def _foreign(directory: Directory, connector: str, field: str, sms: InboundSms) 
     else:
         return None
     log.warning("webhook.foreign_number", connector=connector, number=sms.recipient)
-    return error(404, problem, field)
+    return error(404, problem, "to")
 
 
-def _parse(parser, what: str, url: str, body: bytes, headers) -> InboundSms | StatusReport:
-    args = (url, body, headers) if isinstance(parser, TwilioWebhook) else (body, headers)
-    return parser.parse_message(*args) if what == "message" else parser.parse_status(*args)
-
-
-async def _commit_and_route(app: web.Application, item: InboundSms | StatusReport) -> bool:
-    """Commit and route what a webhook carried; whether it was a message we had already."""
+async def _commit_and_route(app: web.Application, events: tuple[Event, ...]) -> bool:
+    """Commit and route what a webhook carried, in order; whether it was all had already."""
     commit, router = app[COMMIT], app[ROUTER]
-    if isinstance(item, InboundSms):
-        stored = await commit.run(inbound_unit(item, app[DIRECTORY].current, app[PRESENCE]))
+    duplicate = bool(events)
+    for event in events:
+        if isinstance(event, StatusReport):
+            await router.push_status(await commit.run(report_unit(event)))
+            duplicate = False
+            continue
+        directory = app[DIRECTORY].current
+        if isinstance(event, Part):
+            kept = await commit.run(part_unit(event, directory, app[PRESENCE]))
+            if kept is None:  # the message waits for its other parts
+                duplicate = False
+                continue
+            stored = kept
+        else:
+            stored = await commit.run(inbound_unit(event, directory, app[PRESENCE]))
         router.dispatch(stored)
         await router.caught_up()
-        return stored.duplicate
-    else:
-        await router.push_status(await commit.run(report_unit(item)))
-        return False
+        duplicate = duplicate and stored.duplicate
+    return duplicate
 
 
 def setup(app: web.Application, config: Config) -> None:
     """The webhook routes; each connector's signature-checking parser is put in app[PARSERS] while it runs
     (chat.connectors.live)."""
     app[PARSERS] = {}
-    app.router.add_post("/webhooks/twilio/{connector}", twilio_message)
-    app.router.add_post("/webhooks/twilio/{connector}/status", twilio_status)
-    app.router.add_post("/webhooks/generic/{connector}", generic_message)
-    app.router.add_post("/webhooks/generic/{connector}/status", generic_status)
+    app.router.add_post("/webhooks/{provider}/{connector}", message)
+    app.router.add_post("/webhooks/{provider}/{connector}/status", status)
+    # Vonage's SMS API and Plivo may be set to call with GET, the fields in the (signed) query
+    app.router.add_get("/webhooks/{provider}/{connector}", message, allow_head=False)
+    app.router.add_get("/webhooks/{provider}/{connector}/status", status, allow_head=False)

@@ -178,9 +178,17 @@ def message_payload(row) -> dict:
     out = {k: data.get(k) for k in MESSAGE_FIELDS}
     out["from"], out["to"] = out.pop("sender"), out.pop("recipient")
     out["incomplete"] = bool(out["incomplete"])
+    out["media"] = media_links(data["id"], data.get("media"))
     for key in ("created_at", "updated_at"):
         out[key] = iso(out[key])
     return out
+
+
+def media_links(message_id: int, media: list | None) -> list[dict]:
+    """How the agent protocol shows a message's attachments: didchat's URL for each (GET with the agent's access
+    token; chat.agents.media fetches it from the provider), and its type. The provider's URL is never shown."""
+    return [{"url": f"/api/media/{message_id}/{n}", "content_type": item.get("content_type") or ""}
+            for n, item in enumerate(media or []) if isinstance(item, dict)]
 
 
 def conversation_payload(row, unread: int | None = None) -> dict:

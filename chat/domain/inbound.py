@@ -28,10 +28,11 @@ from chat.domain.conversations import (
     storable_inbound,
 )
 from chat.domain.directory import ADMINS, Directory
+from chat.domain.parts import DUPLICATE, join_part
 from chat.domain.teams import pick_member
 from chat.store import utcnow
 from chat.store.tables import messages
-from gateway import InboundSms, count_segments
+from gateway import InboundSms, Part, count_segments
 
 
 class Presence(Protocol):
@@ -89,6 +90,20 @@ class Fingerprint:
 def inbound_unit(sms: InboundSms, directory: Directory, presence: Presence):
     """A group-commit unit that stores `sms` (its segments counted here, outside the writer)."""
     return partial(store_inbound, sms=sms, directory=directory, presence=presence, counted=count_segments(sms.text))
+
+
+def part_unit(part: Part, directory: Directory, presence: Presence):
+    """A unit that keeps one part of a long message (chat.domain.parts.join_part) and, once every part is kept,
+    stores the whole message in the same transaction; None while parts are missing."""
+    async def unit(conn) -> Stored | None:
+        whole = await join_part(conn, part)
+        if whole is None:
+            return None
+        if whole == DUPLICATE:
+            return Stored(duplicate=True)
+        assert isinstance(whole, InboundSms)
+        return await store_inbound(conn, whole, directory, presence)
+    return unit
 
 
 async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: Presence,

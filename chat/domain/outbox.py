@@ -8,8 +8,10 @@ Rules:
   the row's claim; a node whose claim was taken over records nothing.
 - Recording a send claims the conversation's next head for the same node in the same
   transaction, so a busy conversation needs no extra query and no other node can slip in.
-- A temporary failure releases the row with its next attempt time: whichever node is free then
-  retries it (never two at once).
+- A temporary failure releases the row with its next attempt time (no sooner than the provider's
+  Retry-After): whichever node is free then retries it (never two at once).
+- A refusal the provider gives because the recipient opted out with it (Twilio's 21610) fails the
+  message and records the opt-out for the number it was sent from, as a STOP texted to it would.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import sqlalchemy as sa
 from chat.config import OutboxConfig
 from chat.domain import claims
 from chat.domain.claims import Claim, claim_one_statement, held
-from chat.domain.optouts import opted_out_of
+from chat.domain.optouts import opted_out_of, record_opt_out
 from chat.domain.statuses import ADD_REF, apply_pending, settle_message, status_payload
 from chat.store import utcnow
 from chat.store.tables import contacts, conversations, messages, outbox
@@ -128,12 +130,17 @@ async def record_failure(conn, row, error: SendError, config: OutboxConfig, clai
     held_row = {"oid": row.id, "token": row.claim_token}
     if outcome(error, attempts, config) == "retried":
         delay = min(config.backoff_max_seconds, config.backoff_seconds * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
+        delay = max(delay, error.retry_after or 0.0)  # the provider said when to come back (429's Retry-After)
         values = {**held_row, "tries": attempts, "error_text": str(error), "retry_at": utcnow() + timedelta(seconds=delay)}
         return (None, None) if (await conn.execute(BACK_OFF, values)).rowcount == 1 else None
     if (await conn.execute(DROP_HELD, held_row)).rowcount == 0:
         return None
     now = utcnow()
     await conn.execute(messages.update().where(messages.c.id == row.message_id).values(status=FAILED, error=str(error), updated_at=now))
-    assigned = await conn.scalar(sa.select(conversations.c.assigned_id).where(conversations.c.id == row.conversation_id))
+    conv = (await conn.execute(sa.select(conversations.c.assigned_id, conversations.c.contact_id)
+                               .where(conversations.c.id == row.conversation_id))).one()
+    assigned = conv.assigned_id
+    if error.opt_out:  # the provider refused: the customer opted out with it (texted STOP to it) from this number
+        await record_opt_out(conn, conv.contact_id, row.sender, True, "number")
     status = status_payload(row.message_id, row.conversation_id, FAILED, str(error), now, assigned)
     return status, await claim_head(conn, row.conversation_id, claim)

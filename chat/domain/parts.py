@@ -1,4 +1,4 @@
-"""Parts of long SMPP messages in the store (units of work), kept until the whole message is.
+"""Parts of long messages (SMPP's, and those a provider posts in parts) in the store (units of work), kept until the whole message is.
 
 Rules: each part is stored as it arrives (so a restart between parts loses nothing) and its
 deliver_sm acknowledged after that; a resend of a part we hold is recognised; a reference that
@@ -8,12 +8,16 @@ connector's bind, which is the only one that receives them.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import replace
 from datetime import datetime
 
 import sqlalchemy as sa
 
 from chat.store import utcnow
 from chat.store.tables import smpp_parts
+from gateway import InboundSms, Part
 from gateway.smpp.concat import Fragment
 
 
@@ -57,3 +61,32 @@ async def overdue_keys(conn, connector: str, before: datetime) -> list[str]:
 async def forget_delivered(conn, connector: str, before: datetime) -> None:
     await conn.execute(smpp_parts.delete().where(smpp_parts.c.connector == connector, smpp_parts.c.done,
                                                  smpp_parts.c.received_at < before))
+
+
+# -- parts that come by webhook (gateway.providers.Part: Vonage's SMS API) ------------------------------------------
+
+
+DUPLICATE = "duplicate"
+
+
+async def join_part(conn, part: Part) -> InboundSms | str | None:
+    """Keep a webhook's part; the whole message once every part is kept (the parts marked delivered in the same
+    transaction), DUPLICATE for a part we have, None while parts are missing."""
+    sms = part.sms
+    key = "webhook:" + hashlib.sha256("\x00".join((sms.sender, sms.recipient, part.reference)).encode()).hexdigest()
+    payload = json.dumps({"id": sms.provider_id, "text": sms.text, "original": _text(sms.original)}).encode()
+    if not await keep_part(conn, sms.connector, key, Fragment(0, 0, part.total, part.number, 0, payload),
+                           sms.sender, sms.recipient):
+        return DUPLICATE
+    rows = await pending_parts(conn, sms.connector, key)
+    if len({r.seq for r in rows}) < part.total:
+        return None
+    await mark_delivered(conn, [r.id for r in rows])
+    kept = [json.loads(r.payload) for r in sorted(rows, key=lambda r: r.seq)]
+    altered = [k["original"] for k in kept if k["original"] is not None]
+    return replace(sms, provider_id=kept[0]["id"], text="".join(k["text"] for k in kept),
+                   original="\n".join(altered).encode("utf-8", "surrogateescape") if altered else None)
+
+
+def _text(original: bytes | None) -> str | None:
+    return None if original is None else original.decode("utf-8", "surrogateescape")

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import structlog
 
 from chat.domain.conversations import iso
+from chat.domain.optouts import record_opt_out
 from chat.store import utcnow
 from chat.store.tables import conversations, messages, pending_reports, provider_refs
 from gateway import StatusReport
@@ -48,6 +49,9 @@ PARTS = (sa.select(provider_refs.c.status, provider_refs.c.error)
 MESSAGE_STATUS = sa.select(messages.c.status, messages.c.conversation_id).where(messages.c.id == sa.bindparam("mid"))
 SET_MESSAGE_STATUS = messages.update().where(messages.c.id == sa.bindparam("mid")).values(
     status=sa.bindparam("new_status"), error=sa.bindparam("new_error"), updated_at=sa.bindparam("now"))
+SENDER_AND_CONTACT = (sa.select(messages.c.sender, conversations.c.contact_id)
+                      .join(conversations, conversations.c.id == messages.c.conversation_id)
+                      .where(messages.c.id == sa.bindparam("mid")))
 ASSIGNEE = sa.select(conversations.c.assigned_id).where(conversations.c.id == sa.bindparam("cid"))
 PARKED = sa.and_(pending_reports.c.connector == sa.bindparam("ref_connector"),
                  pending_reports.c.provider_id == sa.bindparam("ref_id"))
@@ -64,6 +68,9 @@ async def store_report(conn, report: StatusReport) -> dict | None:
                                          "status": report.status, "error": report.error, "received_at": utcnow()})
         return None
     await conn.execute(SET_REF, {**ref, "new_status": report.status, "new_error": report.error})
+    if report.opt_out:  # the customer opted out with the provider: record it as a STOP texted to that number
+        row = (await conn.execute(SENDER_AND_CONTACT, {"mid": message_id})).one()
+        await record_opt_out(conn, row.contact_id, row.sender, True, "number")
     return await settle_message(conn, message_id)
 
 

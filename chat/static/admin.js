@@ -6,7 +6,8 @@ const $ = (id) => document.getElementById(id);
 const state = { token: null, user: null, tab: "users", cache: {}, timer: null, editing: null };
 
 const DISTRIBUTIONS = ["least_busy", "round_robin", "offer_all"];
-const CONNECTOR_TYPES = ["twilio", "generic", "loopback", "smpp"];
+const CONNECTOR_TYPES = [];  // filled from the OpenAPI document: every provider didchat speaks, and smpp
+const COMMON = new Set(["type", "name", "numbers"]);
 const SECRET_HINT = "write-only: never shown again; or ${NAME} of an environment variable every node has";
 const KEPT_HINT = "left empty, the stored secret is kept";
 const RESOURCES = {
@@ -72,19 +73,7 @@ const RESOURCES = {
       { name: "type", label: "Type", type: "select", options: CONNECTOR_TYPES, required: true, fixed: true },
       { name: "name", label: "Name", required: true, fixed: true, hint: "lower case letters, digits, . _ -" },
       { name: "numbers", label: "Numbers", type: "list", hint: "its own numbers, + and the country code, comma-separated" },
-      { name: "account_sid", label: "Account SID", types: ["twilio"] },
-      { name: "auth_token", label: "Auth token", type: "password", types: ["twilio"], hint: SECRET_HINT },
-      { name: "api_base", label: "API address", types: ["twilio"], hint: "default https://api.twilio.com" },
-      { name: "secret", label: "Signing secret", type: "password", types: ["generic", "loopback"],
-        hint: `16 characters or more; ${SECRET_HINT}` },
-      { name: "send_url", label: "Send URL", types: ["generic"] },
-      { name: "host", label: "SMSC host", types: ["smpp"] },
-      { name: "port", label: "SMSC port", type: "number", types: ["smpp"] },
-      { name: "system_id", label: "System ID", types: ["smpp"] },
-      { name: "password", label: "Password", type: "password", types: ["smpp"], hint: `up to 8 characters; ${SECRET_HINT}` },
-      { name: "bind", label: "Bind", type: "select", options: ["transceiver", "transmitter_receiver"], types: ["smpp"] },
-      { name: "window", label: "Window", type: "number", types: ["smpp"], hint: "requests in flight (default 10)" },
-      { name: "rate_limit", label: "Rate limit", type: "number", types: ["smpp"], hint: "segments per second; 0: none" },
+      // and each type's own fields, read from the API's OpenAPI document (connectorFields)
     ],
     actions: (row) => [["Edit", () => editItem("connectors", row)], ["Delete", () => remove("connectors", row.name)]],
   },
@@ -232,6 +221,7 @@ async function renderForm(spec) {
       const choices = f.from ? await options(f.from) : f.options;
       if (f.optional || f.from) input.append(el("option", { value: "", text: "—" }));
       for (const c of choices) input.append(el("option", { value: c, text: c }));
+      if (f.default !== undefined && f.default !== null) input.value = String(f.default);
     } else {
       input = el("input", { id, name: f.name, "data-testid": id, required: f.required,
                             type: f.type === "password" ? "password" : f.type === "number" ? "number" : "text",
@@ -339,7 +329,50 @@ async function renderTable(spec) {
   status(`${data.total} ${spec.title.toLowerCase()}`);
 }
 
+// The connector form follows the API's own models: each type's scalar fields, secrets as password inputs.
+async function connectorFields() {
+  const spec = RESOURCES.connectors;
+  if (spec.loaded) return;
+  const res = await fetch("/api/openapi.json");
+  if (!res.ok) return;
+  const schemas = (await res.json()).components.schemas;
+  const byName = new Map();
+  for (const ref of Object.values(schemas.NewConnector.discriminator.mapping)) {
+    const props = schemas[ref.split("/").pop()].properties;
+    const type = props.type.const;
+    CONNECTOR_TYPES.push(type);
+    for (const [name, prop] of Object.entries(props)) {
+      const kind = fieldKind(prop);
+      if (COMMON.has(name) || !kind) continue;
+      const field = byName.get(name) || { name, label: prop.title || name, types: [], ...kind,
+                                          hint: fieldHint(prop, kind) };
+      field.types.push(type);
+      byName.set(name, field);
+    }
+  }
+  spec.fields.push(...byName.values());
+  spec.loaded = true;
+}
+
+function fieldKind(prop) {
+  const plain = prop.anyOf ? prop.anyOf.find((p) => p.type !== "null") || {} : prop;
+  if (prop.writeOnly || plain.format === "password") return { type: "password" };
+  if (plain.enum) return { type: "select", options: plain.enum, optional: prop.default === undefined, default: prop.default };
+  if (plain.type === "integer" || plain.type === "number") return { type: "number" };
+  if (plain.type === "string") return {};
+  return null;  // objects and lists (pacing, tables): through the API or the configuration file
+}
+
+function fieldHint(prop, kind) {
+  if (kind.type === "password") return SECRET_HINT;
+  const parts = [];
+  if (prop.description && !prop.description.startsWith("an http")) parts.push(prop.description);
+  if (prop.default !== undefined && prop.default !== null && prop.default !== "") parts.push(`default ${prop.default}`);
+  return parts.join("; ") || undefined;
+}
+
 async function show(tab) {
+  if (tab === "connectors") await connectorFields();
   state.tab = tab;
   state.cache = {};
   state.editing = null;

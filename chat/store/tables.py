@@ -158,6 +158,14 @@ smpp_parts = sa.Table(
     sa.Index("ix_smpp_parts_age", "done", "received_at"),
 )
 
+# Pacing of sends (chat.domain.pacing): per sender number and per connector, the moment its next send may
+# start (unix microseconds: an integer, which the store's planned statements read as they are), for every node.
+send_pace = sa.Table(
+    "send_pace", metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("next_us", sa.BigInteger, nullable=False),
+)
+
 provider_refs = sa.Table(
     "provider_refs", metadata,
     sa.Column("connector", sa.String(64), primary_key=True),

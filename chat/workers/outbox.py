@@ -3,15 +3,17 @@
 Rules: a row leaves only from the node that claimed it (chat.domain.outbox: a conversation's head,
 due and free), so no two nodes send one row and order per conversation holds across nodes; the
 claim is renewed while its send runs, and a node that died lets go after `cluster.claim_seconds`.
-Temporary errors (5xx, throttling, network) are retried with jittered exponential backoff by
-whichever node claims the row when it falls due; permanent errors and exhausted retries fail the
+Temporary errors (5xx, throttling, network) are retried with jittered exponential backoff (no
+sooner than the provider's Retry-After) by whichever node claims the row when it falls due; permanent errors and exhausted retries fail the
 message with the provider's words, which the agent sees. A connector's rows are claimed only
 where `can_send(connector)` holds (an SMPP connector: on the node holding its bind). Rows live in
-the database, so a restart resumes them.
+the database, so a restart resumes them. Sends are paced per sender number and per connector
+(chat.domain.pacing: slots shared by every node), waiting in their chain, so order holds.
 """
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Protocol
@@ -33,6 +35,7 @@ from chat.domain.outbox import (
     release_every_claim,
     renew_claims,
 )
+from chat.domain.pacing import reserve
 from chat.metrics import METRICS, Metrics
 from chat.store import Database, as_utc, utcnow
 from chat.store.commit import GroupCommit
@@ -41,7 +44,7 @@ from chat.store.lease import holder_name
 from chat.workers.routing import ROUTER, Router
 from chat.workers.tasks import STOPPING, cancel, wait_set
 from chat.workers.wake import OUTBOX, WAKE, Wake
-from gateway import OutboundSms, Sender, SendError, SendResult
+from gateway import OutboundSms, Sender, SendError, SendResult, count_segments
 
 log = structlog.get_logger()
 SCAN_RETRY_SECONDS = 1.0  # after a failed scan (the database is down): try again soon, not in a tight loop
@@ -61,6 +64,10 @@ class Sending(Protocol):
 
     def can_send(self, name: str) -> bool:
         """Whether this node may send the connector's messages now (an SMPP connector's: while it holds the bind)."""
+        ...
+
+    def paces(self, name: str, sender: str) -> tuple[tuple[str, float], ...]:
+        """The limits a send through the connector from `sender` falls under: (key, segments per second)."""
         ...
 
 
@@ -93,6 +100,7 @@ class Outbox:
         self._full = False  # the last scan claimed all it had room for: scan again when a chain ends
         self._slots: dict[str, tuple[int, asyncio.Semaphore]] = {}  # connector -> (its size, its sends in flight)
         self._default_slots = asyncio.Semaphore(config.concurrency)
+        self._held: dict[str, float] = {}  # connector -> unix time before which this node sends nothing (Retry-After)
 
     def _sizes(self) -> dict[str, int]:
         windows = self.connectors.windows()
@@ -223,8 +231,11 @@ class Outbox:
             return None
         self.holding.tokens.add(row.claim_token)
         try:
+            await self._pace(row)
             async with self._slot(row.connector):
                 result = await self._send(row)
+            if isinstance(result, SendError) and result.retry_after:  # the provider asked every send to wait
+                self._held[row.connector] = max(self._held.get(row.connector, 0.0), time.time() + result.retry_after)
             unit = partial(record_sent, row=row, result=result) if isinstance(result, SendResult) else \
                 partial(record_failure, row=row, error=result, config=self.config)
             recorded = await self.commit.run(partial(unit, claim=self.holding.claim(self.holder)))
@@ -241,6 +252,22 @@ class Outbox:
         status, head = recorded
         await self.router.push_status(status)
         return head
+
+    async def _pace(self, row) -> None:
+        """Wait for the send's slot on every limit it falls under (chat.domain.pacing: shared by every node, so a
+        number's sends are spaced whichever node sends them), and for a provider's Retry-After on this node."""
+        held = self._held.get(row.connector, 0.0) - time.time()
+        if held > 0:
+            await asyncio.sleep(held)
+        limits = self.connectors.paces(row.connector, row.sender)
+        if not limits or (row.opted_out and not row.compliance):
+            return
+        segments = count_segments(row.text)[1] or 1
+        start = await self.commit.run(partial(reserve, costs=tuple((key, segments / rate) for key, rate in limits),
+                                              now=time.time()))
+        wait = start - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def _send(self, row) -> SendResult | SendError:
         if row.opted_out and not row.compliance:  # opt-out is enforced here, whoever queued the message

@@ -37,7 +37,7 @@ async def webhook(server, connector: str, secret: str, text: str, to: str = NUMB
     """A generic webhook signed with `secret` for `connector`; its HTTP status."""
     from pydantic import SecretStr
 
-    from chat.config import GenericConnector
+    from gateway.providers.generic import GenericSettings as GenericConnector
 
     conn = GenericConnector(type="generic", name=connector, secret=SecretStr(secret), send_url="http://127.0.0.1:9/")
     return (await server.post(*signed_sms(server.config, conn, CUSTOMER, to, text)))[0]

@@ -12,6 +12,7 @@ import os
 import sys
 
 import aiohttp
+import pytest
 
 from tests.cluster.conftest import Node
 from tests.conftest import PASSWORD, config_text, free_port
@@ -28,6 +29,7 @@ async def _token(url: str) -> str:
             return (await r.json())["token"]
 
 
+@pytest.mark.timeout(600)  # every operation fuzzed: minutes on a busy machine (the suite's 120 s is for hangs)
 async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_schema(tmp_path, twilio_api, database_url):
     port = free_port()
     path = tmp_path / "didchat.yaml"

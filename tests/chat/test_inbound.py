@@ -67,7 +67,7 @@ async def test_forged_signature_is_403_and_stores_nothing(didchat_server):
 async def test_malformed_body_is_400_naming_the_field(didchat_server):
     from urllib.parse import urlencode
 
-    from gateway import twilio_signature
+    from gateway.providers.twilio import twilio_signature
     url, _, _ = didchat_server.webhook(CUSTOMER, ALICE, "x")
     params = {"MessageSid": "SM" + "c" * 32, "AccountSid": didchat_server.twilio_api.account_sid, "To": ALICE, "Body": "x"}
     sig = twilio_signature(didchat_server.twilio_api.auth_token, url, params)

@@ -17,7 +17,7 @@ from chat.domain.conversations import ADD_CONVERSATION, contact_id, insert_messa
 from chat.domain.statuses import ADD_REF, EXPIRE_BATCH, apply_stranded, stranded
 from chat.store import utcnow
 from chat.store.tables import messages, pending_reports
-from gateway import twilio_signature
+from gateway.providers.twilio import twilio_signature
 from tests.conftest import ALICE, CUSTOMER
 
 

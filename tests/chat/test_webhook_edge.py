@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from chat.domain.inbound import inbound_unit
 from chat.store.tables import contacts, messages
-from gateway import InboundSms, didchat_signature, twilio_signature
-from gateway.webhooks import twilio_params
+from gateway import InboundSms
+from gateway.providers.generic import didchat_signature
+from gateway.providers.twilio import twilio_params, twilio_signature
 from tests.conftest import ALICE, CUSTOMER, SMPP_NUMBER
 
 GEN_SECRET = "gen-secret-0123456789abcdef"

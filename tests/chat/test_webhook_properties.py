@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.messages import STATUSES
-from gateway.webhooks import TWILIO_STATUSES
+from gateway.providers.twilio import STATUSES as TWILIO_STATUSES
 from tests.chat.test_webhook_edge import GEN_NUMBER, generic_post, generic_server, twilio_post
 from tests.conftest import ALICE, BOB, CUSTOMER, MAIN
 

@@ -37,7 +37,7 @@ async def _generic_webhook(node, connector: str, secret: str, text: str, to: str
     from pydantic import SecretStr
 
     from chat.cli import signed_sms
-    from chat.config import GenericConnector
+    from gateway.providers.generic import GenericSettings as GenericConnector
 
     conn = GenericConnector(type="generic", name=connector, secret=SecretStr(secret), send_url="http://127.0.0.1:9/")
     _, body, headers = signed_sms(SimpleNamespace(public_url=node.url), conn, CUSTOMER, to, text)

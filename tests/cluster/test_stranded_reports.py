@@ -12,7 +12,7 @@ from chat.domain.conversations import insert_message
 from chat.domain.statuses import ADD_REF
 from chat.store import Database
 from chat.store.tables import conversations, messages, pending_reports
-from gateway import twilio_signature
+from gateway.providers.twilio import twilio_signature
 from tests.conftest import ALICE, CUSTOMER, until
 
 SID = "SM" + "5" * 32

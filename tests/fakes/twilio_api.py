@@ -15,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 import phonenumbers
@@ -27,6 +30,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from gateway.text import count_segments
+from tests.fakes.provider import Sent, Webhook
 
 API_VERSION = "2010-04-01"
 MAX_BODY = 1600
@@ -39,9 +43,11 @@ class TwilioFailure:
     status: int
     code: int
     message: str
+    retry_after: int | None = None  # seconds, sent as Retry-After (Twilio sends it with some 429s)
 
     def response(self) -> web.Response:
         """Render as Twilio renders errors."""
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
         return web.json_response(
             {
                 "code": self.code,
@@ -50,6 +56,7 @@ class TwilioFailure:
                 "status": self.status,
             },
             status=self.status,
+            headers=headers,
         )
 
 
@@ -71,6 +78,8 @@ class FakeTwilioApi:
         self.account_sid = account_sid or new_sid("AC")
         self.auth_token = auth_token or secrets.token_hex(16)
         self.requests: list[dict[str, str]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request, beside `requests` (pacing tests)
+        self.sent: list[Sent] = []  # each authenticated send as tests/fakes/provider.py's FakeProvider keeps them
         self.messages: dict[str, dict[str, Any]] = {}
         self._failures: list[TwilioFailure] = []
         self._down: TwilioFailure | None = None  # an outage: every request answered with it until recover()
@@ -85,6 +94,7 @@ class FakeTwilioApi:
         app = web.Application()
         app.router.add_post(f"/{API_VERSION}/Accounts/{{account}}/Messages.json", self._create)
         app.router.add_get(f"/{API_VERSION}/Accounts/{{account}}/Messages/{{sid}}.json", self._fetch)
+        app.router.add_get(f"/{API_VERSION}/Accounts/{{account}}/Messages/{{sid}}/Media/{{name}}", self._media)
         self._runner = web.AppRunner(app, shutdown_timeout=2)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
@@ -98,10 +108,11 @@ class FakeTwilioApi:
             await self._runner.cleanup()
             self._runner = None
 
-    def fail_next(self, n: int = 1, status: int = 500, code: int | None = None, message: str | None = None) -> None:
+    def fail_next(self, n: int = 1, status: int = 500, code: int | None = None, message: str | None = None,
+                  retry_after: int | None = None) -> None:
         """Answer the next `n` authenticated requests with an error (5xx and 429 are temporary)."""
         default = TOO_MANY_REQUESTS if status == 429 else SERVER_ERROR
-        failure = TwilioFailure(status, code or default.code, message or default.message)
+        failure = TwilioFailure(status, code or default.code, message or default.message, retry_after)
         self._failures.extend([failure] * n)
 
     def outage(self, failure: TwilioFailure = UNAVAILABLE) -> None:
@@ -177,11 +188,63 @@ class FakeTwilioApi:
             await self._stalled.wait()
             return UNAVAILABLE.response()
         refusal = self._authenticate(request) or self._down or self._next_failure() or _validate(form)
-        if refusal:
-            return refusal.response()
-        message = self._message(form)
+        message = None if refusal else self._message(form)
+        if refusal is not UNAUTHORIZED:
+            self.sent.append(Sent(sender=form.get("From", ""), recipient=form.get("To", ""), text=form.get("Body", ""),
+                                  status_url=form.get("StatusCallback"), provider_id=message["sid"] if message else "",
+                                  raw=form, at=time.monotonic()))
+        if refusal or message is None:
+            return (refusal or UNAVAILABLE).response()
         self.messages[message["sid"]] = message
         return web.json_response(_resource(message), status=201)
+
+    # --- tests/fakes/provider.py's FakeProvider ---------------------------------------------------------
+
+    type = "twilio"
+
+    def connector_yaml(self, name: str, numbers: list[str]) -> str:
+        return (f'  - {{type: twilio, name: {name}, account_sid: "{self.account_sid}", auth_token: "{self.auth_token}", '
+                f'api_base: "{self.base_url}", numbers: {json.dumps(numbers)}}}\n')
+
+    def _signed(self, url: str, params: dict[str, str], token: str | None = None) -> Webhook:
+        signature = RequestValidator(token or self.auth_token).compute_signature(url, params)
+        return Webhook(urlencode(params).encode(), {"X-Twilio-Signature": signature,
+                                                     "Content-Type": "application/x-www-form-urlencoded"})
+
+    def inbound(self, url: str, sender: str, to: str, text: str, message_id: str,
+                media: list[tuple[str, str]] | None = None) -> list[Webhook]:
+        """An incoming SMS or MMS as Twilio posts it to the number's messaging webhook."""
+        sid = message_id if message_id.startswith(("SM", "MM")) else ("MM" if media else "SM") + message_id[:32].ljust(32, "0")
+        params = {"MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid, "AccountSid": self.account_sid,
+                  "From": sender, "To": to, "Body": text, "NumMedia": str(len(media or [])), "NumSegments": "1",
+                  "SmsStatus": "received", "ApiVersion": API_VERSION}
+        for n, (media_url, content_type) in enumerate(media or []):
+            params[f"MediaUrl{n}"], params[f"MediaContentType{n}"] = media_url, content_type
+        return [self._signed(url, params)]
+
+    def delivered(self, url: str, sent: Sent) -> Webhook:
+        message = self.messages[sent.provider_id]
+        hook = self._signed(url, self._callback_params(message, "delivered", None))
+        return Webhook(hook.body, hook.headers, route="status")
+
+    def forged(self, webhook: Webhook) -> Webhook:
+        params = dict(parse_qsl(webhook.body.decode(), keep_blank_values=True))
+        url = "http://forged.example/"  # signed over another URL with another token: it verifies nowhere
+        return Webhook(self._signed(url, params, "0" * 32).body, self._signed(url, params, "0" * 32).headers,
+                       webhook.route)
+
+    def refuse_next_as_opted_out(self) -> None:
+        self.reject_next()
+
+    def media_url(self, name: str) -> str:
+        return f"{self.base_url}/{API_VERSION}/Accounts/{self.account_sid}/Messages/MM{'0' * 32}/Media/{name}"
+
+    async def _media(self, request: web.Request) -> web.Response:
+        """A message's media, behind HTTP basic auth (Twilio's media auth on)."""
+        refusal = self._authenticate(request)
+        if refusal:
+            return refusal.response()
+        return web.Response(body=b"\x89PNG\r\n\x1a\n" + request.match_info["name"].encode(), content_type="image/png")
 
     async def _fetch(self, request: web.Request) -> web.Response:
         """GET Messages/{sid}.json."""
@@ -195,6 +258,7 @@ class FakeTwilioApi:
         """Keep a request and wake whoever waits for it."""
         async with self._recorded:
             self.requests.append(form)
+            self.arrivals.append(time.monotonic())
             self._recorded.notify_all()
 
     def _authenticate(self, request: web.Request) -> TwilioFailure | None:

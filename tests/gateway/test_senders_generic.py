@@ -4,9 +4,9 @@ import json
 import pytest
 from aiohttp import web
 
+from gateway.fields import SignatureError
 from gateway.messages import SENT, OutboundSms, SendError
-from gateway.senders import GenericSender
-from gateway.webhooks import GenericWebhook, SignatureError
+from gateway.providers.generic import GenericSender, GenericWebhook
 
 SECRET = "generic-secret"
 SMS = OutboundSms("generic", "+14155550100", "+14155550123", "Grüße €", "ref-1", status_callback="http://x/status")
@@ -18,7 +18,7 @@ def endpoint(status=200, payload=None, received=None):
 
     async def handle(request):
         try:
-            data = checker.verify(await request.read(), request.headers)
+            data = checker._fields(await request.read(), request.headers).data
         except SignatureError as err:
             return web.json_response({"error": err.message, "code": "sig"}, status=err.status)
         if received is not None:

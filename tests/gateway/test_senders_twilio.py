@@ -5,8 +5,9 @@ import pytest
 from aiohttp import web
 
 from gateway.messages import DELIVERED, QUEUED, UNDELIVERED, OutboundSms, SendError
-from gateway.senders import Sender, TwilioSender
-from gateway.webhooks import TwilioWebhook
+from gateway.providers import Sender
+from gateway.providers.twilio import TwilioSender, TwilioWebhook
+from tests.gateway.reading import status
 
 SMS = OutboundSms(connector="main", sender="+14155550100", recipient="+14155550123", text="Hello", reference="r1")
 
@@ -139,7 +140,7 @@ async def test_status_callbacks_reach_the_webhook_signed(sender, twilio_api, ser
     hook = TwilioWebhook("main", twilio_api.auth_token, account_sid=twilio_api.account_sid)
 
     async def callback(request):
-        reports.append(hook.parse_status(str(request.url), await request.read(), request.headers))
+        reports.append(status(hook, str(request.url), await request.read(), request.headers))
         received.set()
         return web.Response(status=hook.reply.status, body=hook.reply.body, content_type=hook.reply.content_type)
 
@@ -157,7 +158,7 @@ async def test_status_callback_with_wrong_token_is_refused(sender, twilio_api, s
 
     async def callback(request):
         try:
-            hook.parse_status(str(request.url), await request.read(), request.headers)
+            status(hook, str(request.url), await request.read(), request.headers)
         except Exception as err:  # the HTTP answer is what this test checks
             return web.Response(status=getattr(err, "status", 500), text=str(err))
         return web.Response(status=200)

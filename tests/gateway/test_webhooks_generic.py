@@ -6,8 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from gateway.fields import MalformedWebhook, SignatureError, WebhookError
 from gateway.messages import STATUSES
-from gateway.webhooks import GenericWebhook, MalformedWebhook, SignatureError, WebhookError, didchat_signature
+from gateway.providers.generic import GenericWebhook, didchat_signature
+from tests.gateway import reading
+
+URL = "http://127.0.0.1/webhooks/generic/generic"
 
 SECRET = "s3cret"
 MESSAGE = {"id": "m-1", "from": "+14155550123", "to": "+14155550100", "text": "Hi"}
@@ -33,7 +37,7 @@ def test_signature_is_hmac_sha256_of_the_body(hook):
 
 
 def test_parses_a_message(hook):
-    sms = hook.parse_message(*signed(MESSAGE))
+    sms = reading.message(hook, URL, *signed(MESSAGE))
     assert (sms.connector, sms.provider_id, sms.sender, sms.recipient, sms.text, sms.received_at) == (
         "generic", "m-1", "+14155550123", "+14155550100", "Hi", None
     )
@@ -50,13 +54,13 @@ def test_parses_a_message(hook):
     ],
 )
 def test_timestamps(hook, timestamp, expected):
-    assert hook.parse_message(*signed({**MESSAGE, "timestamp": timestamp})).received_at == expected
+    assert reading.message(hook, URL, *signed({**MESSAGE, "timestamp": timestamp})).received_at == expected
 
 
 @pytest.mark.parametrize("name", ["x-didchat-signature", "X-DIDCHAT-SIGNATURE"])
 def test_header_case_is_ignored(hook, name):
     body, headers = signed(MESSAGE)
-    assert hook.parse_message(body, {name: headers["X-Didchat-Signature"]} | JSON).text == "Hi"
+    assert reading.message(hook, URL, body, {name: headers["X-Didchat-Signature"]} | JSON).text == "Hi"
 
 
 @pytest.mark.parametrize(
@@ -71,22 +75,22 @@ def test_header_case_is_ignored(hook, name):
 )
 def test_bad_signatures_are_refused(hook, headers):
     with pytest.raises(SignatureError) as caught:
-        hook.parse_message(json.dumps(MESSAGE).encode(), headers)
+        reading.message(hook, URL, json.dumps(MESSAGE).encode(), headers)
     assert caught.value.status == 403
 
 
 def test_tampered_body_is_refused(hook):
     body, headers = signed(MESSAGE)
     with pytest.raises(SignatureError):
-        hook.parse_message(body.replace(b"Hi", b"Ho"), headers)
+        reading.message(hook, URL, body.replace(b"Hi", b"Ho"), headers)
 
 
 @pytest.mark.parametrize("body", [b"", b"not json", b"[1]", b"\xff"])
 def test_signature_before_parsing(hook, body):
     with pytest.raises(SignatureError):
-        hook.parse_message(body, {"X-Didchat-Signature": "sha256=" + "0" * 64})
+        reading.message(hook, URL, body, {"X-Didchat-Signature": "sha256=" + "0" * 64})
     with pytest.raises(SignatureError):
-        hook.parse_status(body, {})
+        reading.status(hook, URL, body, {})
 
 
 @pytest.mark.parametrize(
@@ -109,25 +113,25 @@ def test_signature_before_parsing(hook, body):
 )
 def test_field_errors_name_the_field(hook, payload, field, message):
     with pytest.raises(MalformedWebhook) as caught:
-        hook.parse_message(*signed(payload))
+        reading.message(hook, URL, *signed(payload))
     assert caught.value.field == field
     assert caught.value.status == 400
     assert str(caught.value).startswith(message)
 
 
 def test_numeric_id_and_lenient_sender(hook):
-    sms = hook.parse_message(*signed({**MESSAGE, "id": 42, "from": "INFO"}))
+    sms = reading.message(hook, URL, *signed({**MESSAGE, "id": 42, "from": "INFO"}))
     assert (sms.provider_id, sms.sender) == ("42", "INFO")
 
 
 @pytest.mark.parametrize("status", STATUSES)
 def test_status_reports(hook, status):
-    report = hook.parse_status(*signed({"id": "p-9", "status": status}))
+    report = reading.status(hook, URL, *signed({"id": "p-9", "status": status}))
     assert (report.connector, report.provider_id, report.status, report.error) == ("generic", "p-9", status, None)
 
 
 def test_status_with_error(hook):
-    report = hook.parse_status(*signed({"id": "p-9", "status": "failed", "error": "handset off"}))
+    report = reading.status(hook, URL, *signed({"id": "p-9", "status": "failed", "error": "handset off"}))
     assert report.error == "handset off"
 
 
@@ -142,7 +146,7 @@ def test_status_with_error(hook):
 )
 def test_status_errors_name_the_field(hook, payload, field):
     with pytest.raises(MalformedWebhook) as caught:
-        hook.parse_status(*signed(payload))
+        reading.status(hook, URL, *signed(payload))
     assert caught.value.field == field
 
 
@@ -159,13 +163,13 @@ def test_status_errors_name_the_field(hook, payload, field):
     ids=["nul", "lone-surrogate", "latin-1-byte"],
 )
 def test_unstorable_text_is_repaired_and_the_body_kept(hook, body, text):
-    sms = hook.parse_message(*signed(body))
+    sms = reading.message(hook, URL, *signed(body))
     assert sms.text == text
     assert sms.original == body
 
 
 def test_clean_text_keeps_no_original(hook):
-    assert hook.parse_message(*signed({**MESSAGE, "text": "Grüße 😀"})).original is None
+    assert reading.message(hook, URL, *signed({**MESSAGE, "text": "Grüße 😀"})).original is None
 
 
 @pytest.mark.parametrize(
@@ -181,12 +185,12 @@ def test_clean_text_keeps_no_original(hook):
 )
 def test_ids_and_numbers_that_cannot_be_exact_are_refused(hook, payload, field):
     with pytest.raises(MalformedWebhook) as caught:
-        hook.parse_message(*signed(payload))
+        reading.message(hook, URL, *signed(payload))
     assert caught.value.field == field
 
 
 def test_status_error_text_is_repaired(hook):
-    report = hook.parse_status(*signed({"id": "p-9", "status": "failed", "error": "bad\x00\ud800"}))
+    report = reading.status(hook, URL, *signed({"id": "p-9", "status": "failed", "error": "bad\x00\ud800"}))
     assert report.error == "bad\ufffd\ufffd"
 
 
@@ -196,19 +200,19 @@ def test_status_error_text_is_repaired(hook):
 def test_an_id_of_5000_digits_names_the_field(hook):
     body = b'{"id": ' + b"9" * 5000 + b', "from": "+14155550123", "to": "+14155550100", "text": "Hi"}'
     with pytest.raises(MalformedWebhook, match="5000 digits") as caught:
-        hook.parse_message(*signed(body))
+        reading.message(hook, URL, *signed(body))
     assert caught.value.field == "id"
 
 
 def test_a_huge_integer_in_a_field_we_do_not_read_is_harmless(hook):
     body = json.dumps({**MESSAGE}).encode()[:-1] + b', "extra": ' + b"1" * 5000 + b"}"
-    assert hook.parse_message(*signed(body)).text == "Hi"
+    assert reading.message(hook, URL, *signed(body)).text == "Hi"
 
 
 def test_a_huge_timestamp_names_the_field(hook):
     body = json.dumps(MESSAGE).encode()[:-1] + b', "timestamp": ' + b"1" * 5000 + b"}"
     with pytest.raises(MalformedWebhook) as caught:
-        hook.parse_message(*signed(body))
+        reading.message(hook, URL, *signed(body))
     assert caught.value.field == "timestamp"
 
 
@@ -217,7 +221,7 @@ def test_deep_nesting_is_400_naming_the_body(hook, where):
     deep = b"[" * 100_000 + b"]" * 100_000
     body = deep if where == "top" else b'{"id": "m-1", "text": ' + deep + b"}"
     with pytest.raises(MalformedWebhook, match="nested too deeply") as caught:
-        hook.parse_message(*signed(body))
+        reading.message(hook, URL, *signed(body))
     assert caught.value.field == "body"
 
 
@@ -228,21 +232,21 @@ def test_only_json_is_taken(hook, content_type):
     if content_type:
         headers["Content-Type"] = content_type
     with pytest.raises(WebhookError) as caught:
-        hook.parse_message(body, headers)
+        reading.message(hook, URL, body, headers)
     assert caught.value.status == 415 and caught.value.field == "Content-Type"
     assert (content_type or "none") in caught.value.message
 
 
 def test_json_with_a_charset_is_taken(hook):
-    assert hook.parse_message(*signed(MESSAGE, content_type="Application/JSON; charset=utf-8")).text == "Hi"
+    assert reading.message(hook, URL, *signed(MESSAGE, content_type="Application/JSON; charset=utf-8")).text == "Hi"
 
 
 def test_signature_comes_before_the_content_type(hook):
     with pytest.raises(SignatureError):
-        hook.parse_message(json.dumps(MESSAGE).encode(), {"Content-Type": "text/plain"})
+        reading.message(hook, URL, json.dumps(MESSAGE).encode(), {"Content-Type": "text/plain"})
 
 
 def test_a_signature_header_that_is_not_utf8_is_refused(hook):
     body, _ = signed(MESSAGE)
     with pytest.raises(SignatureError):
-        hook.parse_message(body, {"X-Didchat-Signature": "sha256=\udcff"} | JSON)
+        reading.message(hook, URL, body, {"X-Didchat-Signature": "sha256=\udcff"} | JSON)
