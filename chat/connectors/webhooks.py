@@ -10,20 +10,25 @@ no database can hold is made storable before the commit (invariant 10), never "r
 """
 from __future__ import annotations
 
+import asyncio
+from functools import partial
+
 import structlog
 from aiohttp import web
 
 from chat.config import Config
 from chat.connectors.live import PARSERS
 from chat.domain.directory import Directory
-from chat.domain.inbound import inbound_unit, part_unit
+from chat.domain.inbound import inbound_unit, part_unit, ripe_parts_unit
+from chat.domain.parts import webhook_parts_waiting
 from chat.domain.statuses import report_unit
 from chat.metrics import METRICS
 from chat.replies import error
-from chat.store.context import COMMIT, CONFIG
+from chat.store.context import COMMIT, CONFIG, DB
 from chat.workers.presence import PRESENCE
 from chat.workers.routing import ROUTER
 from chat.workers.running import DIRECTORY
+from chat.workers.tasks import running
 from gateway import InboundSms, StatusReport, WebhookError, WebhookRequest
 from gateway.providers import Event, Part, Route
 
@@ -109,10 +114,38 @@ async def _commit_and_route(app: web.Application, events: tuple[Event, ...]) -> 
     return duplicate
 
 
+PARTS_SWEEP_SECONDS = 2.0  # how often each node looks for long messages whose parts were kept on two nodes
+
+
+async def sweep_parts(app: web.Application) -> int:
+    """Store and route every long message whose webhook parts are all kept, or were waited for long enough."""
+    async with app[DB].read() as conn:
+        if not await webhook_parts_waiting(conn):
+            return 0
+    stored = await app[COMMIT].run(partial(ripe_parts_unit, directory=app[DIRECTORY].current, presence=app[PRESENCE]))
+    for one in stored:
+        app[ROUTER].dispatch(one)
+    return len(stored)
+
+
+async def _sweeping(app: web.Application):
+    async def forever() -> None:
+        while True:
+            await asyncio.sleep(PARTS_SWEEP_SECONDS)
+            try:
+                if swept := await sweep_parts(app):
+                    log.info("webhook.parts_joined", messages=swept)
+            except Exception as err:  # noqa: BLE001 - the next look tries again
+                log.warning("webhook.parts_sweep_failed", error=type(err).__name__)
+    async with running(forever(), "webhook-parts"):
+        yield
+
+
 def setup(app: web.Application, config: Config) -> None:
     """The webhook routes; each connector's signature-checking parser is put in app[PARSERS] while it runs
     (chat.connectors.live)."""
     app[PARSERS] = {}
+    app.cleanup_ctx.append(_sweeping)
     app.router.add_post("/webhooks/{provider}/{connector}", message)
     app.router.add_post("/webhooks/{provider}/{connector}/status", status)
     # Vonage's SMS API and Plivo may be set to call with GET, the fields in the (signed) query

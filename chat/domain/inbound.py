@@ -28,7 +28,7 @@ from chat.domain.conversations import (
     storable_inbound,
 )
 from chat.domain.directory import ADMINS, Directory
-from chat.domain.parts import DUPLICATE, join_part
+from chat.domain.parts import DUPLICATE, WEBHOOK_PARTS_SECONDS, join_part, ripe_webhook_parts
 from chat.domain.teams import pick_member
 from chat.store import utcnow
 from chat.store.tables import messages
@@ -104,6 +104,13 @@ def part_unit(part: Part, directory: Directory, presence: Presence):
         assert isinstance(whole, InboundSms)
         return await store_inbound(conn, whole, directory, presence)
     return unit
+
+
+async def ripe_parts_unit(conn, directory: Directory, presence: Presence) -> list[Stored]:
+    """Store every long message whose webhook parts are all kept (or waited for long enough), in this transaction."""
+    before = utcnow() - timedelta(seconds=WEBHOOK_PARTS_SECONDS)
+    return [await store_inbound(conn, sms, directory, presence, incomplete=missing)
+            for sms, missing in await ripe_webhook_parts(conn, before)]
 
 
 async def store_inbound(conn, sms: InboundSms, directory: Directory, presence: Presence,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -64,16 +63,22 @@ async def forget_delivered(conn, connector: str, before: datetime) -> None:
 
 
 # -- parts that come by webhook (gateway.providers.Part: Vonage's SMS API) ------------------------------------------
-
+#
+# Any node may take any part, so the last two parts of a message may be kept side by side on two nodes, neither
+# seeing the other's: the sweep (`ripe_webhook_parts`, every few seconds on every node) delivers a message whose
+# parts are all kept, and after WEBHOOK_PARTS_SECONDS one whose missing parts never came, marked incomplete. A
+# message is taken by marking its parts delivered, which only one transaction can do (`take`).
 
 DUPLICATE = "duplicate"
+WEBHOOK = "webhook:"
+WEBHOOK_PARTS_SECONDS = 300  # how long the other parts of a long message are waited for
 
 
 async def join_part(conn, part: Part) -> InboundSms | str | None:
-    """Keep a webhook's part; the whole message once every part is kept (the parts marked delivered in the same
-    transaction), DUPLICATE for a part we have, None while parts are missing."""
+    """Keep a webhook's part; the whole message once every part is kept (taken in this transaction), DUPLICATE for
+    a part we have, None while parts are missing."""
     sms = part.sms
-    key = "webhook:" + hashlib.sha256("\x00".join((sms.sender, sms.recipient, part.reference)).encode()).hexdigest()
+    key = WEBHOOK + hashlib.sha256("\x00".join((sms.sender, sms.recipient, part.reference)).encode()).hexdigest()
     payload = json.dumps({"id": sms.provider_id, "text": sms.text, "original": _text(sms.original)}).encode()
     if not await keep_part(conn, sms.connector, key, Fragment(0, 0, part.total, part.number, 0, payload),
                            sms.sender, sms.recipient):
@@ -81,11 +86,46 @@ async def join_part(conn, part: Part) -> InboundSms | str | None:
     rows = await pending_parts(conn, sms.connector, key)
     if len({r.seq for r in rows}) < part.total:
         return None
-    await mark_delivered(conn, [r.id for r in rows])
+    whole = await take(conn, rows)
+    return whole[0] if whole is not None else None
+
+
+async def take(conn, rows) -> tuple[InboundSms, bool] | None:
+    """The message these kept parts make, and whether parts are missing; None when another transaction took them
+    first (they are marked delivered here, and only one transaction can)."""
+    marked = await conn.execute(smpp_parts.update().where(smpp_parts.c.id.in_([r.id for r in rows]), ~smpp_parts.c.done)
+                                .values(done=True))
+    if marked.rowcount != len(rows):
+        return None
     kept = [json.loads(r.payload) for r in sorted(rows, key=lambda r: r.seq)]
     altered = [k["original"] for k in kept if k["original"] is not None]
-    return replace(sms, provider_id=kept[0]["id"], text="".join(k["text"] for k in kept),
-                   original="\n".join(altered).encode("utf-8", "surrogateescape") if altered else None)
+    first = rows[0]
+    sms = InboundSms(connector=first.connector, provider_id=kept[0]["id"], sender=first.sender,
+                     recipient=first.recipient, text="".join(k["text"] for k in kept),
+                     original="\n".join(altered).encode("utf-8", "surrogateescape") if altered else None)
+    return sms, len({r.seq for r in rows}) < first.total
+
+
+async def webhook_parts_waiting(conn) -> bool:
+    """Whether any part that came by webhook waits for its message (one indexed read)."""
+    return bool(await conn.scalar(sa.select(sa.exists().where(~smpp_parts.c.done, smpp_parts.c.key.startswith(WEBHOOK)))))
+
+
+async def ripe_webhook_parts(conn, before: datetime) -> list[tuple[InboundSms, bool]]:
+    """Take every message whose parts came by webhook and are all kept, or whose first part came before `before`:
+    each with whether parts are missing. Delivered parts older than `before` are forgotten."""
+    mine = smpp_parts.c.key.startswith(WEBHOOK)
+    query = (sa.select(smpp_parts.c.connector, smpp_parts.c.key).where(mine, ~smpp_parts.c.done)
+             .group_by(smpp_parts.c.connector, smpp_parts.c.key)
+             .having(sa.or_(sa.func.count(sa.distinct(smpp_parts.c.seq)) >= sa.func.max(smpp_parts.c.total),
+                            sa.func.min(smpp_parts.c.received_at) < before)))
+    out = []
+    for connector, key in (await conn.execute(query)).all():
+        taken = await take(conn, await pending_parts(conn, connector, key))
+        if taken is not None:
+            out.append(taken)
+    await conn.execute(smpp_parts.delete().where(mine, smpp_parts.c.done, smpp_parts.c.received_at < before))
+    return out
 
 
 def _text(original: bytes | None) -> str | None:

@@ -187,3 +187,19 @@ async def test_vonage_sms_api_parts_in_shuffled_order_are_one_message(make_serve
         assert [m["text"] for m in alice.messages] == [text, "next"]
     finally:
         await fake.stop()
+
+
+async def test_vonage_sms_api_parts_whose_last_never_comes_arrive_marked_incomplete(make_server, monkeypatch):
+    monkeypatch.setattr("chat.domain.inbound.WEBHOOK_PARTS_SECONDS", 1)  # instead of five minutes
+    fake = await FakeVonageApi("sms").start()
+    try:
+        server = await make_server(connectors=fake.connector_yaml("prov", [SMPP_NUMBER]))
+        alice = await server.connect("alice")
+        text = " ".join(f"word{n}" for n in range(60))  # about 400 characters: three parts
+        hooks = fake.inbound(message_url(server, fake), CUSTOMER, SMPP_NUMBER, text, uuid.uuid4().hex)
+        for hook in hooks[:-1]:
+            assert (await post(server, fake, hook))[0] == 200
+        [msg] = await alice.wait_messages(1, timeout=10)  # the sweep: every two seconds, after the wait
+        assert msg["incomplete"] is True and text.startswith(msg["text"]) and len(msg["text"]) < len(text)
+    finally:
+        await fake.stop()

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from gateway.messages import DELIVERED, QUEUED, UNDELIVERED, OutboundSms, SendError
 from gateway.providers import Sender
-from gateway.providers.twilio import TwilioSender, TwilioWebhook
+from gateway.providers.twilio import TwilioSender, TwilioWebhook, twilio_form
 from tests.gateway.reading import status
 
 SMS = OutboundSms(connector="main", sender="+14155550100", recipient="+14155550123", text="Hello", reference="r1")
@@ -166,3 +166,20 @@ async def test_status_callback_with_wrong_token_is_refused(sender, twilio_api, s
     url = await serve(callback)
     result = await sender.send(OutboundSms("main", "+14155550100", "+14155550123", "Hi", "r5", status_callback=url))
     assert await twilio_api.send_status(result.provider_ids[0], "delivered") == 403
+
+
+async def test_a_connector_messaging_service_sends_from_the_agents_number_with_its_media(twilio_api):
+    service = "MG" + "e" * 32
+    sender = TwilioSender(twilio_api.account_sid, twilio_api.auth_token, api_base=twilio_api.base_url,
+                          messaging_service_sid=service)
+    try:
+        sms = OutboundSms("main", "+14155550100", "+14155550123", "a photo", "r9",
+                          media=("https://m.example/a.jpg", "https://m.example/b.png"))
+        assert twilio_form(sms, service) == [
+            ("To", "+14155550123"), ("From", "+14155550100"), ("MessagingServiceSid", service), ("Body", "a photo"),
+            ("MediaUrl", "https://m.example/a.jpg"), ("MediaUrl", "https://m.example/b.png")]
+        assert (await sender.send(sms)).provider_ids
+        [request] = await twilio_api.wait_for_requests(1)
+        assert (request["From"], request["MessagingServiceSid"]) == ("+14155550100", service)
+    finally:
+        await sender.close()
