@@ -2,7 +2,7 @@
 
 Rules: a webhook is answered 2xx only after what it carried is committed (invariant 1); a
 bad signature is 403 and stores nothing; a signed body that is not JSON on a generic route is
-415; a malformed body is 400 naming the field (gateway.webhooks parses every body defensively,
+415; a malformed body is 400 naming the field (each provider module parses every body defensively,
 so no body can raise past it); an SMS to a number that is not ours, or not this connector's,
 is 404 naming the number and the connector and stores nothing (a connector speaks only for its
 own numbers); a store failure is 503 so the provider retries, and only a store failure: text
