@@ -14,6 +14,7 @@ class Hook:
 
     path: str
     webhook: Webhook
+    offload: bool = False  # read it in a worker thread (gateway.providers.base.Provider.offload)
 
 
 def webhook_parser(conn) -> Hook | None:
@@ -21,7 +22,7 @@ def webhook_parser(conn) -> Hook | None:
     provider = PROVIDERS.get(conn.type)
     if provider is None or provider.webhook is None:
         return None
-    return Hook(provider.url_path, provider.webhook(conn))
+    return Hook(provider.url_path, provider.webhook(conn), provider.offload)
 
 
 def status_callback(public_url: str, conn) -> str | None:

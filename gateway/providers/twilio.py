@@ -17,6 +17,8 @@ Media: MediaUrlN needs HTTP basic auth with the account's credentials when media
 """
 from __future__ import annotations
 
+import functools
+import hmac
 import uuid
 from collections.abc import Mapping
 from typing import Literal
@@ -24,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse
 
 from multidict import MultiDict
 from pydantic import Field, SecretStr
-from twilio.request_validator import RequestValidator, add_port, compare, remove_port
+from twilio.request_validator import RequestValidator, add_port, remove_port
 
 from gateway.fields import MAX_MEDIA, Fields, SignatureError
 from gateway.messages import (
@@ -158,12 +160,21 @@ class TwilioWebhook:
     def _signed(self, url: str, params: MultiDict[str], signature: str) -> bool:
         """RequestValidator.validate's answer for a form body: the signature of the URL without its port or
         with it (Twilio signs either). The SDK computes both every time; the second is needed only when the
-        first does not match, so the URL as public_url writes it (with its port or without) goes first."""
-        parsed = urlparse(url)
-        first, second = (add_port, remove_port) if parsed.port is not None else (remove_port, add_port)
-        if compare(self._validator.compute_signature(first(parsed), params), signature):
+        first does not match, so the URL as public_url writes it (with its port or without) goes first. (Compared
+        with hmac.compare_digest: the SDK's `compare` is a loop in Python over every character.)"""
+        given = signature.encode("utf-8", "surrogateescape")
+        first, second = _url_variants(url)
+        if hmac.compare_digest(self._validator.compute_signature(first, params).encode(), given):
             return True
-        return compare(self._validator.compute_signature(second(parsed), params), signature)
+        return hmac.compare_digest(self._validator.compute_signature(second, params).encode(), given)
+
+
+@functools.lru_cache(maxsize=256)  # a connector's webhooks all come to the same few URLs
+def _url_variants(url: str) -> tuple[str, str]:
+    """The URL as Twilio may have signed it: as given first, then with its port added or removed."""
+    parsed = urlparse(url)
+    first, second = (add_port, remove_port) if parsed.port is not None else (remove_port, add_port)
+    return first(parsed), second(parsed)
 
 
 def _media(fields: Fields) -> tuple[Media, ...]:
