@@ -14,7 +14,6 @@ class Hook:
 
     path: str
     webhook: Webhook
-    offload: bool = False  # read it in a worker thread (gateway.providers.base.Provider.offload)
 
 
 def webhook_parser(conn) -> Hook | None:
@@ -22,7 +21,7 @@ def webhook_parser(conn) -> Hook | None:
     provider = PROVIDERS.get(conn.type)
     if provider is None or provider.webhook is None:
         return None
-    return Hook(provider.url_path, provider.webhook(conn), provider.offload)
+    return Hook(provider.url_path, provider.webhook(conn))
 
 
 def status_callback(public_url: str, conn) -> str | None:

@@ -55,9 +55,7 @@ async def _webhook(request: web.Request, route: Route) -> web.Response:
     body = await request.read()
     url = app[CONFIG].public_url.rstrip("/") + request.path_qs
     try:
-        wanted = WebhookRequest(url, body, request.headers, request.method)
-        events = await asyncio.to_thread(hook.webhook.events, wanted, route) if hook.offload else \
-            hook.webhook.events(wanted, route)
+        events = hook.webhook.events(WebhookRequest(url, body, request.headers, request.method), route)
     except WebhookError as err:
         log.warning("webhook.refused", connector=name, status=err.status, error=err.message)
         app[METRICS].webhook(name, route, "refused")

@@ -192,9 +192,6 @@ class Provider:
     status_callbacks: bool = True  # sends ask for statuses at /webhooks/{path}/{connector}/status
     media_headers: Callable[[Any], Mapping[str, str]] | None = None  # credentials to fetch inbound media
     simulate: Callable[[Any, str, str, str, str, str], Simulated] | None = None  # (settings, url, from, to, text, id)
-    # Its webhook check is heavy work that releases the GIL (Telnyx's Ed25519, ~0.2 ms a webhook here): the chat
-    # runs `events` in a worker thread, on the other core, so the event loop does not wait for it.
-    offload: bool = False
 
     @property
     def url_path(self) -> str:

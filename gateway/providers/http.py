@@ -17,6 +17,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from gateway.messages import SendError
+from gateway.providers.base import header
 
 MAX_RETRY_AFTER = 3600.0  # a Retry-After longer than this is read as this
 
@@ -28,7 +29,7 @@ class Answer:
     status: int
     payload: Any
     headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
+    body: bytes = b""  # as it came (a GET of media, or an answer that is not JSON)
 
     @property
     def ok(self) -> bool:
@@ -42,8 +43,7 @@ class Answer:
     @property
     def retry_after(self) -> float | None:
         """Seconds the provider asked us to wait (Retry-After as seconds or as an HTTP date), or None."""
-        value = next((v for k, v in self.headers.items() if k.lower() == "retry-after"), None)
-        return retry_after(value)
+        return retry_after(header(self.headers, "Retry-After"))
 
     def field(self, name: str) -> Any:
         """Return a field of a JSON object payload, or None."""

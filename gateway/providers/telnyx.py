@@ -286,8 +286,7 @@ def telnyx_error(answer: Answer) -> SendError:
                          temporary=False if opt_out else None)
     if error.retry_after is None and answer.status == 429:
         # Telnyx documents x-ratelimit-reset (seconds until the window resets) rather than Retry-After.
-        error.retry_after = retry_after(next((v for k, v in answer.headers.items()
-                                              if k.lower() == "x-ratelimit-reset"), None))
+        error.retry_after = retry_after(header(answer.headers, "x-ratelimit-reset"))
     return error
 
 

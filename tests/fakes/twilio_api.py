@@ -229,9 +229,8 @@ class FakeTwilioApi:
 
     def forged(self, webhook: Webhook) -> Webhook:
         params = dict(parse_qsl(webhook.body.decode(), keep_blank_values=True))
-        url = "http://forged.example/"  # signed over another URL with another token: it verifies nowhere
-        return Webhook(self._signed(url, params, "0" * 32).body, self._signed(url, params, "0" * 32).headers,
-                       webhook.route)
+        forged = self._signed("http://forged.example/", params, "0" * 32)  # another URL, another token
+        return Webhook(forged.body, forged.headers, webhook.route)
 
     def refuse_next_as_opted_out(self) -> None:
         self.reject_next()
