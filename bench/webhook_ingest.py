@@ -52,6 +52,7 @@ from common import (  # noqa: E402
     ms,
     params_of,
     percentile,
+    proc_cpu_seconds,
     use_uvloop,
     write_results,
 )
@@ -283,6 +284,9 @@ class WebhookIngest:
             self.args.concurrency = args.concurrency * target.nodes
         self.senders = customer_numbers(args.senders, exclude=(ALICE_NUMBER,))
         self.run_id = uuid.uuid4().hex[:12]
+        # --provider: the ones measured (the generic format always, as the yardstick), in the table's order
+        wanted = set(args.provider or PROVIDER_NUMBERS) | {"generic"}
+        self.names = [name for name in PROVIDER_NUMBERS if name in wanted]
 
     async def setup(self, cluster: nodes.Cluster) -> str:
         self.cluster = cluster
@@ -298,7 +302,7 @@ class WebhookIngest:
         self.agent = Agent(cluster.nodes[0].url)
         await self.agent.connect()
         if self.args.providers:
-            for i, name in enumerate(PROVIDER_NUMBERS):
+            for i, name in enumerate(self.names):
                 await phase_max(cluster, self.agent, provider_requests(
                     cluster, name, self.fakes.get(name), len(self.senders), self.senders, self.run_id,
                     WARM_UP * (i + 1)), self.args)
@@ -308,17 +312,22 @@ class WebhookIngest:
 
     async def run_providers(self, index: int) -> dict:
         """Each provider's webhooks in turn (a new order each round), the generic format's result as the run's."""
-        names = list(PROVIDER_NUMBERS)
+        names = self.names
         names = names[index % len(names):] + names[:index % len(names)]
         each: dict[str, dict] = {}
         for i, name in enumerate(names):
             first = (index * len(names) + i) * self.args.messages
             reqs = provider_requests(self.cluster, name, self.fakes.get(name), self.args.messages, self.senders,
                                      self.run_id, first)
+            server0, client0 = proc_cpu_seconds(self.cluster.pids()[0]), time.process_time()
             each[name] = await phase_max(self.cluster, self.agent, reqs, self.args)
+            stored = max(1, each[name]["http_200"])  # CPU per stored message: steadier than msg/s on a shared machine
+            each[name]["server_cpu_us"] = (proc_cpu_seconds(self.cluster.pids()[0]) - server0) / stored * 1e6
+            each[name]["client_cpu_us"] = (time.process_time() - client0) / stored * 1e6
         base = each["generic"]
         return dict(base, messages=sum(r["http_200"] for r in each.values()), msgs_per_s=base["stored_msgs_per_s"],
                     providers={name: {"msgs_per_s": r["stored_msgs_per_s"], "errors": r["errors"],
+                                      "server_cpu_us": r["server_cpu_us"], "client_cpu_us": r["client_cpu_us"],
                                       "missing_pushes": r["missing_pushes"], "p99_ms": r["latency_ms"]["p99"]}
                                for name, r in each.items()})
 
@@ -343,8 +352,10 @@ class WebhookIngest:
 def provider_table(results: list[dict]) -> str:
     """Per provider and target: the median msg/s over the rounds, and the median over rounds of its ratio to the
     generic format's in the same round (the same moment of the machine)."""
-    lines = ["provider".ljust(18) + "".join(f"{r['target']:>34}" for r in results)]
-    for name in PROVIDER_NUMBERS:
+    lines = ["provider".ljust(18) + "".join(f"{r['target']:>40}" for r in results),
+             " " * 18 + "".join(f"{'(x generic; CPU a message: node/client)':>40}" for _ in results)]
+    names = [n for n in PROVIDER_NUMBERS if all(n in run["providers"] for r in results for run in r["runs"])]
+    for name in names:
         cells = []
         for r in results:
             rates = sorted(run["providers"][name]["msgs_per_s"] for run in r["runs"])
@@ -354,10 +365,13 @@ def provider_table(results: list[dict]) -> str:
                          for run in r["runs"])
             median = rates[(len(rates) - 1) // 2]
             ratio = ratios[(len(ratios) - 1) // 2] if ratios else float("nan")
-            cells.append(f"{median:>10.0f} msg/s  x{ratio:.2f} generic{'  ERR ' + str(errors) if errors else '':>6}")
-        lines.append(name.ljust(18) + "".join(f"{c:>34}" for c in cells))
+            server = sorted(run["providers"][name]["server_cpu_us"] for run in r["runs"])
+            client = sorted(run["providers"][name]["client_cpu_us"] for run in r["runs"])
+            cells.append(f"{median:>6.0f} msg/s x{ratio:.2f} cpu {server[(len(server) - 1) // 2]:>4.0f}/"
+                         f"{client[(len(client) - 1) // 2]:<4.0f}us{'  ERR ' + str(errors) if errors else ''}")
+        lines.append(name.ljust(18) + "".join(f"{c:>40}" for c in cells))
     worst = min((run["providers"][n]["msgs_per_s"] / run["providers"]["generic"]["msgs_per_s"]
-                 for r in results for run in r["runs"] for n in PROVIDER_NUMBERS
+                 for r in results for run in r["runs"] for n in names
                  if run["providers"]["generic"]["msgs_per_s"]), default=float("nan"))
     lines.append(f"\nlowest ratio of any provider in any round: x{worst:.2f} (target: each >= x0.9 the generic format's)")
     return "\n".join(lines)
@@ -400,6 +414,8 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=200, help="distinct customer numbers (conversations)")
     parser.add_argument("--providers", action="store_true",
                         help="measure every SMS API's webhooks (and the generic format's) side by side on node 0")
+    parser.add_argument("--provider", action="append", choices=sorted(PROVIDER_NUMBERS), metavar="NAME",
+                        help="with --providers: measure only this one (repeatable) beside the generic format")
     parser.add_argument("--seconds", type=float, default=0.0, help="as fast as it goes: stop sending after this long (0: never)")
     parser.add_argument("--request-timeout", type=float, default=30.0)
     parser.add_argument("--drain-timeout", type=float, default=15.0, help="wait for outstanding pushes")
