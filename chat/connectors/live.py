@@ -30,7 +30,7 @@ from chat.store.context import COMMIT
 from chat.workers.routing import ROUTER
 from chat.workers.running import DIRECTORY
 from chat.workers.tasks import STOPPING
-from gateway import Sender
+from gateway import Sender, Webhook
 
 log = structlog.get_logger()
 RETIRE_SECONDS = 15.0  # longer than an SMS API send may take (gateway.providers.base.SenderContext: 10 s)
@@ -50,7 +50,7 @@ class Connectors:
         self._running: dict[str, Connector] = {}  # name -> the settings it runs with
         self._wanted: Config | None = None
         self._changing: asyncio.Task | None = None
-        self._retired: dict[asyncio.Task, Sender] = {}  # old senders closing once their sends could have ended
+        self._retired: dict[asyncio.Task, Sender | Webhook] = {}  # old senders (readers) closing once their sends could have ended
 
     def windows(self) -> dict[str, int]:
         return {link.cfg.name: link.cfg.window for link in self.links}
@@ -120,14 +120,14 @@ class Connectors:
         if isinstance(old, SmppConnector):  # the old link unbinds (its sender refusing, temporarily, meanwhile)
             await self._stop(old.name, keep_sender=True)
         else:
-            self.parsers.pop(old.name, None)
+            self._close_parser(old.name)
         await self._start(new)  # then the new sender and parser take the old ones' place, in one step
         if previous is not None and not isinstance(old, SmppConnector):
             self._retire(previous)
 
     async def _stop(self, name: str, keep_sender: bool = False) -> None:
         self._running.pop(name, None)
-        self.parsers.pop(name, None)
+        self._close_parser(name)
         sender = self.senders.get(name) if keep_sender else self.senders.pop(name, None)
         link = next((link for link in self.links if link.cfg.name == name), None)
         if link is not None:
@@ -136,7 +136,13 @@ class Connectors:
         elif sender is not None:
             self._retire(sender)
 
-    def _retire(self, sender: Sender) -> None:
+    def _close_parser(self, name: str) -> None:
+        """Take the connector's webhook reader out; what it runs ends once webhooks being read could have been."""
+        parser = self.parsers.pop(name, None)
+        if parser is not None:
+            self._retire(parser.webhook)
+
+    def _retire(self, sender: Sender | Webhook) -> None:
         async def later() -> None:
             await asyncio.sleep(RETIRE_SECONDS)
             await sender.close()
@@ -163,7 +169,9 @@ class Connectors:
         for task, _ in retired:
             task.cancel()
         senders = [s for name, s in self.senders.items() if not isinstance(self._running.get(name), SmppConnector)]
-        for sender in [*senders, *(sender for _, sender in retired)]:
+        parsers = [parser.webhook for parser in self.parsers.values()]
+        self.parsers.clear()
+        for sender in [*senders, *parsers, *(sender for _, sender in retired)]:
             await sender.close()
 
 

@@ -55,7 +55,7 @@ async def _webhook(request: web.Request, route: Route) -> web.Response:
     body = await request.read()
     url = app[CONFIG].public_url.rstrip("/") + request.path_qs
     try:
-        events = hook.webhook.events(WebhookRequest(url, body, request.headers, request.method), route)
+        events = await hook.webhook.read(WebhookRequest(url, body, request.headers, request.method), route)
     except WebhookError as err:
         log.warning("webhook.refused", connector=name, status=err.status, error=err.message)
         app[METRICS].webhook(name, route, "refused")

@@ -61,6 +61,7 @@ from gateway.providers.base import (
     Event,
     HttpUrl,
     Provider,
+    Reader,
     Route,
     SenderContext,
     Simulated,
@@ -102,7 +103,7 @@ class BandwidthSettings(ApiSettings):
 # --- webhooks ---------------------------------------------------------------------------------------
 
 
-class BandwidthWebhook:
+class BandwidthWebhook(Reader):
     """Bandwidth's messaging callbacks (inbound messages and statuses) for one connector."""
 
     reply = JSON_OK

@@ -13,6 +13,9 @@ Rules:
   the chat needs (an event type we do not use): an empty tuple, answered 2xx. `route` is "message" or
   "status", the URL the provider called (`/webhooks/{path}/{connector}[/status]`); a provider that sends
   everything to one URL may ignore it.
+  `read(request, route)` is what the node calls: the same answer, with a check too costly for the event loop's
+  thread made elsewhere (Telnyx's Ed25519, in gateway.providers.ed25519's helper); readers that have none
+  inherit `Reader`'s, which is events(). `close()` ends what a reader runs.
 - Senders: `send` hands one message over and returns a SendResult, or raises a SendError whose
   `temporary` says whether to retry, `opt_out` whether the provider refused because the recipient opted
   out (Twilio's 21610), and `retry_after` how long the provider asked us to wait (429's Retry-After).
@@ -137,6 +140,27 @@ class Webhook(Protocol):
     def events(self, request: WebhookRequest, route: Route) -> tuple[Event, ...]:
         """Verify the request, then read it (the rules above)."""
         ...
+
+    async def read(self, request: WebhookRequest, route: Route) -> tuple[Event, ...]:
+        """events(), its costly checks made off the event loop's thread where the reader can (the node calls this)."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the reader runs (a helper process); it may not be used afterwards."""
+        ...
+
+
+class Reader:
+    """What a webhook reader whose checks are all cheap inherits: read() is events(), nothing to close."""
+
+    def events(self, request: WebhookRequest, route: Route) -> tuple[Event, ...]:
+        raise NotImplementedError
+
+    async def read(self, request: WebhookRequest, route: Route) -> tuple[Event, ...]:
+        return self.events(request, route)
+
+    async def close(self) -> None:
+        return None
 
 
 class Sender(Protocol):

@@ -32,6 +32,7 @@ from gateway.providers.base import (
     HttpUrl,
     Pace,
     Provider,
+    Reader,
     Route,
     SenderContext,
     Simulated,
@@ -57,7 +58,7 @@ def didchat_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-class GenericWebhook:
+class GenericWebhook(Reader):
     """didchat's generic JSON webhooks, signed with X-Didchat-Signature, for one connector."""
 
     reply = JSON_OK

@@ -67,6 +67,7 @@ from gateway.providers.base import (
     Event,
     HttpUrl,
     Provider,
+    Reader,
     Route,
     SenderContext,
     Simulated,
@@ -149,7 +150,7 @@ def plivo_signature(auth_token: str, method: str, url: str, params: Mapping[str,
     return base64.b64encode(hmac.new(auth_token.encode("utf-8"), message, hashlib.sha256).digest()).decode("ascii")
 
 
-class PlivoWebhook:
+class PlivoWebhook(Reader):
     """Plivo's incoming-message and status-callback webhooks for one connector."""
 
     reply = PLIVO_XML_EMPTY

@@ -48,6 +48,7 @@ from gateway.providers.base import (
     Event,
     HttpUrl,
     Provider,
+    Reader,
     Route,
     Simulated,
     Supports,
@@ -109,7 +110,7 @@ def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> st
     return RequestValidator(auth_token).compute_signature(url, params)
 
 
-class TwilioWebhook:
+class TwilioWebhook(Reader):
     """Twilio's incoming-message and status-callback webhooks for one connector."""
 
     reply = TWIML_EMPTY

@@ -63,6 +63,7 @@ from gateway.providers.base import (
     HttpUrl,
     Part,
     Provider,
+    Reader,
     Route,
     SenderContext,
     Simulated,
@@ -167,7 +168,7 @@ def hs256_claims(token: str, secret: bytes) -> dict:
     return claims
 
 
-class MessagesWebhook:
+class MessagesWebhook(Reader):
     """The Messages API's inbound and status webhooks for one connector, signed with a JWT."""
 
     reply = JSON_OK
@@ -235,7 +236,7 @@ class MessagesWebhook:
         )
 
 
-class SmsApiWebhook:
+class SmsApiWebhook(Reader):
     """The SMS API's inbound-message and delivery-receipt webhooks for one connector, signed with `sig`."""
 
     reply = JSON_OK

@@ -1,4 +1,5 @@
 """Telnyx: Ed25519-signed webhooks (every event at one URL), the v2 Messages sender, presigned media."""
+import asyncio
 import base64
 import importlib.util
 import json
@@ -215,6 +216,29 @@ def test_signature_is_over_the_raw_bytes(fake, hook):
     respaced = json.dumps(json.loads(webhook.body), indent=1).encode()
     with pytest.raises(SignatureError):
         hook.events(WebhookRequest(URL, respaced, webhook.headers), "message")
+
+
+async def test_read_checks_in_the_helper_process_and_answers_as_events_does(fake):
+    """What the node calls: the signature checked in the Ed25519 helper, the same events and the same refusals."""
+    hook = TelnyxWebhook("main", fake.public_key)
+    try:
+        webhook = inbound(fake)
+        request = WebhookRequest(URL, webhook.body, webhook.headers)
+        assert await hook.read(request, "message") == hook.events(request, "message")  # the first starts it
+        deadline = time.monotonic() + 10
+        while hook._checker.pid is None:
+            assert time.monotonic() < deadline, "the Ed25519 helper did not start"
+            await asyncio.sleep(0.01)
+        assert await hook.read(request, "status") == hook.events(request, "message")
+        stale = fake.signed(webhook.body, timestamp=int(time.time()) - 301)
+        refused = [fake.forged(webhook), stale,
+                   type(webhook)(webhook.body.replace(b"Hello", b"Hullo"), webhook.headers)]
+        for bad in refused:
+            with pytest.raises(SignatureError) as caught:
+                await hook.read(WebhookRequest(URL, bad.body, bad.headers), "message")
+            assert caught.value.status == 403
+    finally:
+        await hook.close()
 
 
 def test_settings_take_only_an_ed25519_public_key(fake):
