@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +158,50 @@ class CpuMeter:
             into["server_cpu_pct"] = round(100 * (server1 - self.server0) / wall, 1)
         into["bench_process_cpu_pct"] = round(100 * (self1 - self.self0) / wall, 1)
         return into
+
+
+class Http1:
+    """A lean HTTP/1.1 keep-alive client for load: one connection, one request at a time, each written as one
+    buffer and its answer read by Content-Length. It costs this process a fraction of aiohttp's client, so a
+    benchmark on a machine the node shares measures the node more than the load generator."""
+
+    def __init__(self, url: str):
+        parts = urllib.parse.urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, url: str, body: bytes, headers: dict, timeout: float) -> int:
+        """POST `body` to `url` (on this client's host) and return the answer's status; the connection is kept."""
+        async with asyncio.timeout(timeout):
+            try:
+                return await self._post(url, body, headers)
+            except BaseException:
+                self.close()  # an answer half read: the next request takes a new connection
+                raise
+
+    async def _post(self, url: str, body: bytes, headers: dict) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        target = url.split("/", 3)[3] if url.count("/") >= 3 else ""
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(f"POST /{target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{head}"
+                          f"Content-Length: {len(body)}\r\n\r\n".encode("utf-8", "surrogateescape") + body)
+        answer = await self.reader.readuntil(b"\r\n\r\n")
+        status, lower = int(answer[9:12]), answer.lower()
+        at = lower.find(b"\r\ncontent-length:")
+        size = int(lower[at + 17:lower.index(b"\r\n", at + 2)]) if at >= 0 else 0
+        if size:
+            await self.reader.readexactly(size)
+        if b"\r\nconnection: close" in lower:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
 
 
 class Pace:

@@ -42,6 +42,7 @@ from common import (  # noqa: E402
     PASSWORD,
     RESULTS_DIR,
     Agent,
+    Http1,
     Pace,
     code_line,
     customer_numbers,
@@ -168,16 +169,42 @@ def build_requests(server, count: int, senders: list[str], run_id: str, first: i
     return out
 
 
-async def send(http: aiohttp.ClientSession, req: Request, timeout: float) -> None:
+class Clients:
+    """The load generator's connections: --client raw (common.Http1, keep-alive, one request at a time on each)
+    or aiohttp's client, `limit` connections at most."""
+
+    def __init__(self, kind: str, limit: int):
+        self.kind = kind
+        self.idle: dict[str, list[Http1]] = {}
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit)) if kind == "aiohttp" else None
+
+    async def post(self, req: Request, timeout: float) -> int:
+        if self.http is not None:
+            async with self.http.post(req.url, data=req.body, headers=req.headers,
+                                      timeout=aiohttp.ClientTimeout(total=timeout)) as answer:
+                await answer.read()
+                return answer.status
+        node = req.url.split("/", 3)[2]
+        idle = self.idle.setdefault(node, [])
+        client = idle.pop() if idle else Http1(req.url)
+        status = await client.post(req.url, req.body, req.headers, timeout)
+        idle.append(client)  # not kept when it raised: its connection was closed
+        return status
+
+    async def close(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+        for client in (c for clients in self.idle.values() for c in clients):
+            client.close()
+
+
+async def send(clients: Clients, req: Request, timeout: float) -> None:
     req.start = time.perf_counter()
     try:
-        async with http.post(req.url, data=req.body, headers=req.headers,
-                             timeout=aiohttp.ClientTimeout(total=timeout)) as answer:
-            await answer.read()
-            req.status = answer.status
-            if answer.status != 200:
-                req.error = f"HTTP {answer.status}"
-    except (TimeoutError, aiohttp.ClientError, OSError) as err:
+        req.status = await clients.post(req, timeout)
+        if req.status != 200:
+            req.error = f"HTTP {req.status}"
+    except (TimeoutError, aiohttp.ClientError, OSError, asyncio.IncompleteReadError, ValueError) as err:
         req.error = type(err).__name__
     req.end = time.perf_counter()
 
@@ -190,15 +217,17 @@ async def phase_max(server, agent: Agent, reqs: list[Request], args) -> dict:
     t0 = time.perf_counter()
     deadline = t0 + args.seconds if args.seconds else math.inf
 
-    async def worker(http):
+    async def worker(clients):
         for req in nxt:  # shared iterator: bounded by len(reqs)
             if time.perf_counter() >= deadline:
                 break
-            await send(http, req, args.request_timeout)
+            await send(clients, req, args.request_timeout)
 
-    connector = aiohttp.TCPConnector(limit=args.concurrency, force_close=False)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        await asyncio.gather(*(worker(http) for _ in range(args.concurrency)))
+    clients = Clients(args.client, args.concurrency)
+    try:
+        await asyncio.gather(*(worker(clients) for _ in range(args.concurrency)))
+    finally:
+        await clients.close()
     sent = [r for r in reqs if r.start is not None]
     if args.seconds and len(sent) == len(reqs):
         print(f"  warning: all {len(reqs)} prebuilt requests were used; raise --max-messages", file=sys.stderr)
@@ -211,14 +240,14 @@ async def phase_rate(server, agent: Agent, reqs: list[Request], args) -> dict:
     tasks: set[asyncio.Task] = set()
     late = 0
 
-    async def one(http, req):
+    async def one(clients, req):
         try:
-            await send(http, req, args.request_timeout)
+            await send(clients, req, args.request_timeout)
         finally:
             slots.release()
 
-    connector = aiohttp.TCPConnector(limit=args.concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
+    clients = Clients(args.client, args.concurrency)
+    try:
         pace = Pace(args.rate)
         t0 = pace.t0
         for i, req in enumerate(reqs):  # bounded: len(reqs)
@@ -226,11 +255,13 @@ async def phase_rate(server, agent: Agent, reqs: list[Request], args) -> dict:
             if slots.locked():
                 late += 1
             await slots.acquire()  # bounded concurrency: wait for a slot (counted as late)
-            task = asyncio.create_task(one(http, req))
+            task = asyncio.create_task(one(clients, req))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:
             await asyncio.wait(tasks, timeout=args.request_timeout + 5)
+    finally:
+        await clients.close()
     result = await collect(server, agent, reqs, t0, args)
     starts = [r.start - r.planned for r in reqs if r.start is not None]
     result["target_rate"] = args.rate
@@ -411,6 +442,9 @@ def main() -> None:
     parser.add_argument("--first-node-only", action="store_true",
                         help="post every webhook to node 0 (the others only belong to the cluster): what being in "
                              "a cluster costs, with batches as large as one node's")
+    parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
+                        help="the load generator: a lean keep-alive HTTP/1.1 client (default, so the node, not "
+                             "this process, is what a shared machine measures) or aiohttp's")
     parser.add_argument("--senders", type=int, default=200, help="distinct customer numbers (conversations)")
     parser.add_argument("--providers", action="store_true",
                         help="measure every SMS API's webhooks (and the generic format's) side by side on node 0")

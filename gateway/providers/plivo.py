@@ -37,17 +37,18 @@ Media: Plivo documents inbound media URLs (media.plivo.com) as publicly accessib
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
 import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
+from urllib.parse import urlencode, urlparse, urlunparse
 
 from pydantic import Field, SecretStr
 
-from gateway.fields import MAX_MEDIA, Fields, SignatureError
+from gateway.fields import MAX_MEDIA, Fields, SignatureError, form_pairs
 from gateway.messages import (
     DELIVERED,
     FAILED,
@@ -118,9 +119,9 @@ Params = dict[str, list[str]]
 def _params(query: str) -> tuple[Params, bool]:
     """Read form-encoded fields (every value, blank ones too) and whether they were not UTF-8 throughout."""
     try:
-        pairs, altered = parse_qsl(query, keep_blank_values=True, errors="strict"), False
+        pairs, altered = form_pairs(query), False
     except UnicodeDecodeError:
-        pairs, altered = parse_qsl(query, keep_blank_values=True, errors="replace"), True
+        pairs, altered = form_pairs(query, errors="replace"), True
     params: Params = {}
     for name, value in pairs:
         params.setdefault(name, []).append(value)
@@ -129,17 +130,23 @@ def _params(query: str) -> tuple[Params, bool]:
 
 def signed_url(method: str, url: str, params: Mapping[str, list[str]]) -> str:
     """The text Plivo signs before ".nonce" (the SDK's construct_get_url / construct_post_url)."""
-    parsed = urlparse(url)
-    base = urlunparse((parsed.scheme, parsed.netloc, parsed.path, "", "", ""))
-    query, _ = _params(parsed.query)
+    base, sorted_query = _url_part(url)
     if method.upper() == "GET":
         params = {}
-    sorted_query = "&".join("&".join(f"{name}={value}" for value in sorted(query[name])) for name in sorted(query))
     if sorted_query or params:
         base += "?" + sorted_query
     if sorted_query and params:
         base += "."
     return base + "".join("".join(f"{name}{value}" for value in sorted(params[name])) for name in sorted(params))
+
+
+@functools.lru_cache(maxsize=256)  # a connector's POSTed webhooks all come to the same few URLs
+def _url_part(url: str) -> tuple[str, str]:
+    """The URL without its query, and its query's fields sorted as Plivo signs them (name=value joined by &)."""
+    parsed = urlparse(url)
+    query, _ = _params(parsed.query)
+    sorted_query = "&".join("&".join(f"{name}={value}" for value in sorted(query[name])) for name in sorted(query))
+    return urlunparse((parsed.scheme, parsed.netloc, parsed.path, "", "", "")), sorted_query
 
 
 def plivo_signature(auth_token: str, method: str, url: str, params: Mapping[str, list[str]], nonce: str) -> str:

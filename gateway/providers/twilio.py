@@ -17,18 +17,20 @@ Media: MediaUrlN needs HTTP basic auth with the account's credentials when media
 """
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import hmac
 import uuid
 from collections.abc import Mapping
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlparse
+from urllib.parse import urlencode, urlparse
 
 from multidict import MultiDict
 from pydantic import Field, SecretStr
 from twilio.request_validator import RequestValidator, add_port, remove_port
 
-from gateway.fields import MAX_MEDIA, Fields, SignatureError
+from gateway.fields import MAX_MEDIA, Fields, SignatureError, form_pairs
 from gateway.messages import (
     DELIVERED,
     FAILED,
@@ -93,14 +95,14 @@ class TwilioSettings(ApiSettings):
 
 def twilio_params(body: bytes) -> MultiDict[str]:
     """Read a form-encoded body as Twilio signs it: every field, blank values included."""
-    return MultiDict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+    return MultiDict(form_pairs(body.decode("utf-8", errors="replace"), errors="replace"))
 
 
 def _form(body: bytes) -> tuple[MultiDict[str], bool]:
     """The fields as twilio_params reads them, and whether the body was not UTF-8 throughout (raw
     and percent-encoded bytes alike): one parse when it is, the usual case."""
     try:
-        return MultiDict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")), False
+        return MultiDict(form_pairs(body.decode("utf-8"))), False
     except UnicodeDecodeError:
         return twilio_params(body), True
 
@@ -165,9 +167,23 @@ class TwilioWebhook(Reader):
         with hmac.compare_digest: the SDK's `compare` is a loop in Python over every character.)"""
         given = signature.encode("utf-8", "surrogateescape")
         first, second = _url_variants(url)
-        if hmac.compare_digest(self._validator.compute_signature(first, params).encode(), given):
+        fields = _signed_fields(params)
+        if hmac.compare_digest(self._signature(first + fields), given):
             return True
-        return hmac.compare_digest(self._validator.compute_signature(second, params).encode(), given)
+        return hmac.compare_digest(self._signature(second + fields), given)
+
+    def _signature(self, text: str) -> bytes:
+        """RequestValidator.compute_signature's: base64 of the HMAC-SHA1, keyed with the auth token, of `text`."""
+        return base64.b64encode(hmac.new(self._validator.token, text.encode("utf-8"), hashlib.sha1).digest())
+
+
+def _signed_fields(params: MultiDict[str]) -> str:
+    """What Twilio signs after the URL (RequestValidator.compute_signature's loop, in one pass over the fields):
+    each name, sorted, followed by each of its distinct values, sorted."""
+    values: dict[str, set[str]] = {}
+    for name, value in params.items():
+        values.setdefault(name, set()).add(value)
+    return "".join(name + value for name in sorted(values) for value in sorted(values[name]))
 
 
 @functools.lru_cache(maxsize=256)  # a connector's webhooks all come to the same few URLs
