@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Protocol
 
+from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from gateway.messages import InboundSms, OutboundSms, SendResult, StatusReport
@@ -228,10 +229,13 @@ class Provider:
         return f"{public_url.rstrip('/')}/webhooks/{self.url_path}/{connector}/status"
 
 
+_CASE_BLIND = (CIMultiDict, CIMultiDictProxy)
+
+
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """A header's value by its name in any case, from any mapping (aiohttp's headers, or a test's dict)."""
     value = headers.get(name)
-    if value is not None:
+    if value is not None or isinstance(headers, _CASE_BLIND):  # aiohttp's: get() already ignored the case
         return value
     wanted = name.lower()
     return next((v for k, v in headers.items() if k.lower() == wanted), None)

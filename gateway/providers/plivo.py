@@ -137,7 +137,7 @@ def signed_url(method: str, url: str, params: Mapping[str, list[str]]) -> str:
         base += "?" + sorted_query
     if sorted_query and params:
         base += "."
-    return base + "".join("".join(f"{name}{value}" for value in sorted(params[name])) for name in sorted(params))
+    return base + "".join([name + value for name in sorted(params) for value in sorted(params[name])])
 
 
 @functools.lru_cache(maxsize=256)  # a connector's POSTed webhooks all come to the same few URLs
