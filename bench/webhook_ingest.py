@@ -358,7 +358,9 @@ class WebhookIngest:
             each[name]["server_cpu_us"] = (proc_cpu_seconds(self.cluster.pids()[0]) - server0) / stored * 1e6
             each[name]["client_cpu_us"] = (time.process_time() - client0) / stored * 1e6
         base = each["generic"]
+        # the run's CPU (nodes.run_once) is the whole round's: over every provider's messages and active time
         return dict(base, messages=sum(r["http_200"] for r in each.values()), msgs_per_s=base["stored_msgs_per_s"],
+                    active_s=round(sum(r["active_s"] for r in each.values()), 3),
                     providers={name: {"msgs_per_s": r["stored_msgs_per_s"], "errors": r["errors"],
                                       "server_cpu_us": r["server_cpu_us"], "client_cpu_us": r["client_cpu_us"],
                                       "missing_pushes": r["missing_pushes"], "p99_ms": r["latency_ms"]["p99"]}

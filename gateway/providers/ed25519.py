@@ -23,11 +23,16 @@ import sys
 import time
 from collections import deque
 
-import structlog
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError, CryptoError
 
-log = structlog.get_logger()
+
+def _log():
+    """structlog's logger, imported when first needed: `didchat simulate sms` and the helper never need it."""
+    import structlog
+
+    return structlog.get_logger("gateway.ed25519")
+
 KEY, SIGNATURE = 32, 64
 RESTART_SECONDS = 5.0
 STUCK_SECONDS = 2.0  # a helper that answers nothing for this long is ended, its checks made here
@@ -145,9 +150,9 @@ class Ed25519Checker:
                 return
             helper.stdin = transport.get_pipe_transport(0)  # type: ignore[assignment]
             self._helper, self._loop = helper, loop
-            log.info("ed25519.helper_started", pid=transport.get_pid())
+            _log().info("ed25519.helper_started", pid=transport.get_pid())
         except (OSError, RuntimeError) as err:
-            log.warning("ed25519.helper_unavailable", error=f"{type(err).__name__}: {err}")
+            _log().warning("ed25519.helper_unavailable", error=f"{type(err).__name__}: {err}")
         finally:
             self._starting = None
 
@@ -167,7 +172,7 @@ class Ed25519Checker:
         if helper is self._helper:
             self._helper = None
             if not self._closed:
-                log.warning("ed25519.helper_lost", reason=why)
+                _log().warning("ed25519.helper_lost", reason=why)
         helper.end()
 
     async def close(self) -> None:
