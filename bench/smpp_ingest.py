@@ -58,7 +58,7 @@ from gateway.smpp.pdu import ESME_ROK, encode, request  # noqa: E402
 from tests.fakes.smsc import TestSmsc  # noqa: E402
 
 RESULTS = RESULTS_DIR / "smpp_ingest.json"
-TARGETS = {"durable_msgs_per_s": 3000, "p99_ms_at_1000": 50}
+TARGETS = {"durable_msgs_per_s": 3000, "p99_ms_at_1000": 25}  # issue 14: p99 deliver_sm -> agent at 1,000 msg/s
 
 
 @dataclass

@@ -209,3 +209,64 @@ def test_garbage_never_raises(data):
         assert isinstance(item, Pdu | BadPdu)
     assert isinstance(decode(struct.pack(">L", 16 + len(data)) + bytes.fromhex("00000005 00000000 00000001") + data),
                       Pdu | BadPdu)
+
+
+# -- our parse loop against smpplib's own Command.parse ----------------------------------------
+
+def smpplib_body(name: str, frame: bytes):
+    """What smpplib's Command.parse reads of a frame's mandatory fields and TLVs, as decode returns them (the
+    way gateway.smpp.pdu read them before its own loop), or "refused"."""
+    from smpplib import smpp
+
+    from gateway.smpp.pdu import _Throwaway, defaults, parse_tlvs
+
+    parsed = smpp.make_pdu(name, client=_Throwaway())
+    parsed.params_order = tuple(f for f in type(parsed).params_order if not parsed.field_is_optional(f))
+    tlvs: dict = {}
+    parsed.parse_optional_params = lambda data: tlvs.update(parse_tlvs(data))
+
+    def strict_string(field, data, pos, length=None):  # smpplib wraps around a C-string with no NUL
+        if length is None and data.find(b"\0", pos) < 0:
+            raise ValueError(f"{field}: no NUL")
+        return type(parsed)._parse_string(parsed, field, data, pos, length)
+
+    parsed._parse_string = strict_string
+    try:
+        parsed.parse(frame)
+    except (ValueError, struct.error, UnicodeDecodeError):
+        return "refused"
+    if len(getattr(parsed, "short_message", None) or b"") != (getattr(parsed, "sm_length", None) or 0):
+        return "refused"
+    fields = defaults(name)
+    for key in fields:
+        value = getattr(parsed, key, None)
+        if isinstance(value, bytes) and isinstance(fields[key], str):
+            value = value.decode("latin-1")
+        if value is not None:
+            fields[key] = value
+    return fields, tlvs
+
+
+def ours(frame: bytes):
+    decoded = decode(frame)
+    if isinstance(decoded, BadPdu):
+        return "refused"
+    return dict(decoded.fields), dict(decoded.tlvs)
+
+
+@given(st.one_of(message("submit_sm"), message("deliver_sm")), st.integers(16, 700), st.binary(max_size=8))
+def test_fields_are_read_as_smpplib_reads_them_whole_or_cut_or_padded(pdu, cut, tail):
+    """Any frame of a deliver_sm or submit_sm, cut anywhere or with bytes after it, reads the same."""
+    whole = encode(pdu)
+    body = (whole[:cut] if cut < len(whole) else whole + tail)[16:]
+    frame = struct.pack(">L", 16 + len(body)) + whole[4:16] + body
+    assert ours(frame) == smpplib_body(pdu.command, frame)
+
+
+@given(st.sampled_from(["deliver_sm", "submit_sm", "data_sm", "bind_transceiver", "submit_sm_resp",
+                        "deliver_sm_resp", "enquire_link", "unbind"]), st.binary(max_size=120))
+def test_any_body_of_any_command_reads_as_smpplib_reads_it(name, body):
+    from smpplib.command_codes import get_command_code
+
+    frame = struct.pack(">LLLL", 16 + len(body), get_command_code(name), 0, 1) + body
+    assert ours(frame) == smpplib_body(name, frame)
