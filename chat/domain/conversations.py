@@ -178,6 +178,9 @@ def message_payload(row) -> dict:
     out = {k: data.get(k) for k in MESSAGE_FIELDS}
     out["from"], out["to"] = out.pop("sender"), out.pop("recipient")
     out["incomplete"] = bool(out["incomplete"])
+    # Sent by didchat itself (a scenario's greeting or away reply, an opt-out confirmation), not by an agent.
+    out["automatic"] = data.get("direction") == "out" and data.get("user_id") is None
+    out["compliance"] = bool(data.get("compliance"))  # the opt-out or opt-in confirmation
     out["media"] = media_links(data["id"], data.get("media"))
     for key in ("created_at", "updated_at"):
         out[key] = iso(out[key])

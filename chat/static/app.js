@@ -88,6 +88,10 @@ const state = {
   monitor: null,          // the conversation a supervisor monitors live: { conversation, messages: Map id -> message }
   autoSelect: false,      // this agent has selection rules: a new conversation's number may be left to them
   newFrom: null,          // chosen "from" in new-conversation mode
+  reopen: null,           // the conversation the URL named (#c=ID), opened once a sync has it
+  alerts: false,          // desktop notifications on (and permitted)
+  sound: false,           // a chime for new messages
+  audio: null,            // the AudioContext the chime plays on (made on the click that turned it on)
 };
 
 // A call not answered this soon means the link is gone (the server answers every call within
@@ -296,6 +300,8 @@ function resetData() {
 
 function endSession(message) {
   clearTimeout(state.refreshTimer);
+  state.reopen = null;
+  if (location.hash) history.replaceState(null, "", location.pathname);
   state.token = null;
   state.expiresAt = null;
   state.user = null;
@@ -524,6 +530,11 @@ function mergeSync(ack) {
   renderPresence();
   afterMessagesChanged([...touched]);
   renderAll();
+  const reopen = state.reopen; // the conversation the URL named when the page loaded
+  if (reopen !== null && state.conversations.has(reopen)) {
+    state.reopen = null;
+    selectConversation(reopen);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -619,10 +630,12 @@ function receiveMessages(list) {
   if (!Array.isArray(list)) return;
   const changed = new Set();
   let missed = false;
+  const fresh = [];
   for (const msg of list) {
     if (!msg) continue;
     const known = state.conversations.has(msg.conversation_id);
     const have = lastSeq(msg.conversation_id);
+    if (!state.messageById.has(msg.id)) fresh.push(msg);
     addMessage(msg);
     // A gap (or an unknown conversation) means we missed something: catch up through sync.
     if (!known || Number(msg.seq) > have + 1) missed = true;
@@ -630,6 +643,7 @@ function receiveMessages(list) {
   }
   if (missed) scheduleSync();
   if (changed.size) afterMessagesChanged([...changed]);
+  alertFor(fresh);
 }
 
 function afterMessagesChanged(convIds) {
@@ -879,7 +893,8 @@ function renderConversationList() {
     const snoozed = isSnoozed(conv);
     const status = conv.state === "closed" ? (conv.outcome ? `closed · ${conv.outcome}` : "closed")
       : snoozed ? `snoozed until ${formatTime(conv.snoozed_until)}` : conv.opted_out ? "opted out" : "";
-    const preview = last ? `${last.direction === "out" ? "You: " : ""}${last.text || ""}` : "";
+    const who = last && last.direction === "out" ? (last.automatic ? "Automatic: " : "You: ") : "";
+    const preview = last ? `${who}${last.text || ""}` : "";
     const li = el("li", {
       className: `conversation-item${state.selected === conv.id ? " selected" : ""}${unread ? " has-unread" : ""}${conv.state === "closed" ? " closed" : ""}${snoozed ? " snoozed" : ""}`,
       "data-testid": "conversation-item",
@@ -906,8 +921,83 @@ function renderConversationList() {
     return li;
   });
   ul.replaceChildren(...items);
+  const unread = convs.reduce((sum, conv) => sum + unreadCount(conv), 0);
+  document.title = unread ? `(${unread}) didchat` : "didchat";
   renderQueue();
   scheduleSnoozeEnd();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts: desktop notifications (permission asked from the Alerts button, never on load) and a
+// sound, each switched on per browser (localStorage), for a customer's message the agent is not
+// looking at: another conversation, or this tab hidden.
+
+const ALERTS_KEY = "didchat.alerts";
+const SOUND_KEY = "didchat.sound";
+
+function loadAlerts() {
+  const canNotify = "Notification" in window && window.Notification.permission === "granted";
+  state.alerts = canNotify && localStorage.getItem(ALERTS_KEY) === "on";
+  state.sound = localStorage.getItem(SOUND_KEY) === "on";
+  renderAlerts();
+}
+
+function renderAlerts() {
+  $("alerts").setAttribute("aria-pressed", state.alerts ? "true" : "false");
+  $("alert-sound").setAttribute("aria-pressed", state.sound ? "true" : "false");
+}
+
+async function toggleAlerts() {
+  if (!state.alerts) {
+    if (!("Notification" in window)) { showError("This browser cannot show notifications."); return; }
+    let permission = window.Notification.permission;
+    if (permission === "default") permission = await window.Notification.requestPermission();
+    if (permission !== "granted") {
+      showError("Notifications are blocked for this site: allow them in the browser's site settings, then press Alerts again.");
+      return;
+    }
+  }
+  state.alerts = !state.alerts;
+  localStorage.setItem(ALERTS_KEY, state.alerts ? "on" : "off");
+  renderAlerts();
+}
+
+function toggleSound() {
+  state.sound = !state.sound;
+  localStorage.setItem(SOUND_KEY, state.sound ? "on" : "off");
+  if (state.sound && !state.audio && window.AudioContext) state.audio = new window.AudioContext(); // on a click: allowed to play
+  renderAlerts();
+}
+
+function chime() {
+  const button = $("alert-sound");
+  button.dataset.played = String(Number(button.dataset.played || 0) + 1);
+  const audio = state.audio;
+  if (!audio) return;
+  const tone = audio.createOscillator();
+  const gain = audio.createGain();
+  tone.frequency.value = 880;
+  gain.gain.setValueAtTime(0.15, audio.currentTime);
+  gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.25);
+  tone.connect(gain).connect(audio.destination);
+  tone.start();
+  tone.stop(audio.currentTime + 0.25);
+}
+
+function alertFor(fresh) {
+  let sounded = false;
+  for (const msg of fresh) {
+    if (msg.direction !== "in") continue;
+    if (!document.hidden && state.selected === msg.conversation_id) continue; // she is looking at it
+    if (state.alerts && "Notification" in window && window.Notification.permission === "granted") {
+      const { name, number } = contactLabel(state.conversations.get(msg.conversation_id) || {});
+      const note = new window.Notification(name || number || "New message", {
+        body: (msg.text || "").slice(0, 200), tag: `didchat-${msg.conversation_id}`,
+      });
+      note.onclick = () => { window.focus(); selectConversation(msg.conversation_id); note.close(); };
+    }
+    if (state.sound && !sounded) { chime(); sounded = true; }
+  }
 }
 
 const BOARD_REFRESH_MS = 10000;  // the board reads itself again this often while it is shown
@@ -1020,12 +1110,24 @@ function selectConversation(id) {
     showSnoozeAt(false);
   }
   state.selected = id;
+  history.replaceState(null, "", `#c=${id}`); // a reload opens it again
   clearError();
   renderConversationList();
   renderPane();
   markRead();
   loadEarlier(id);
   $("reply-text").focus();
+}
+
+function backToList() {
+  // A phone's back button: the list again (on a wider screen the list is always beside the conversation).
+  state.board = false;
+  state.selected = null;
+  history.replaceState(null, "", location.pathname);
+  renderConversationList();
+  renderPane();
+  const item = document.querySelector('[data-testid="conversation-item"]');
+  if (item) item.focus();
 }
 
 function startNewConversation() {
@@ -1046,11 +1148,13 @@ function renderPane() {
   $("board-open").setAttribute("aria-pressed", state.board ? "true" : "false");
   if (state.board) {
     for (const id of ["pane-empty", "pane-header", "transcript", "composer", "transfer-form"]) $(id).hidden = true;
+    $("app-view").dataset.view = "conversation";
     return;
   }
   const sel = state.selected;
   const conv = sel !== null && sel !== "new" ? state.conversations.get(sel) : null;
   const active = sel === "new" || !!conv;
+  $("app-view").dataset.view = active ? "conversation" : "list"; // a phone shows one of the two (app.css)
   $("pane-empty").hidden = active;
   $("pane-header").hidden = !active;
   $("transcript").hidden = !active;
@@ -1388,6 +1492,11 @@ function renderMessage(m) {
   const out = m.direction === "out";
   const meta = el("div", { className: "meta" },
     el("time", { datetime: m.created_at || "", title: m.created_at || "", text: formatTime(m.created_at) }));
+  if (out && m.automatic) {
+    // didchat sent it, not an agent: a scenario's greeting or away reply, or the opt-out confirmation
+    meta.prepend(el("span", { className: "auto-label", "data-testid": "automatic-label",
+                              text: m.compliance ? "Automatic: opt-out confirmation" : "Automatic" }));
+  }
   if (out) {
     if (m.from) meta.appendChild(el("span", { className: "from muted", text: `from ${m.from}` }));
     const status = m.status || "queued";
@@ -1402,8 +1511,9 @@ function renderMessage(m) {
     if (m.segments > 1) meta.appendChild(el("span", { className: "muted", text: `${m.segments} parts` }));
   }
   return el("li", {
-    className: `message ${out ? "out" : "in"}`,
+    className: `message ${out ? "out" : "in"}${out && m.automatic ? " automatic" : ""}`,
     "data-testid": "message",
+    "data-automatic": out && m.automatic ? "true" : null,
     "data-direction": out ? "out" : "in",
     "data-id": m.id,
     "data-seq": m.seq,
@@ -1484,6 +1594,9 @@ function wire() {
   $("error-close").addEventListener("click", clearError);
   $("presence").addEventListener("click", togglePresence);
   $("new-conversation").addEventListener("click", startNewConversation);
+  $("back-to-list").addEventListener("click", backToList);
+  $("alerts").addEventListener("click", toggleAlerts);
+  $("alert-sound").addEventListener("click", toggleSound);
   $("from-picker").addEventListener("change", onFromChange);
   $("make-default").addEventListener("click", makeDefault);
   $("close-conversation").addEventListener("click", closeConversation);
@@ -1518,6 +1631,9 @@ function wire() {
 async function boot() {
   wire();
   updateCounter();
+  loadAlerts();
+  const named = /^#c=(\d+)$/.exec(location.hash);
+  state.reopen = named ? Number(named[1]) : null;
   if (typeof window.io !== "function") {
     showView("login");
     showError("The Socket.IO client did not load (/static/vendor/socket.io.min.js).");

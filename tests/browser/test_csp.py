@@ -7,7 +7,8 @@ import pytest
 
 from chat.store.db import utcnow
 from chat.store.tables import contacts
-from tests.conftest import ALICE, CUSTOMER, PASSWORD, chromium_path, until
+from tests.browser.ui import log_in
+from tests.conftest import ALICE, CUSTOMER, chromium_path, until
 
 pytestmark = pytest.mark.browser
 RLO = "\u202e"
@@ -69,15 +70,7 @@ async def test_client_runs_under_the_csp_and_isolates_bidi_text(page, didchat_se
     async with server.services.db.write() as conn:
         await conn.execute(contacts.insert().values(number=CUSTOMER, name=NAME, created_at=utcnow()))
 
-    await page.goto(server.url + "/")
-    await page.get_by_test_id("login-username").fill("alice")
-    await page.get_by_test_id("login-password").fill(PASSWORD)
-    await page.get_by_test_id("login-submit").click()
-    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected", timeout=LIVE)
-    presence = page.get_by_test_id("presence")
-    if await presence.get_attribute("data-state") != "ready":
-        await presence.click()
-    await expect(presence).to_have_attribute("data-state", "ready", timeout=LIVE)
+    await log_in(page, server, ready=True)
 
     status, _ = await server.simulate_sms(CUSTOMER, ALICE, TEXT)
     assert status == 200

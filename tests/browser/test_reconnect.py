@@ -10,18 +10,9 @@ import time
 import pytest
 
 from tests.browser.test_agent_ui import CHROMIUM_ARGS, LIVE, browser  # noqa: F401 - `browser` is a fixture
+from tests.browser.ui import log_in
 
 pytestmark = pytest.mark.browser
-
-
-async def log_in(page, server) -> None:
-    from playwright.async_api import expect
-
-    await page.goto(server.url + "/")
-    await page.get_by_test_id("login-username").fill(server.agent[0])
-    await page.get_by_test_id("login-password").fill(server.agent[1])
-    await page.get_by_test_id("login-submit").click()
-    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected", timeout=LIVE)
 
 
 async def test_stopping_the_server_shows_reconnecting_and_queued_sends_go_after_the_restart(browser, make_server):  # noqa: F811

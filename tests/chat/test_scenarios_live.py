@@ -52,6 +52,26 @@ async def test_stop_opts_out_with_a_confirmation_and_nothing_else_is_sent(didcha
     assert ok["ok"], ok
 
 
+async def test_what_didchat_sends_itself_says_so_and_an_agents_reply_does_not(didchat_server):
+    """The agent sees which outbound messages were automatic (issue 11, point 3): the opt-out confirmation
+    is automatic and a compliance message; her own reply is neither."""
+    alice = await didchat_server.connect("alice")
+    await didchat_server.simulate_sms(text="Hi")
+    [first] = await alice.wait_messages(1)
+    assert first["automatic"] is False and first["compliance"] is False  # inbound
+    sent = await alice.call("send", {"conversation_id": first["conversation_id"], "text": "Hello!", "client_id": "a1"})
+    assert sent["ok"], sent
+    assert sent["message"]["automatic"] is False and sent["message"]["compliance"] is False
+    await didchat_server.simulate_sms(text="STOP")
+    await until(lambda: any(m["direction"] == "out" and m["automatic"] for m in alice.messages))
+    [confirmation] = [m for m in alice.messages if m["direction"] == "out" and m["automatic"]]
+    assert confirmation["compliance"] is True
+    synced = await alice.call("sync", {"cursors": {}, "since": None})
+    by_id = {m["id"]: m for m in synced["messages"]}
+    assert by_id[confirmation["id"]]["automatic"] and by_id[confirmation["id"]]["compliance"]
+    assert not by_id[sent["message"]["id"]]["automatic"]
+
+
 def write(tmp_path, name: str, text: str) -> str:
     folder = tmp_path / "scenarios"
     folder.mkdir(exist_ok=True)
