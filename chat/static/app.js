@@ -900,8 +900,7 @@ function renderConversationList() {
       "data-testid": "conversation-item",
       "data-contact": number,
       "data-id": conv.id,
-      tabindex: "0",
-      role: "button",
+      tabindex: "0", // a list item she opens with Enter or Space (a role of button would take it out of the list)
       "aria-current": state.selected === conv.id ? "true" : null,
     },
       el("div", { className: "ci-top" },

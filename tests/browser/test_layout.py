@@ -32,6 +32,17 @@ async def on_screen(page, test_id: str) -> None:
     assert box["y"] + box["height"] <= size["height"] + 0.5, f"{test_id} is below the fold: {box}"
 
 
+async def inside(page, container: str, test_ids: list[str]) -> None:
+    """Each element lies wholly within `container` (not cut off by it)."""
+    outer = await page.locator(container).bounding_box()
+    assert outer is not None
+    for test_id in test_ids:
+        box = await page.get_by_test_id(test_id).bounding_box()
+        assert box is not None, test_id
+        assert outer["x"] <= box["x"] and box["x"] + box["width"] <= outer["x"] + outer["width"] + 0.5, \
+            f"{test_id} is cut off by {container}: {box} in {outer}"
+
+
 @pytest.mark.parametrize("size", SIZES)
 async def test_every_view_fits_and_the_composer_is_on_screen(browser, make_server, size):  # noqa: F811
     from playwright.async_api import expect
@@ -50,6 +61,7 @@ async def test_every_view_fits_and_the_composer_is_on_screen(browser, make_serve
         await log_in(page, server, ready=True)
         await on_screen(page, "logout")
         await no_horizontal_scroll(page, "the inbox")
+        await inside(page, ".sidebar", ["alerts", "alert-sound", "new-conversation"])
 
         text = "Hello, a question about my order " + "with a rather long sentence " * 6
         assert (await server.simulate_sms(CUSTOMER, ALICE, text))[0] == 200
