@@ -28,6 +28,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chat.agents.auth import TOKENS, Claims, Unauthorized
+from chat.agents.calls import CALLS
 from chat.domain.agents import anything_waits, choose_number, chosen_number, mark_read, save_presence
 from chat.domain.board import Filters, board, may_supervise, monitor, move
 from chat.domain.history import sync_for
@@ -193,6 +194,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             "take_over": (MonitorPayload, self._take_over), "monitor": (MonitorPayload, self._monitor),
             "unmonitor": (Payload, self._unmonitor),
         }
+        self._events.update({name: (model, partial(self._call, handler)) for name, (model, handler) in CALLS.items()})
 
     async def trigger_event(self, event, *args):
         """Every event: connect and disconnect from python-socketio, the rest answered by `_answer`."""
@@ -284,6 +286,10 @@ class AgentNamespace(socketio.AsyncNamespace):
         if alive and self._seats.get(sid) == seat:
             self._seats[sid] = Seat(seat.user_id, seat.session_id, seat.expires_at, time.monotonic())
         return alive
+
+    async def _call(self, handler, sid, agent, payload) -> dict:
+        """A call of chat.agents.calls' table: it gets the app, not the socket."""
+        return await handler(self.app, agent, payload)
 
     async def _auth(self, sid, agent, data: AuthPayload) -> dict:
         """A fresh access token for this socket (after a refresh), so its calls go on being answered."""

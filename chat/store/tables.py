@@ -291,3 +291,33 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", Time),
     sa.Column("last_used_at", Time),
 )
+
+# Canned replies (chat.domain.canned): global (scope "global"), a team's ("team", team set) or an agent's own
+# ("personal", user_id set); `shortcut` is what the agent types after "/". The text may hold {contact.name},
+# {agent.name} and the like, filled in the client when inserted.
+canned_replies = sa.Table(
+    "canned_replies", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("scope", sa.String(16), nullable=False),  # global | team | personal
+    sa.Column("team", sa.String(64)),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")),
+    sa.Column("shortcut", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Index("ix_canned_replies_scope", "scope", "team", "user_id"),
+)
+
+# Files an agent attached to a reply (chat.domain.uploads): kept in the store, so every node serves them, and
+# fetched by the provider from didchat's public URL with the unguessable `token` (MMS providers fetch media).
+uploads = sa.Table(
+    "uploads", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("content_type", sa.String(128), nullable=False),
+    sa.Column("filename", sa.String(200)),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+)
