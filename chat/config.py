@@ -324,6 +324,8 @@ class Config(Managed):
     shutdown_seconds: float = Field(default=8, gt=0, description="how long in-flight work may take to settle on shutdown")
     media_max_bytes: int = Field(default=5_000_000, ge=1, description="the largest inbound media agents may fetch "
                                                                    "through didchat (MMS carriers cap at about 5 MB)")
+    upload_max_bytes: int = Field(default=5_000_000, ge=1, le=2**31 - 1, description="the largest file an agent may "
+                                  "attach to a reply (POST /api/uploads); Twilio takes 5 MB of media a message in all")
 
     def connector_of(self, number: str) -> Connector | None:
         """The connector that owns `number`."""

@@ -2,7 +2,9 @@
 
 Rules: every response, whatever route or error produced it, carries the security headers: a CSP
 with no inline script or style (the client is /static files only), no framing, no MIME sniffing,
-no referrer, and a `Server` header that names no versions.
+no referrer, and a `Server` header that names no versions. Files under /static are revalidated on
+every load (`no-cache`; their ETag makes that a 304): the agent client is a graph of ES modules, and
+after an upgrade a browser must never run old modules beside new ones.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from chat.agents import admin, login, media, ops, sessions
+from chat.agents import admin, login, media, ops, sessions, uploads
 from chat.config import Config
 from chat.connectors import receipts, webhooks
 from chat.replies import error
@@ -44,9 +46,18 @@ def security_headers(config: Config):
         headers["Strict-Transport-Security"] = HSTS
 
     async def add(request: web.Request, response: web.StreamResponse) -> None:
+        own = response.headers.get("Content-Security-Policy")  # an answer's own is stricter (media: a sandbox)
         response.headers.update(headers)  # before aiohttp's own default Server header is set
+        if own is not None:
+            response.headers["Content-Security-Policy"] = own
 
     return add
+
+
+async def revalidate_static(request: web.Request, response: web.StreamResponse) -> None:
+    """The on_response_prepare hook that makes browsers revalidate /static files before using them."""
+    if request.path.startswith("/static/") and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-cache"
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -86,6 +97,7 @@ def add_routes(app: web.Application, config: Config) -> None:
     ops.setup(app, config)
     admin.setup(app, config)
     media.setup(app)
+    uploads.setup(app)  # attachments for replies, and the public URLs providers fetch them from
     receipts.setup(app, config)  # no route: the expiry sweep of parked status reports
     app.router.add_get("/", index)
     app.router.add_get("/admin", admin_page)
@@ -94,3 +106,4 @@ def add_routes(app: web.Application, config: Config) -> None:
     app.router.add_get("/static/vendor/swagger-ui/{name}", vendor_swagger)
     app.router.add_static("/static/", STATIC)
     app.on_response_prepare.append(security_headers(config))
+    app.on_response_prepare.append(revalidate_static)

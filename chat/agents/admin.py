@@ -335,9 +335,9 @@ OPENAPI = web.AppKey("openapi", dict)
 
 def every_operation() -> list[Operation]:
     """The whole admin API: these resources, the records and erasure (governance), the scenario files."""
-    from chat.agents import governance, scenario_api
+    from chat.agents import canned_admin, governance, scenario_api
 
-    return [*OPERATIONS, *governance.OPERATIONS, *scenario_api.OPERATIONS]
+    return [*OPERATIONS, *governance.OPERATIONS, *scenario_api.OPERATIONS, *canned_admin.OPERATIONS]
 
 
 def setup(app: web.Application, config) -> None:

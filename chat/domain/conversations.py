@@ -189,8 +189,10 @@ def message_payload(row) -> dict:
 
 def media_links(message_id: int, media: list | None) -> list[dict]:
     """How the agent protocol shows a message's attachments: didchat's URL for each (GET with the agent's access
-    token; chat.agents.media fetches it from the provider), and its type. The provider's URL is never shown."""
-    return [{"url": f"/api/media/{message_id}/{n}", "content_type": item.get("content_type") or ""}
+    token; chat.agents.media fetches it from the provider, or reads the agent's upload), its type, and an upload's
+    file name. The provider's URL is never shown."""
+    return [{"url": f"/api/media/{message_id}/{n}", "content_type": item.get("content_type") or "",
+             **({"filename": item["filename"]} if item.get("filename") else {})}
             for n, item in enumerate(media or []) if isinstance(item, dict)]
 
 

@@ -3,6 +3,8 @@
 Rules: a send names a conversation (reply) or a customer number (start or continue one); it
 goes out from a number the agent may present, chosen per conversation; a retried send with the
 same client id returns what was stored the first time. Opted-out contacts are never sent to.
+Attachments (`media`: the agent's own uploads, chat.domain.uploads) go only through a connector that
+can send MMS (gateway.providers: each provider says so); elsewhere the send is refused, nothing stored.
 """
 from __future__ import annotations
 
@@ -27,9 +29,10 @@ from chat.domain.conversations import (
 from chat.domain.directory import Agent, Directory
 from chat.domain.optouts import opted_out_from
 from chat.domain.outbox import head_of
+from chat.domain.uploads import MAX_ATTACHMENTS, owned_uploads
 from chat.store import utcnow
 from chat.store.tables import contacts, conversations, messages, outbox
-from gateway import InvalidNumber, count_segments, country_of, normalize_number, storable
+from gateway import PROVIDERS, InvalidNumber, count_segments, country_of, normalize_number, storable
 
 MAX_SEGMENTS = 10
 # A row id or sequence number as the store holds it (a PostgreSQL integer): anything larger,
@@ -42,9 +45,10 @@ class SendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     conversation_id: Id | None = None
     to: str | None = Field(default=None, max_length=64)  # longer than any number, and bounded before phonenumbers
-    text: str = Field(min_length=1, max_length=1600)
+    text: str = Field(default="", max_length=1600)  # may be empty when media is given
     client_id: str = Field(min_length=1, max_length=64)
     from_: str | None = Field(default=None, alias="from", max_length=64)
+    media: list[Id] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)  # upload ids (POST /api/uploads)
 
     @field_validator("text", "client_id", mode="before")  # before: pydantic's own refusal of a surrogate is cryptic
     @classmethod
@@ -88,6 +92,8 @@ async def store_send(conn, agent: Agent, req: SendRequest, directory: Directory)
     previous = await _by_client_id(conn, agent.id, req.client_id)
     if previous:
         return Queued(message_payload(previous), conversation_payload(await get_conversation(conn, previous.conversation_id)), False, True)
+    if not req.text and not req.media:
+        raise Refused("the text is empty: write something, or attach a file", "text")
     conv, new = await _conversation_for(conn, agent, req, directory)
     sender = _sender(agent, req, conv, directory)
     if sender != conv.presented_number:
@@ -99,10 +105,11 @@ async def store_send(conn, agent: Agent, req: SendRequest, directory: Directory)
     connector = directory.connector_of.get(sender)
     if connector is None:
         raise Refused(f"no connector sends from {sender}", "from")
+    media = {"media": await _attachments(conn, agent, req.media, connector, directory)} if req.media else {}
     msg = await append_message(
         conn, conv.id, direction="out", text=req.text, status="queued", sender=sender,
         recipient=conv.contact_number, connector=connector, user_id=agent.id, client_id=req.client_id,
-        segments=segments, encoding=encoding,
+        segments=segments, encoding=encoding, **media,
     )
     if conv.away_due_at is not None:  # an agent answered: no reassignment for want of a reply
         await conn.execute(DISARM, {"cid": conv.id})
@@ -227,6 +234,29 @@ def _allowed(agent: Agent, number: str | None, field: str, also: str | None = No
     if number not in agent.may_present and number != also:
         raise Refused(f"you may not present {number}; yours are: {', '.join(agent.may_present) or 'none'}", field)
     return number
+
+
+async def _attachments(conn, agent: Agent, ids: list[int], connector: str, directory: Directory) -> list[dict]:
+    """The message's media items for these uploads, or Refused: the connector sends no MMS, or one is not theirs."""
+    cannot = media_refusal(connector, directory)
+    if cannot is not None:
+        raise Refused(f"{connector} ({cannot}) cannot send pictures or files: send the text alone", "media")
+    if len(set(ids)) != len(ids):
+        raise Refused("the same file is attached twice; attach each once", "media")
+    items = await owned_uploads(conn, agent.id, ids)
+    if items is None:
+        raise Refused("an attached file is not one you uploaded (or no longer exists); upload it again", "media")
+    return items
+
+
+def media_refusal(connector: str, directory: Directory) -> str | None:
+    """What the connector is, when it cannot send attachments (its provider's name, or SMPP); None when it can."""
+    config = directory.config
+    settings = next((c for c in config.connectors if c.name == connector), None) if config is not None else None
+    if settings is None:
+        return "not configured"
+    provider = PROVIDERS.get(settings.type)
+    return provider.media_refusal(settings) if provider is not None else settings.type.upper()  # an SMPP bind: SMS only
 
 
 async def _check_reachable(conn, contact: int, sender: str) -> None:

@@ -30,8 +30,8 @@ from chat.store.tables import contacts, conversations, messages, outbox
 from gateway import SendError, SendResult
 from gateway.messages import FAILED
 
-# The row a send needs: the outbox entry, its message's text and addresses, the contact's opt-out.
-DUE_COLUMNS = (outbox, messages.c.text, messages.c.sender, messages.c.recipient, messages.c.compliance,
+# The row a send needs: the outbox entry, its message's text, addresses and attachments, the contact's opt-out.
+DUE_COLUMNS = (outbox, messages.c.text, messages.c.sender, messages.c.recipient, messages.c.compliance, messages.c.media,
                opted_out_of(contacts.c.id, messages.c.sender).label("opted_out"))
 
 

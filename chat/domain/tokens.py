@@ -23,7 +23,7 @@ from chat.store import as_utc, utcnow
 from chat.store.tables import api_tokens
 
 PREFIX = "dct_"
-RESOURCES = ("users", "teams", "numbers", "callback-numbers", "connectors", "config", "audit", "contacts", "scenarios")
+RESOURCES = ("users", "teams", "numbers", "callback-numbers", "connectors", "config", "audit", "contacts", "scenarios", "canned-replies")
 SCOPES = ("read", "write", *(f"{r}:{n}" for r in RESOURCES for n in ("read", "write")))
 
 

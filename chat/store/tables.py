@@ -307,6 +307,9 @@ canned_replies = sa.Table(
     sa.Column("updated_at", Time, nullable=False),
     sa.Index("ix_canned_replies_scope", "scope", "team", "user_id"),
 )
+# A shortcut once per scope (its team, its agent), whatever its case: two nodes saving the same one at once store one.
+sa.Index("uq_canned_replies_shortcut", canned_replies.c.scope, sa.func.coalesce(canned_replies.c.team, ""),
+         sa.func.coalesce(canned_replies.c.user_id, 0), sa.func.lower(canned_replies.c.shortcut), unique=True)
 
 # Files an agent attached to a reply (chat.domain.uploads): kept in the store, so every node serves them, and
 # fetched by the provider from didchat's public URL with the unguessable `token` (MMS providers fetch media).

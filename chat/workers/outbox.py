@@ -9,6 +9,8 @@ message with the provider's words, which the agent sees. A connector's rows are 
 where `can_send(connector)` holds (an SMPP connector: on the node holding its bind). Rows live in
 the database, so a restart resumes them. Sends are paced per sender number and per connector
 (chat.domain.pacing: slots shared by every node), waiting in their chain, so order holds.
+A message's attachments go to the provider as didchat's public URLs of its uploads (chat.domain.uploads),
+read when it is sent; an upload gone by then fails the message, naming why.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from chat.domain.outbox import (
     renew_claims,
 )
 from chat.domain.pacing import reserve
+from chat.domain.uploads import public_url, upload_tokens
 from chat.metrics import METRICS, Metrics
 from chat.store import Database, as_utc, utcnow
 from chat.store.commit import GroupCommit
@@ -84,8 +87,9 @@ class Outbox:
 
     def __init__(self, db: Database, commit: GroupCommit, router: Router, connectors: Sending,
                  config: OutboxConfig, metrics: Metrics | None = None, wake: Wake | None = None,
-                 cluster: ClusterConfig | None = None):
+                 cluster: ClusterConfig | None = None, public_url: str = ""):
         self.db, self.commit, self.router, self.metrics = db, commit, router, metrics
+        self.public_url = public_url  # attachments' URLs are below it (the provider fetches them)
         self.connectors, self.config = connectors, config
         cluster = cluster or ClusterConfig()
         self.holder = holder_name(cluster.node_name)
@@ -275,13 +279,27 @@ class Outbox:
         sender = self.connectors.senders.get(row.connector)
         if sender is None:
             return SendError(f"connector {row.connector!r} is not configured", temporary=False)
-        sms = OutboundSms(row.connector, row.sender, row.recipient, row.text, str(row.message_id),
-                          self.connectors.callbacks.get(row.connector))
         try:
+            media = await self._media_urls(row.media) if row.media else ()
+            sms = OutboundSms(row.connector, row.sender, row.recipient, row.text, str(row.message_id),
+                              self.connectors.callbacks.get(row.connector), media)
             return await sender.send(sms)
         except SendError as err:
             log.warning("outbox.send_error", message_id=row.message_id, error=str(err), temporary=err.temporary)
             return err
+
+    async def _media_urls(self, media: list) -> tuple[str, ...]:
+        """The public URLs the provider fetches the message's attachments from, or a SendError (temporary while the
+        store does not answer)."""
+        ids = [int(item["upload_id"]) for item in media]
+        try:
+            async with self.db.read() as conn:
+                tokens = await upload_tokens(conn, ids)
+        except Exception as err:  # noqa: BLE001 - the store is down: the send waits for it, as for a provider's outage
+            raise SendError(f"the attachments could not be read ({type(err).__name__}); retrying", temporary=True) from None
+        if len(tokens) != len(set(ids)):
+            raise SendError("an attached file was deleted before it was sent; send it again", temporary=False)
+        return tuple(public_url(self.public_url, tokens[i], item["content_type"]) for i, item in zip(ids, media))
 
 
 OUTBOX_WORKER = web.AppKey("outbox", Outbox)
@@ -295,7 +313,8 @@ def outbox_context(connectors: Callable[[web.Application], Sending]):
     async def context(app: web.Application):
         config = app[CONFIG]
         outbox = app[OUTBOX_WORKER] = Outbox(app[DB], app[COMMIT], app[ROUTER], connectors(app), config.outbox,
-                                             metrics=app[METRICS], wake=app[WAKE], cluster=config.cluster)
+                                             metrics=app[METRICS], wake=app[WAKE], cluster=config.cluster,
+                                             public_url=config.public_url)
         if app[DB].is_sqlite:
             await app[COMMIT].run(release_every_claim)
         scan = asyncio.create_task(outbox.run(), name="outbox")

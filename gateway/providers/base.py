@@ -216,11 +216,19 @@ class Provider:
     path: str = ""  # the webhook URLs' segment: /webhooks/{path}/{connector} (default: type)
     status_callbacks: bool = True  # sends ask for statuses at /webhooks/{path}/{connector}/status
     media_headers: Callable[[Any], Mapping[str, str]] | None = None  # credentials to fetch inbound media
+    # With supports.mms_out, connectors whose settings still send no MMS: what to call them then (Vonage's SMS API).
+    no_mms_out: Callable[[Any], str | None] | None = None
     simulate: Callable[[Any, str, str, str, str, str], Simulated] | None = None  # (settings, url, from, to, text, id)
 
     @property
     def url_path(self) -> str:
         return self.path or self.type
+
+    def media_refusal(self, settings: Any) -> str | None:
+        """What this connector is, when it cannot send attachments (MMS), for the agent's refusal; None when it can."""
+        if not self.supports.mms_out:
+            return self.title
+        return self.no_mms_out(settings) if self.no_mms_out is not None else None
 
     def status_url(self, public_url: str, connector: str) -> str | None:
         """Where this connector's provider should post delivery statuses (None: it posts none)."""

@@ -37,7 +37,7 @@ class LoopbackSender:
     async def send(self, sms: OutboundSms) -> SendResult:
         """Take the message and report it delivered after `delay` seconds."""
         provider_id = f"loop-{sms.reference}"
-        self._log.info("loopback.sms", sender=sms.sender, recipient=sms.recipient, text=sms.text)
+        self._log.info("loopback.sms", sender=sms.sender, recipient=sms.recipient, text=sms.text, media=len(sms.media))
         task = asyncio.create_task(self._deliver(provider_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -62,7 +62,7 @@ PROVIDER = Provider(
     settings=LoopbackSettings,
     webhook=lambda conn: GenericWebhook(conn.name, conn.secret.get_secret_value()),
     sender=_sender,
-    supports=Supports(mms_in=True, signed="X-Didchat-Signature (HMAC-SHA256 of the body)"),
+    supports=Supports(mms_in=True, mms_out=True, signed="X-Didchat-Signature (HMAC-SHA256 of the body)"),  # takes attachments
     path="generic",
     status_callbacks=False,
     simulate=lambda conn, url, sender, to, text, mid: simulated(

@@ -10,7 +10,8 @@ https://developer.vonage.com/en/api/messages, https://developer.vonage.com/en/me
 - Status: message_uuid, status submitted|delivered|read|rejected|undeliverable (failed accepted too), error {type,
   title, detail, instance} (title is Vonage's numeric code in status callbacks).
 - Sending: POST {api_base}/v1/messages, JSON {message_type, text | image{url, caption}, to, from, channel, client_ref,
-  webhook_url}, HTTP Basic api_key:api_secret; 202 {"message_uuid"}; errors RFC 7807 {type, title, detail, instance}
+  webhook_url}, HTTP Basic api_key:api_secret; 202 {"message_uuid"}. MMS types image, video, audio, vcard and file
+  take one attachment each: one request per attachment, the text the first one's caption. Errors RFC 7807 {type, title, detail, instance}
   (https://developer.vonage.com/en/api-errors/messages: 1050 "Number barred" is the recipient's block list).
 SMS API (https://developer.vonage.com/en/messaging/sms/guides/inbound-sms, .../delivery-receipts,
 https://developer.vonage.com/en/getting-started/concepts/signing-messages, https://developer.vonage.com/api-errors/sms):
@@ -411,13 +412,19 @@ def messages_bodies(sms: OutboundSms) -> list[dict[str, Any]]:
         return [{"message_type": "text", "text": sms.text, "channel": "sms", **common}]
     bodies = []
     for n, url in enumerate(sms.media):
-        kind = (mimetypes.guess_type(urlsplit(url).path)[0] or "image/").split("/")[0]
-        kind = kind if kind in ("image", "video", "audio") else "file"
+        kind = _mms_kind(url)
         item: dict[str, Any] = {"url": url}
         if n == 0 and sms.text:
             item["caption"] = sms.text
         bodies.append({"message_type": kind, kind: item, "channel": "mms", **common})
     return bodies
+
+
+def _mms_kind(url: str) -> str:
+    """An attachment's MMS message type (image, video, audio, vcard or file) by its URL's extension (didchat's have one)."""
+    kind = mimetypes.guess_type(urlsplit(url).path)[0] or "image/"
+    top = kind.split("/")[0]
+    return "vcard" if kind in ("text/vcard", "text/x-vcard") else top if top in ("image", "video", "audio") else "file"
 
 
 def sms_form(sms: OutboundSms) -> dict[str, str]:
@@ -481,5 +488,6 @@ PROVIDER = Provider(
     supports=Supports(mms_in=True, mms_out=True,
                       signed="Messages API: JWT (HS256, payload_hash); SMS API: sig (MD5 hash or HMAC of the fields)"),
     media_headers=lambda conn: {"Authorization": basic_auth(conn.api_key, conn.api_secret.get_secret_value())},
+    no_mms_out=lambda conn: "Vonage SMS API" if conn.api == "sms" else None,
     simulate=_simulate,
 )

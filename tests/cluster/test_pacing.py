@@ -44,8 +44,10 @@ async def test_two_nodes_sending_from_one_long_code_keep_its_pace(make_cluster):
     requests = await cluster.twilio_api.wait_for_requests(12, timeout=30)
     arrivals = cluster.twilio_api.arrivals
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-    # one segment a second from ALICE, whichever node sent (arrivals differ by the answer times' spread)
-    assert min(gaps) >= 0.85 and arrivals[-1] - arrivals[0] >= 11 - 0.05, gaps
+    # One segment a second from ALICE, whichever node sent. The pace holds when each send starts; arrivals also
+    # carry each request's time on the wire, so the first may come late by as much as a gap's margin (seen:
+    # 10.90 s for 11 gaps on a loaded machine). Unpaced, the 12 would arrive within a fraction of a second.
+    assert min(gaps) >= 0.85 and arrivals[-1] - arrivals[0] >= 11 - 0.15, gaps
     assert all(r["From"] == ALICE for r in requests)
     for i in range(4):  # each conversation's replies in the order they were written
         assert [r["Body"] for r in requests if r["Body"].endswith(f"to {i}")] == [f"reply {n} to {i}" for n in range(3)]

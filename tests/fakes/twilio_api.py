@@ -180,7 +180,9 @@ class FakeTwilioApi:
 
     async def _create(self, request: web.Request) -> web.Response:
         """POST Messages.json: record, authenticate, inject failures, validate, create."""
-        form = {key: str(value) for key, value in (await request.post()).items()}
+        fields = await request.post()
+        form = {key: str(value) for key, value in fields.items()}  # a repeated field's first value (MediaUrl: all below)
+        media = tuple(str(url) for url in fields.getall("MediaUrl", ()))
         await self._record(form)
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -188,10 +190,10 @@ class FakeTwilioApi:
             await self._stalled.wait()
             return UNAVAILABLE.response()
         refusal = self._authenticate(request) or self._down or self._next_failure() or _validate(form)
-        message = None if refusal else self._message(form)
+        message = None if refusal else self._message(form, len(media))
         if refusal is not UNAUTHORIZED:
             self.sent.append(Sent(sender=form.get("From", ""), recipient=form.get("To", ""), text=form.get("Body", ""),
-                                  status_url=form.get("StatusCallback"), provider_id=message["sid"] if message else "",
+                                  media=media, status_url=form.get("StatusCallback"), provider_id=message["sid"] if message else "",
                                   raw=form, at=time.monotonic()))
         if refusal or message is None:
             return (refusal or UNAVAILABLE).response()
@@ -272,8 +274,8 @@ class FakeTwilioApi:
         """Take one injected failure, if any."""
         return self._failures.pop(0) if self._failures else None
 
-    def _message(self, form: dict[str, str]) -> dict[str, Any]:
-        """Build the stored message from a valid form."""
+    def _message(self, form: dict[str, str], media: int = 0) -> dict[str, Any]:
+        """Build the stored message from a valid form (with `media` MediaUrl fields)."""
         now = datetime.now(UTC)
         return {
             "sid": new_sid("SM"),
@@ -284,6 +286,7 @@ class FakeTwilioApi:
             "messaging_service_sid": form.get("MessagingServiceSid"),
             "status": "accepted" if form.get("MessagingServiceSid") else "queued",
             "status_callback": form.get("StatusCallback"),
+            "num_media": str(media),
             "error_code": None,
             "date_created": now,
         }
@@ -343,7 +346,7 @@ def _resource(message: dict[str, Any]) -> dict[str, Any]:
         "error_message": None,
         "from": message["from"],
         "messaging_service_sid": message["messaging_service_sid"],
-        "num_media": "0",
+        "num_media": message.get("num_media", "0"),
         "num_segments": str(count_segments(message["body"])[1]),
         "price": None,
         "price_unit": "USD",

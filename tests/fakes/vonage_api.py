@@ -130,7 +130,7 @@ class FakeVonageApi(Served):
                                       "instance": uuid.uuid4().hex}, status=401)
         body = await request.json()
         kind = body.get("message_type")
-        media = (body[kind]["url"],) if kind in ("image", "video", "audio", "file") else ()
+        media = (body[kind]["url"],) if kind in ("image", "video", "audio", "file", "vcard") else ()
         text = body.get("text") or (body[kind].get("caption", "") if media else "")
         message_uuid = str(uuid.uuid4())
         self.sent.append(Sent(sender=_plus(body["from"]), recipient=_plus(body["to"]), text=text, media=media,

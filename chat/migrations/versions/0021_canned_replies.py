@@ -27,8 +27,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name='pk_canned_replies'),
     )
     op.create_index('ix_canned_replies_scope', 'canned_replies', ['scope', 'team', 'user_id'])
+    # A shortcut once per scope, whatever its case (chat.domain.canned): NULLs never clash, hence coalesce.
+    op.create_index('uq_canned_replies_shortcut', 'canned_replies', [
+        'scope', sa.text("coalesce(team, '')"), sa.text('coalesce(user_id, 0)'), sa.text('lower(shortcut)')], unique=True)
 
 
 def downgrade() -> None:
+    op.drop_index('uq_canned_replies_shortcut', table_name='canned_replies')
     op.drop_index('ix_canned_replies_scope', table_name='canned_replies')
     op.drop_table('canned_replies')
