@@ -24,6 +24,7 @@ test: $(STAMP) system
 	$(BIN)/ruff check .
 	$(BIN)/mypy gateway chat
 	$(BIN)/lint-imports
+	node --test tests/js/
 	$(BIN)/python -m scenarios.schema --check
 	$(BIN)/didchat scenario test scenarios/examples/*
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

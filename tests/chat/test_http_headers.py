@@ -12,7 +12,7 @@ from chat.web import CSP, STATIC, security_headers
 PAGES = [
     ("GET", "/", None, 200),
     ("GET", "/static/app.css", None, 200),
-    ("GET", "/static/app.js", None, 200),
+    ("GET", "/static/js/main.js", None, 200),
     ("POST", "/api/login", {"username": "alice", "password": "not-her-password"}, 401),
     ("GET", "/no/such/page", None, 404),
     ("GET", "/socket.io/?EIO=4&transport=polling", None, 200),

@@ -1,0 +1,216 @@
+// Every text the agent client shows, by key: a translation is a copy of this one file.
+//
+// Rules:
+// - Keys are literal strings at their call sites (t("list.empty"), plural("counter.messages", n),
+//   data-text="list.empty" in index.html), so tests/js/strings.test.mjs can check every key used
+//   exists here and every key here is used.
+// - `{name}` is a variable, filled by t(key, {name: ...}); a variable the caller does not give stays
+//   as written. Values are put in the page as text, never as HTML.
+// - plural(key, n) picks `key.<category>` by Intl.PluralRules for LANG ("one", "few", "other", …),
+//   falling back to `key.other`; {count} is n.
+// - Pure: no DOM (dom.js fills index.html's static texts from here).
+
+export const LANG = "en";
+
+export const STRINGS = {
+  "app.name": "didchat",
+  "title.unread": "({count}) didchat",
+  "boot.no_socketio": "The Socket.IO client did not load (/static/vendor/socket.io.min.js).",
+  "loading": "Loading…",
+  "banner.dismiss": "Dismiss",
+
+  "error.generic": "Something went wrong",
+  "error.because": "{what}: {error}",
+  "error.not_connected": "not connected",
+  "error.refresh_failed": "refresh failed ({status})",
+
+  "login.intro": "Sign in to receive your SMS conversations.",
+  "login.username": "Username",
+  "login.password": "Password",
+  "login.submit": "Sign in",
+  "login.wrong": "Wrong username or password",
+  "login.failed": "Login failed ({status})",
+  "login.unreachable": "Cannot reach the server: {error}",
+  "logout": "Log out",
+  "session.ended": "Your session has ended. Please sign in again.",
+  "session.logged_out_elsewhere": "You logged out in another tab.",
+
+  "connection.connected": "Connected",
+  "connection.connecting": "Connecting…",
+  "connection.syncing": "Syncing…",
+  "connection.reconnecting": "Reconnecting…",
+
+  "presence.title": "Presence",
+  "presence.ready": "Ready",
+  "presence.not_ready": "Not ready",
+  "presence.failed": "Could not change presence",
+  "presence.word.ready": "ready",
+  "presence.word.not_ready": "not ready",
+  "presence.word.offline": "offline",
+
+  "alerts.button": "Alerts",
+  "alerts.title": "Desktop notifications for new messages",
+  "alerts.unsupported": "This browser cannot show notifications.",
+  "alerts.blocked": "Notifications are blocked for this site: allow them in the browser's site settings, then press Alerts again.",
+  "alerts.new_message": "New message",
+  "sound.button": "Sound",
+  "sound.title": "A sound for new messages",
+
+  "list.title": "Conversations",
+  "list.new": "New",
+  "list.empty": "No conversations yet.",
+  "list.by_you": "You: ",
+  "list.by_automatic": "Automatic: ",
+  "list.unread": "{count} unread",
+  "state.closed": "closed",
+  "state.closed_with": "closed · {outcome}",
+  "state.snoozed_until": "snoozed until {time}",
+  "state.opted_out": "opted out",
+  "time.minutes": "{count} min",
+  "time.just_now": "just now",
+
+  "queue.title": "Waiting",
+  "queue.title_count": "Waiting ({count})",
+  "queue.where": " · {queue} #{position} · {wait}",
+  "queue.take": "Take",
+  "queue.taken": "Someone else took it first",
+  "queue.take_failed": "Could not take the conversation",
+  "notice.unassigned": "The conversation with {who} went to {to}.",
+  "notice.a_colleague": "a colleague",
+
+  "pane.label": "Conversation",
+  "pane.back": "← Conversations",
+  "pane.empty": "Select a conversation, or start a new one.",
+  "pane.to": "to {number}",
+  "new.to": "To",
+  "new.to_placeholder": "+15551234567",
+  "action.cancel": "Cancel",
+
+  "snooze.label": "Snooze",
+  "snooze.menu": "Snooze…",
+  "snooze.hour": "1 hour",
+  "snooze.tomorrow": "Tomorrow 9:00",
+  "snooze.week": "Next week",
+  "snooze.at": "Pick a time…",
+  "snooze.off": "Back now",
+  "snooze.until": "Snooze until",
+  "snooze.submit": "Snooze",
+  "snooze.note": "Snoozed until {time}",
+  "snooze.past": "Pick a time in the future to snooze until.",
+  "snooze.failed": "Could not snooze the conversation",
+  "outcome.label": "Outcome",
+  "outcome.pick": "Outcome…",
+  "outcome.none": "No outcome",
+  "outcome.required": "Pick an outcome to close this conversation",
+  "close.button": "Close",
+  "close.failed": "Could not close the conversation",
+  "reopen.button": "Reopen",
+  "reopen.failed": "Could not reopen the conversation",
+
+  "transfer.open": "Transfer…",
+  "transfer.to": "Transfer to",
+  "transfer.note_label": "Note for the colleague",
+  "transfer.note_placeholder": "Note for the colleague (the customer never sees it)",
+  "transfer.submit": "Transfer",
+  "transfer.choose": "Choose…",
+  "transfer.user_away": "{name} ({presence})",
+  "transfer.team": "Team {team}",
+  "transfer.choose_first": "Choose whom to transfer the conversation to",
+  "transfer.waits": "Transferred: it waits for {to}.",
+  "transfer.done": "Transferred to {to}.",
+  "transfer.failed": "Could not transfer the conversation",
+
+  "transcript.first": "Write the first message below.",
+  "transcript.empty": "No messages yet.",
+  "earlier.closed": "Earlier conversation · closed {when}",
+  "earlier.open": "Earlier conversation · open {when}",
+  "earlier.with_outcome": "{head} · {outcome}",
+  "message.note": "Note (only you see this)",
+  "message.automatic": "Automatic",
+  "message.automatic_compliance": "Automatic: opt-out confirmation",
+  "message.from": "from {number}",
+  "message.parts": "{count} parts",
+  "message.status_error": "{label}: {error}",
+  "status.sending": "Sending…",
+  "status.queued": "Queued",
+  "status.sent": "Sent",
+  "status.delivered": "Delivered",
+  "status.undelivered": "Undelivered",
+  "status.failed": "Failed",
+  "status.received": "Received",
+  "status.waiting_for_link": "Waiting for connection…",
+  "status.unconfirmed": "Not confirmed: {error}",
+  "pending.retry": "Retry",
+  "pending.discard": "Discard",
+
+  "composer.placeholder": "Type a message — Enter to send, Shift+Enter for a new line",
+  "composer.closed": "This conversation is closed: reopen it to reply",
+  "composer.opted_out": "The customer opted out of SMS from {number} (they texted STOP)",
+  "composer.from": "From",
+  "composer.send": "Send",
+  "counter.characters.one": "{count} character",
+  "counter.characters.other": "{count} characters",
+  "counter.messages.one": "{count} message",
+  "counter.messages.other": "{count} messages",
+  "counter.empty": "{chars} ({encoding})",
+  "counter.full": "{chars} ({messages}, {encoding})",
+  "send.bad_number": "Enter the customer's number in international format, e.g. +15551234567",
+  "send.failed": "The message was not sent",
+  "send.refused_field": "{error} ({field})",
+  "send.unstored": "The server could not store it",
+
+  "numbers.labelled": "{label} — {number}",
+  "numbers.with_extra": "{label} ({extra})",
+  "numbers.default": "{label} (default)",
+  "numbers.automatic": "Automatic (your rules)",
+  "numbers.make_default": "Make my default",
+  "numbers.default_changed": "New conversations now come from {number}.",
+  "numbers.default_failed": "Could not change your default number",
+  "numbers.not_yours": "You cannot send from {number}",
+  "numbers.change_failed": "Could not change the number",
+
+  "board.open": "Board",
+  "board.label": "Supervisor's board",
+  "board.only_stuck": "Only those nobody can take",
+  "board.refresh": "Refresh",
+  "board.agents": "Agents",
+  "board.queues": "Queues",
+  "board.conversations": "Conversations",
+  "board.col.agent": "Agent",
+  "board.col.presence": "Presence",
+  "board.col.open": "Open",
+  "board.col.queue": "Queue",
+  "board.col.waiting": "Waiting",
+  "board.col.oldest": "Oldest",
+  "board.col.available": "Available",
+  "board.col.customer": "Customer",
+  "board.col.number": "Number",
+  "board.col.state": "State",
+  "board.col.actions": "Actions",
+  "board.load": "{open} / {capacity}",
+  "board.stuck": "{state} · nobody can take it",
+  "board.waits_for": "waits for {owner}",
+  "board.take_over": "Take over",
+  "board.monitor": "Monitor",
+  "board.failed": "Could not read the board",
+  "board.waits": "It waits for {to}.",
+  "board.moved": "Now with {to}.",
+  "board.move_failed": "Could not move the conversation",
+  "monitor.watching": "Monitoring {who}, live (read-only; the customer sees nothing). ",
+  "monitor.stop": "Stop monitoring",
+  "monitor.failed": "Could not read the conversation",
+};
+
+const PLURALS = new Intl.PluralRules(LANG);
+
+/** The text of `key` with its {variables} filled in (an unknown key shows as itself). */
+export function t(key, vars = {}) {
+  const text = Object.hasOwn(STRINGS, key) ? STRINGS[key] : key;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (Object.hasOwn(vars, name) ? String(vars[name]) : whole));
+}
+
+/** The plural form of `key` for `count` (key.one, key.other, …), with {count} and `vars` filled in. */
+export function plural(key, count, vars = {}) {
+  const form = `${key}.${PLURALS.select(count)}`;
+  return t(Object.hasOwn(STRINGS, form) ? form : `${key}.other`, { ...vars, count });
+}
