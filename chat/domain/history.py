@@ -14,7 +14,9 @@ from chat.domain.conversations import conversation_payload, conversation_query, 
 from chat.domain.optouts import opted_out_conversations
 from chat.store.tables import conversations, messages
 
-MAX_CONVERSATIONS = 500
+MAX_CONVERSATIONS = 500  # the newest; the `search` call (chat.domain.search) pages through all of them
+# An unread message: from the customer, after what the agent read (of the conversation in the same query).
+UNREAD = sa.and_(messages.c.direction == "in", messages.c.seq > conversations.c.read_seq)
 
 
 async def sync_for(conn, user_id: int, cursors: dict[int, int], since: float | None) -> dict:
@@ -25,15 +27,20 @@ async def sync_for(conn, user_id: int, cursors: dict[int, int], since: float | N
         .order_by(conversations.c.updated_at.desc()).limit(MAX_CONVERSATIONS)
     )).all()
     ids = [r.id for r in rows]
-    unread = await _unread(conn, ids)
-    stopped = await opted_out_conversations(conn, rows)
     return {
         "ok": True,
         "server_time": server_time,
-        "conversations": [conversation_payload(r, unread.get(r.id, 0)) | {"opted_out": r.id in stopped} for r in rows],
+        "conversations": await listed(conn, rows),
         "messages": await _missed(conn, ids, cursors),
         "statuses": await _statuses(conn, ids, cursors, since),
     }
+
+
+async def listed(conn, rows) -> list[dict]:
+    """Conversation rows (conversation_query's) as a list shows them: with their unread count, and `opted_out`."""
+    unread = await _unread(conn, [r.id for r in rows])
+    stopped = await opted_out_conversations(conn, rows)
+    return [conversation_payload(r, unread.get(r.id, 0)) | {"opted_out": r.id in stopped} for r in rows]
 
 
 async def _unread(conn, ids: list[int]) -> dict[int, int]:
@@ -42,7 +49,7 @@ async def _unread(conn, ids: list[int]) -> dict[int, int]:
     query = (
         sa.select(messages.c.conversation_id, sa.func.count())
         .join(conversations, conversations.c.id == messages.c.conversation_id)
-        .where(messages.c.conversation_id.in_(ids), messages.c.direction == "in", messages.c.seq > conversations.c.read_seq)
+        .where(messages.c.conversation_id.in_(ids), UNREAD)
         .group_by(messages.c.conversation_id)
     )
     return {cid: n for cid, n in (await conn.execute(query)).all()}
