@@ -110,8 +110,7 @@ async def contact_panel(conn, agent: Agent, conversation_id: int) -> dict:
     conv = await visible(conn, agent, conversation_id)
     shown, country = national(conv.contact_number)
     stops = sorted((await conn.scalars(sa.select(opt_outs.c.number).where(opt_outs.c.contact_id == conv.contact_id))).all())
-    # The earlier conversations as `history` gives them, to the conversation's agent (chat.domain.lifecycle's rule).
-    earlier = await earlier_conversations(conn, agent, conv.id) if conv.assigned_id == agent.id else []
+    earlier = await earlier_conversations(conn, agent, conv.id)  # as `history` gives them, to whoever may see it
     return {"id": conv.contact_id, "name": conv.contact_name, "number": conv.contact_number, "national": shown,
             "country": country, "fields": flat_fields(conv.contact_fields), "tags": list(conv.tags or []),
             "opted_out": bool(set(stops) & {conv.presented_number, ALL}), "opted_out_of": stops,

@@ -4,11 +4,12 @@ Rules:
 - Deleting a contact removes, in one transaction, everything that holds their number or their text:
   their conversations and messages, the sends still queued and their provider references, the
   scenario runs and timers of those conversations, their pending CRM activities, their opt-outs,
-  long-message parts still waiting from their number, and the contact record. The audit log
+  long-message parts still waiting from their number, the files agents sent them (uploads), and
+  the contact record. The audit log
   records that it happened, by the contact's id, never what was deleted.
 - Retention: an access number's `retention_days` keeps its messages that long. Older messages are
-  deleted (with their queued sends and provider references); a closed conversation left with no
-  message goes too. A conversation still open keeps its messages until it is closed and they age.
+  deleted (with their queued sends, provider references and the files they attached); a closed
+  conversation left with no message goes too. A conversation still open keeps its messages until it is closed and they age.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from chat.domain.audit import record
+from chat.domain.uploads import attached_ids, delete_uploads
 from chat.store import utcnow
 from chat.store.tables import (
     contacts,
@@ -44,6 +46,9 @@ async def delete_contact(conn, *, number: str, actor: str, address: str = "") ->
     msgs = sa.select(messages.c.id).where(messages.c.conversation_id.in_(convs)).scalar_subquery()
     counts = {"messages": await _count(conn, messages, messages.c.conversation_id.in_(convs)),
               "conversations": await _count(conn, conversations, conversations.c.contact_id == contact_id)}
+    sent = await conn.scalars(sa.select(messages.c.media).where(messages.c.conversation_id.in_(convs),
+                                                                messages.c.direction == "out"))
+    await delete_uploads(conn, attached_ids(sent.all()))
     await conn.execute(provider_refs.delete().where(provider_refs.c.message_id.in_(msgs)))
     await conn.execute(outbox.delete().where(outbox.c.conversation_id.in_(convs)))
     await conn.execute(crm_outbox.delete().where(crm_outbox.c.conversation_id.in_(convs)))
@@ -68,25 +73,37 @@ async def expire_messages(conn, *, now: datetime | None = None, days: Mapping[st
     now = now or utcnow()
     gone = 0
     for number, keep in sorted(days.items()):
-        cutoff = now - timedelta(days=keep)
-        old = (sa.select(messages.c.id).join(conversations, conversations.c.id == messages.c.conversation_id)
-               .where(conversations.c.access_number == number, conversations.c.state == "closed",
-                      messages.c.created_at < cutoff).limit(BATCH))
-        ids = list((await conn.scalars(old)).all())
-        if not ids:
-            continue
-        await conn.execute(provider_refs.delete().where(provider_refs.c.message_id.in_(ids)))
-        await conn.execute(outbox.delete().where(outbox.c.message_id.in_(ids)))
-        await conn.execute(messages.delete().where(messages.c.id.in_(ids)))
-        empty = (sa.select(conversations.c.id).where(
-            conversations.c.access_number == number, conversations.c.state == "closed",
-            ~sa.exists().where(messages.c.conversation_id == conversations.c.id)))
-        empties = list((await conn.scalars(empty)).all())
-        if empties:
-            for table in (scenario_runs, scenario_timers, crm_outbox):
-                await conn.execute(table.delete().where(table.c.conversation_id.in_(empties)))
-            await conn.execute(conversations.delete().where(conversations.c.id.in_(empties)))
-        gone += len(ids)
+        gone += await _expire_number(conn, number, now - timedelta(days=keep))
     if gone:
         await record(conn, actor="system", action="retention.expired", details={"messages": gone})
     return gone
+
+
+async def _expire_number(conn, number: str, cutoff: datetime) -> int:
+    """Delete up to BATCH messages of this number's closed conversations older than `cutoff`; how many."""
+    old = (sa.select(messages.c.id, messages.c.media)
+           .join(conversations, conversations.c.id == messages.c.conversation_id)
+           .where(conversations.c.access_number == number, conversations.c.state == "closed",
+                  messages.c.created_at < cutoff).limit(BATCH))
+    rows = (await conn.execute(old)).all()
+    if not rows:
+        return 0
+    ids = [row.id for row in rows]
+    await delete_uploads(conn, attached_ids(row.media for row in rows))
+    await conn.execute(provider_refs.delete().where(provider_refs.c.message_id.in_(ids)))
+    await conn.execute(outbox.delete().where(outbox.c.message_id.in_(ids)))
+    await conn.execute(messages.delete().where(messages.c.id.in_(ids)))
+    await _drop_empty(conn, number)
+    return len(ids)
+
+
+async def _drop_empty(conn, number: str) -> None:
+    """Delete this number's closed conversations that have no message left, and what hangs on them."""
+    empty = (sa.select(conversations.c.id).where(
+        conversations.c.access_number == number, conversations.c.state == "closed",
+        ~sa.exists().where(messages.c.conversation_id == conversations.c.id)))
+    empties = list((await conn.scalars(empty)).all())
+    if empties:
+        for table in (scenario_runs, scenario_timers, crm_outbox):
+            await conn.execute(table.delete().where(table.c.conversation_id.in_(empties)))
+        await conn.execute(conversations.delete().where(conversations.c.id.in_(empties)))

@@ -12,6 +12,9 @@ Rules:
 - Inactivity: an access number's `inactivity_close_seconds` closes its active conversations that
   long after their last change, outcome "inactive". The unit that closes checks again under the
   row's lock and skips a row another transaction holds: nodes that all see it due close it once.
+- The earlier conversations of a conversation's contact (on the same number) are shown to whoever may
+  see the conversation (chat.domain.media.may_see: its agent, its number's owner, supervisors and
+  admins), the same list to each; to anyone else it is a conversation that does not exist.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from chat.domain.conversations import (
     message_payload,
 )
 from chat.domain.directory import Agent
+from chat.domain.media import may_see
 from chat.domain.outbound import Refused
 from chat.store import as_utc, utcnow
 from chat.store.tables import conversations, messages
@@ -168,7 +172,9 @@ async def next_lifecycle_due(conn, inactivity: Mapping[str, float]) -> datetime 
 
 async def earlier_conversations(conn, agent: Agent, conversation_id: int) -> list[dict]:
     """The contact's earlier conversations on the same number, newest first, each with its last messages."""
-    conv = await assigned_to(conn, agent, conversation_id)
+    conv = await get_conversation(conn, conversation_id)
+    if conv is None or not may_see(agent, conv):
+        raise Refused(f"no conversation {conversation_id} is yours", "conversation_id")  # as one that does not exist
     rows = (await conn.execute(conversation_query().where(
         conversations.c.contact_id == conv.contact_id, conversations.c.access_number == conv.access_number,
         conversations.c.id < conv.id,

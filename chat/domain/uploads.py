@@ -11,6 +11,10 @@ Rules:
   providers that guess a type from the URL read): images (no SVG, which may hold script), audio, video, PDF,
   vCard and plain text. Anything else is refused before the body is read.
 - Messages keep what they attached as `media: [{"upload_id", "content_type", "filename"}]` (never the token).
+- An upload goes with one message: the send that attaches it marks it (`attached_at`, in the send's transaction,
+  so a refused send attaches nothing, and of two sends racing for it one gets it), and it is deleted with that
+  message (chat.domain.erasure: a contact's deletion, retention). One no send attached is deleted UNSENT_SECONDS
+  after it came (`expire_unsent`, on the retention sweep: each node deletes rows no other node holds).
 """
 from __future__ import annotations
 
@@ -28,6 +32,9 @@ from chat.store.tables import uploads
 MAX_ATTACHMENTS = 10  # Twilio's, Telnyx's and Plivo's most media on one message
 PUBLIC_SECONDS = 7 * 86400
 PUBLIC_PATH = "/media/out/"
+UNSENT_SECONDS = 86400  # an upload no send attached is deleted a day after it came
+SWEEP_BATCH = 200  # unsent uploads deleted per transaction (each holds a file)
+DELETE_CHUNK = 1000  # ids per statement (SQLite's bound parameters are limited)
 TYPES = {
     "image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
     "audio/mpeg": ".mp3", "audio/mp4": ".m4a", "audio/aac": ".aac", "audio/ogg": ".ogg", "audio/wav": ".wav",
@@ -41,6 +48,7 @@ ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "audio/mp3": 
 CHARSET = re.compile(r"[A-Za-z0-9_.:-]{1,40}")
 TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # what secrets.token_urlsafe(32) makes, and nothing else
 ADD_UPLOAD = uploads.insert()
+UNSENT = uploads.c.attached_at.is_(None)
 
 
 @dataclass(frozen=True)
@@ -90,11 +98,16 @@ async def store_upload(conn, user_id: int, content_type: str, filename: str | No
 
 
 async def owned_uploads(conn, user_id: int, ids: list[int]) -> list[dict] | None:
-    """The messages.media items of these uploads, in the order given, if every one is the agent's; else None."""
+    """The messages.media items of these uploads, in the order given, marked attached, if every one is the agent's
+    and attached to no message yet; else None (the send is then refused, and its transaction marks nothing)."""
     rows = (await conn.execute(sa.select(uploads.c.id, uploads.c.content_type, uploads.c.filename)
-                               .where(uploads.c.id.in_(ids), uploads.c.user_id == user_id))).all()
+                               .where(uploads.c.id.in_(ids), uploads.c.user_id == user_id, UNSENT))).all()
     found = {row.id: row for row in rows}
     if len(found) != len(set(ids)):
+        return None
+    # Under the rows' locks (PostgreSQL): a send beside this one that marked one first leaves it out of the count.
+    marked = await conn.execute(uploads.update().where(uploads.c.id.in_(list(found)), UNSENT).values(attached_at=utcnow()))
+    if marked.rowcount != len(found):
         return None
     return [{"upload_id": i, "content_type": found[i].content_type, "filename": found[i].filename} for i in ids]
 
@@ -127,3 +140,25 @@ def _stored(row) -> Stored | None:
     if row is None:
         return None
     return Stored(row.id, row.user_id, row.content_type, row.filename, bytes(row.data), as_utc(row.created_at))
+
+
+def attached_ids(media_lists) -> list[int]:
+    """The upload ids that messages' `media` values name (inbound media names none)."""
+    return sorted({item["upload_id"] for media in media_lists if isinstance(media, list) for item in media
+                   if isinstance(item, dict) and isinstance(item.get("upload_id"), int)})
+
+
+async def delete_uploads(conn, ids: list[int]) -> int:
+    """Delete these uploads (those of messages being deleted); how many there were."""
+    gone = 0
+    for start in range(0, len(ids), DELETE_CHUNK):
+        gone += (await conn.execute(uploads.delete().where(uploads.c.id.in_(ids[start:start + DELETE_CHUNK])))).rowcount
+    return gone
+
+
+async def expire_unsent(conn, now: datetime | None = None) -> int:
+    """Delete up to SWEEP_BATCH uploads no send attached within UNSENT_SECONDS; how many."""
+    cutoff = (now or utcnow()) - timedelta(seconds=UNSENT_SECONDS)
+    picked = (sa.select(uploads.c.id).where(UNSENT, uploads.c.created_at < cutoff).order_by(uploads.c.created_at)
+              .limit(SWEEP_BATCH).with_for_update(skip_locked=True).correlate(None))
+    return (await conn.execute(uploads.delete().where(uploads.c.id.in_(picked)))).rowcount

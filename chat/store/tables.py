@@ -323,4 +323,6 @@ uploads = sa.Table(
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
     sa.Column("created_at", Time, nullable=False),
+    sa.Column("attached_at", Time),  # when a send attached it (to one message only); never: deleted after a day
+    sa.Index("ix_uploads_unsent", "attached_at", "created_at"),  # the sweep of unsent ones reads no file's bytes
 )

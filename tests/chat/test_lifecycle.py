@@ -1,14 +1,17 @@
 """A conversation's lifecycle as the agent and the customer see it (both databases): closed with an
 outcome (which the CRM activity carries), reopened, the customer's next text after a close opening a
-new conversation that shows the earlier one, snoozed until a time or until the customer texts, and
+new conversation that shows the earlier one (to whoever may see it), snoozed until a time or until the customer texts, and
 closed for inactivity when the number says so."""
 from __future__ import annotations
 
 import time
 
 import pytest
+import sqlalchemy as sa
 from aiohttp import web
 
+from chat.store.tables import conversations
+from tests.chat.test_admin_api import api_as
 from tests.chat.test_scenarios_live import write
 from tests.conftest import ALICE, CUSTOMER, until
 
@@ -104,6 +107,32 @@ async def test_a_text_after_the_close_opens_a_new_conversation_that_shows_the_ea
     bob = await didchat_server.connect("bob")
     foreign = await bob.call("history", {"conversation_id": later["conversation_id"]})
     assert foreign["ok"] is False and foreign["field"] == "conversation_id"
+
+
+async def test_whoever_may_see_a_conversation_sees_its_earlier_ones(make_server):
+    server = await make_server(alice=', away: {not_ready: {action: auto_reply, text: "Alice is busy"}}')
+    admin = await api_as(server, "ada")
+    assert (await admin("POST", "/api/v1/users", {"name": "sue", "password": "sue-password-1", "role": "supervisor"}))[0] == 201
+    alice, bob = await server.connect("alice"), await server.connect("bob")
+    cid = (await first_message(server, alice, "first question"))["conversation_id"]
+    assert (await alice.call("close", {"conversation_id": cid}))["ok"]
+    assert (await alice.call("presence", {"state": "not_ready"}))["ok"]
+    assert (await server.simulate_sms(CUSTOMER, ALICE, "another question"))[0] == 200
+    await server.twilio_api.wait_for_requests(1, timeout=10)  # "Alice is busy": it waits for her, the number's owner
+    async with server.services.db.read() as conn:
+        later = await conn.scalar(sa.select(sa.func.max(conversations.c.id)))
+    owners = await alice.call("history", {"conversation_id": later})
+    assert [(c["id"], [m["text"] for m in c["messages"]]) for c in owners["conversations"]] == [(cid, ["first question"])]
+    sue, ada = await server.connect("sue", "sue-password-1"), await server.connect("ada")
+    assert await sue.call("history", {"conversation_id": later}) == owners  # a supervisor
+    assert await ada.call("history", {"conversation_id": later}) == owners  # an admin
+    refused = await bob.call("history", {"conversation_id": later})  # neither: as one that does not exist
+    assert refused["ok"] is False and refused["field"] == "conversation_id" and "question" not in str(refused)
+
+    assert not any(m["text"] == "another question" for m in alice.messages)  # not hers yet: waiting for her
+    assert (await alice.call("presence", {"state": "ready"}))["ok"]
+    await until(lambda: any(m["text"] == "another question" for m in alice.messages), what="hers once she is ready")
+    assert await alice.call("history", {"conversation_id": later}) == owners  # its agent: the same list
 
 
 async def test_reopen_brings_it_back_unless_the_customer_has_texted_since(didchat_server):
