@@ -25,7 +25,8 @@ NODE_MODULES = Path(os.environ.get("DIDCHAT_NODE_MODULES", REPO / "node_modules"
 # The API reference page's script and style, from the npm package (installed by `npm ci`, never a CDN).
 SWAGGER_FILES = {"swagger-ui-bundle.js", "swagger-ui.css"}
 CSP = "; ".join((
-    "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "font-src 'self'",
+    "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:", "font-src 'self'",
+    "media-src 'self' blob:",  # attachments: fetched with the agent's token, shown from blob: URLs (js/media.js)
     "connect-src 'self'", "manifest-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'",
 ))
 SECURITY_HEADERS = {

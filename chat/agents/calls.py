@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from chat.agents.canned_calls import CANNED_CALLS
 from chat.agents.contact_calls import CONTACT_CALLS
+from chat.agents.link_calls import LINK_CALLS
 from chat.agents.search_calls import SEARCH_CALLS
+from chat.agents.transcript_calls import TRANSCRIPT_CALLS
 
-CALLS = {**SEARCH_CALLS, **CANNED_CALLS, **CONTACT_CALLS}
+CALLS = {**SEARCH_CALLS, **CANNED_CALLS, **CONTACT_CALLS, **TRANSCRIPT_CALLS, **LINK_CALLS}

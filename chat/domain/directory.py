@@ -104,8 +104,15 @@ class Directory:
         """The numbers an agent may present, for the client's picker (`chosen`: the default they chose)."""
         default = chosen or agent.default_number
         return [{"number": n, "label": agent.labels.get(n, n), "default": n == default,
-                 "language": self.number_info.get(n, {}).get("language"), "category": self.number_info.get(n, {}).get("category")}
+                 "language": self.number_info.get(n, {}).get("language"), "category": self.number_info.get(n, {}).get("category"),
+                 "mms": self.sends_mms(n)}
                 for n in agent.may_present]
+
+    def sends_mms(self, number: str) -> bool:
+        """Whether a message from `number` may carry attachments: its connector sends MMS (the `send` rule)."""
+        from chat.domain.outbound import media_refusal  # outbound imports this module: one rule, read at call time
+
+        return media_refusal(self.connector_of.get(number, ""), self) is None
 
 
 async def write_directory(conn, config: Config, hashes: Mapping[str, str]) -> tuple[Directory, list[Move]]:

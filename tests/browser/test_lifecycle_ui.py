@@ -43,6 +43,9 @@ async def test_close_with_an_outcome_reopen_snooze_and_the_earlier_conversation(
         await expect(status).to_contain_text("closed · Sales (EN)", timeout=LIVE)
         await expect(page.get_by_test_id("reply-text")).to_be_disabled()
         await expect(page.get_by_test_id("close-conversation")).to_be_hidden()
+        await page.get_by_test_id("new-conversation").click()  # a new conversation may be written, after a closed one
+        await expect(page.get_by_test_id("reply-text")).to_be_enabled()
+        await items.first.click()
 
         await page.get_by_test_id("reopen-conversation").click()
         await expect(status).not_to_contain_text("closed", timeout=LIVE)

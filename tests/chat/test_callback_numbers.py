@@ -27,7 +27,7 @@ async def test_the_picker_shows_display_names_languages_and_categories(routed): 
     alice = await server.connect("alice")
     numbers = {n["number"]: n for n in (await alice.call("sync", {}))["numbers"]}
     assert numbers[MAIN] | {} == {"number": MAIN, "label": "Sales (EN)", "default": False, "language": "en",
-                                  "category": "sales"}
+                                  "category": "sales", "mms": True}  # on Twilio: it sends pictures (Media)
     assert numbers[UK]["label"] == "UK line" and numbers[UK]["language"] == "en-GB"
     assert numbers[ALICE]["default"] is True and numbers[ALICE]["label"] == "personal"
 

@@ -40,6 +40,13 @@ def test_the_policy_allows_no_inline_script_or_style_and_no_framing():
     assert rules["frame-ancestors"] == "'none'" and rules["default-src"] == "'none'" and rules["base-uri"] == "'none'"
 
 
+def test_attachments_show_from_blob_urls_and_nothing_remote():
+    """The client fetches media with the agent's token and shows it from blob: URLs (chat/static/js/media.js)."""
+    rules = dict(rule.split(" ", 1) for rule in CSP.split("; "))
+    assert rules["img-src"].split() == ["'self'", "data:", "blob:"]
+    assert rules["media-src"].split() == ["'self'", "blob:"]
+
+
 async def test_https_public_url_adds_hsts():
     response = web.Response()
     await security_headers(Config(public_url="https://chat.example.com"))(None, response)

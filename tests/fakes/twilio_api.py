@@ -81,6 +81,7 @@ class FakeTwilioApi:
         self.arrivals: list[float] = []  # time.monotonic() of each request, beside `requests` (pacing tests)
         self.sent: list[Sent] = []  # each authenticated send as tests/fakes/provider.py's FakeProvider keeps them
         self.messages: dict[str, dict[str, Any]] = {}
+        self.served_media: dict[str, tuple[bytes, str]] = {}  # name -> (bytes, content type) served for it (else a stand-in PNG)
         self._failures: list[TwilioFailure] = []
         self._down: TwilioFailure | None = None  # an outage: every request answered with it until recover()
         self._stalled: asyncio.Event | None = None  # requests held (unanswered) until recover()
@@ -245,7 +246,11 @@ class FakeTwilioApi:
         refusal = self._authenticate(request)
         if refusal:
             return refusal.response()
-        return web.Response(body=b"\x89PNG\r\n\x1a\n" + request.match_info["name"].encode(), content_type="image/png")
+        name = request.match_info["name"]
+        if name in self.served_media:
+            body, content_type = self.served_media[name]
+            return web.Response(body=body, content_type=content_type)
+        return web.Response(body=b"\x89PNG\r\n\x1a\n" + name.encode(), content_type="image/png")
 
     async def _fetch(self, request: web.Request) -> web.Response:
         """GET Messages/{sid}.json."""

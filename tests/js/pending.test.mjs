@@ -82,3 +82,40 @@ test("a conversation shows its own sends; the new-conversation form shows those 
   assert.deepEqual(q.forKey("new").map((o) => o.text), ["first"]);
   assert.deepEqual(q.forKey(8), []);
 });
+
+test("a refused send waits for the agent with its reason; Retry sends it again with the same client_id", () => {
+  const q = queueOf("too long");
+  const item = q.items[0];
+  q.refuse(item, "text: at most 1600 characters");
+  assert.deepEqual([item.state, item.error], ["refused", "text: at most 1600 characters"]);
+  assert.deepEqual(q.sendable(), []);
+  const back = PendingQueue.fromJSON(JSON.parse(JSON.stringify(q)));
+  assert.deepEqual([back.items[0].state, back.items[0].error], ["refused", "text: at most 1600 characters"]);
+  q.retry(item);
+  assert.deepEqual(q.sendable().map((o) => o.payload.client_id), ["id-0"]);
+});
+
+test("what left the queue is listed once for the storage to forget; clear() lists nothing", () => {
+  const q = queueOf("a", "b", "c");
+  q.settle("id-1");
+  q.remove(q.items[0]);
+  q.settle("id-1"); // twice: once
+  assert.deepEqual(q.takeRemoved(), ["id-1", "id-0"]);
+  assert.deepEqual(q.takeRemoved(), []);
+  q.clear();
+  assert.deepEqual(q.takeRemoved(), []);
+});
+
+test("another tab's item joins in the order typed; news of one we hold keeps our link state", () => {
+  const q = queueOf("first", "third");
+  q.items[1].createdAt = "2026-03-01T10:00:09Z";
+  const theirs = { client_id: "other", payload: { conversation_id: 7, text: "second" }, conversationKey: 7,
+    text: "second", state: "sending", createdAt: "2026-03-01T10:00:05Z" };
+  q.merge(theirs);
+  assert.deepEqual(q.items.map((o) => o.text), ["first", "second", "third"]);
+  assert.equal(q.find("other").payload.client_id, "other");
+  q.items[0].inFlight = true;
+  q.merge({ ...PendingQueue.itemJSON(q.items[0]), state: "unconfirmed", error: "not stored" });
+  assert.deepEqual([q.items[0].state, q.items[0].error, q.items[0].inFlight, q.length], ["unconfirmed", "not stored", true, 3]);
+  assert.equal(q.merge({ client_id: 3 }), null);
+});

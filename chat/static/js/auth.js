@@ -8,12 +8,14 @@
 // - Network trouble keeps the session and tries again; only the server's 401/403 ends it.
 
 import { $, clearError, showError, showView } from "./dom.js";
+import { dropSavedSends } from "./outbox.js";
 import { renderAll, renderUser } from "./render.js";
 import { closeSocket, connectSocket, sendAuth } from "./socket.js";
 import { resetData, state } from "./state.js";
 import { t } from "./strings.js";
 
 const REFRESH_RETRY_MS = 10000;
+const RESTORE_RETRY_MAX_MS = 3000; // a reload while the server is down: how often it is tried again, at most
 
 /** POST a JSON body (or none); {res, data} with data null when the answer is not JSON. */
 export async function postJSON(url, body) {
@@ -109,6 +111,7 @@ export async function login(username, password) {
 }
 
 export async function logout() {
+  dropSavedSends(); // an explicit logout: this user's queued sends go with it (a session that ends keeps them)
   endSession(null); // first: this tab's own `session_ended` needs no message
   try { await postJSON("/api/logout"); } catch { /* left anyway; the session lapses */ }
 }
@@ -139,15 +142,21 @@ export function endSession(message) {
   $("login-username").focus();
 }
 
-/** A reload keeps no token in memory: try the httpOnly refresh cookie. Whether a session was restored. */
+/** A reload keeps no token in memory: try the httpOnly refresh cookie. Whether a session was restored.
+ *  The server unreachable (or answering 5xx: restarting behind a proxy), it waits for it, saying so:
+ *  the session, and the sends queued in this browser, are there once it is back. */
 export async function restoreSession() {
-  try {
-    const { res, data } = await postJSON("/api/refresh");
-    if (res.ok && data && data.token) {
-      acceptToken(res, data);
-      startSession();
-      return true;
-    }
-  } catch { /* the login form, then */ }
-  return false;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      const { res, data } = await postRefresh(); // one tab at a time, as every refresh
+      if (res.ok && data && data.token) {
+        acceptToken(res, data);
+        startSession();
+        return true;
+      }
+      if (res.status < 500) return false; // no session: the login form
+    } catch { /* unreachable: wait for it */ }
+    $("loading-text").textContent = t("loading.waiting");
+    await new Promise((resolve) => { setTimeout(resolve, Math.min(RESTORE_RETRY_MAX_MS, 500 * 2 ** attempt)); });
+  }
 }

@@ -34,7 +34,7 @@ function renderOutcomes(conv, closed) {
 /** The composer: disabled, with the reason in its placeholder, when no reply can go. */
 function renderComposerAllowed(conv, closed) {
   const textarea = $("reply-text");
-  const stopped = !closed && conv.opted_out === true;
+  const stopped = !closed && Boolean(conv) && conv.opted_out === true;
   textarea.disabled = closed || stopped;
   $("reply-send").disabled = closed || stopped;
   textarea.placeholder = closed ? t("composer.closed")
@@ -54,7 +54,7 @@ function renderSnooze(conv, closed) {
 /** The open conversation's action bar (none for a new conversation). */
 export function renderActions(conv) {
   $("conv-actions").hidden = !conv;
-  if (!conv) { $("transfer-form").hidden = true; return; }
+  if (!conv) { $("transfer-form").hidden = true; renderComposerAllowed(null, false); return; }  // a new one: may write
   const closed = conv.state === "closed";
   $("close-conversation").hidden = closed;
   $("reopen-conversation").hidden = !closed;

@@ -5,12 +5,16 @@
 // - An item is a plain focusable list item opened with a click, Enter or Space (a role of button
 //   would take it out of the list for screen readers).
 // - Text from the server goes in through el()/textContent only (dom.js).
+// - A contact shows by name, its number smaller beside; without a name, by its number as its
+//   country writes it once the server told us (contact.js), else in E.164. data-contact is E.164.
 
+import { displayNumber } from "./contact.js";
 import { $, clearError, el, showError } from "./dom.js";
 import { contactLabel, formatTime, timeValue } from "./format.js";
 import { unreadCount, upsertConversation } from "./merge.js";
-import { selectConversation } from "./nav.js";
+import { keepFocus, selectConversation } from "./nav.js";
 import { renderPane } from "./render.js";
+import { renderSearch } from "./search.js";
 import { emitWithAck } from "./socket.js";
 import { state } from "./state.js";
 import { t } from "./strings.js";
@@ -33,7 +37,8 @@ function convActivity(conv) {
 }
 
 function sortedConversations() {
-  return [...state.conversations.values()].sort((a, b) => {
+  // Not those opened from a search that sync does not list (state.extra): they show among its results.
+  return [...state.conversations.values()].filter((c) => !state.extra.has(c.id)).sort((a, b) => {
     const s = Number(isSnoozed(a)) - Number(isSnoozed(b)); // snoozed ones last
     if (s !== 0) return s;
     const d = convActivity(b) - convActivity(a);
@@ -62,6 +67,7 @@ function itemClass(conv, unread, snoozed) {
 
 function renderItem(conv) {
   const { name, number } = contactLabel(conv);
+  const shownNumber = displayNumber(conv.contact);
   const list = state.messages.get(conv.id) || [];
   const last = list[list.length - 1];
   const unread = unreadCount(state, conv);
@@ -75,10 +81,10 @@ function renderItem(conv) {
     "aria-current": state.selected === conv.id ? "true" : null,
   },
     el("div", { className: "ci-top" },
-      el("span", { className: "ci-name", dir: "auto", text: name || number }),
+      el("span", { className: "ci-name", dir: "auto", "data-testid": "conversation-name", text: name || shownNumber }),
       el("span", { className: "ci-time muted", text: formatTime(last ? last.created_at : conv.updated_at) })),
     el("div", { className: "ci-bottom" },
-      el("span", { className: "ci-sub muted", "data-testid": "conversation-status", text: [name ? number : "", stateWords(conv, snoozed)].filter(Boolean).join(" · ") }),
+      el("span", { className: "ci-sub muted", "data-testid": "conversation-status", text: [name ? shownNumber : "", stateWords(conv, snoozed)].filter(Boolean).join(" · ") }),
     ),
     el("div", { className: "ci-bottom" },
       el("span", { className: "ci-preview", dir: "auto", "data-testid": "conversation-preview", text: preview(last) }),
@@ -94,15 +100,17 @@ function renderItem(conv) {
 export function renderConversationList() {
   const convs = sortedConversations();
   $("conversation-empty").hidden = convs.length > 0;
-  $("conversation-list").replaceChildren(...convs.map(renderItem));
+  keepFocus($("conversation-list"), () => $("conversation-list").replaceChildren(...convs.map(renderItem)));
   const unread = convs.reduce((sum, conv) => sum + unreadCount(state, conv), 0);
   document.title = unread ? t("title.unread", { count: unread }) : t("app.name");
   renderQueue();
   scheduleSnoozeEnd();
+  renderSearch(); // the search's results show the live snapshots too (search.js)
 }
 
 function renderQueueItem(q) {
-  const { name, number } = contactLabel(q);
+  const { name } = contactLabel(q);
+  const number = displayNumber(q.contact);
   const minutes = Math.floor((Number(q.waiting_seconds) || 0) / 60);
   const wait = minutes ? t("time.minutes", { count: minutes }) : t("time.just_now");
   const take = el("button", { type: "button", className: "small", "data-testid": "queue-take", text: t("queue.take") });

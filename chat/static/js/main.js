@@ -13,18 +13,25 @@
 // - Every control's listener is added here, once; rendered items add their own in their render.
 
 import { toggleAlerts, toggleSound, loadAlerts } from "./alerts.js";
+import { ATTACH_LISTENERS } from "./attach.js";
 import { login, logout, restoreSession } from "./auth.js";
-import { submitComposer, updateCounter } from "./composer.js";
+import { CANNED_LISTENERS } from "./canned.js";
+import { onOutboxStorage, submitComposer, updateCounter } from "./composer.js";
+import { CONTACT_LISTENERS, WIDE } from "./contact.js";
 import { $, applyStaticTexts, clearError, showError, showView } from "./dom.js";
 import { cancelSnoozeAt, closeConversation, onSnoozeAt, onSnoozeChoice, reopenConversation } from "./lifecycle.js";
-import { backToList, startNewConversation } from "./nav.js";
+import { backToList, closeKeysHelp, onShortcut, openKeysHelp, startNewConversation } from "./nav.js";
+import { MY_REPLIES_LISTENERS } from "./myreplies.js";
 import { makeDefault, onFromChange } from "./numbers.js";
 import { togglePresence } from "./presence.js";
+import { renderPane } from "./render.js";
+import { SEARCH_LISTENERS } from "./search.js";
 import { reconnectNow } from "./socket.js";
 import { state } from "./state.js";
 import { t } from "./strings.js";
 import { showBoard, toggleBoard } from "./supervisor.js";
 import { markRead } from "./sync.js";
+import { TRANSCRIPT_LISTENERS } from "./transcript.js";
 import { submitTransfer, toggleTransfer } from "./transfer.js";
 
 /** What a click (or change) on each control does: element id -> [event, handler]. */
@@ -34,6 +41,8 @@ const CONTROLS = {
   presence: ["click", togglePresence],
   "new-conversation": ["click", startNewConversation],
   "back-to-list": ["click", backToList],
+  "keys-open": ["click", openKeysHelp],
+  "keys-close": ["click", closeKeysHelp],
   alerts: ["click", toggleAlerts],
   "alert-sound": ["click", toggleSound],
   "from-picker": ["change", onFromChange],
@@ -63,6 +72,13 @@ function onComposerKey(e) {
 
 function wire() {
   for (const [id, [event, handler]] of Object.entries(CONTROLS)) $(id).addEventListener(event, handler);
+  // The contact panel's and canned replies' controls, and their hooks on the composer (capture: before its own).
+  // The search's, the attachments' and the transcript's too.
+  for (const [id, event, handler, capture] of [...CONTACT_LISTENERS, ...CANNED_LISTENERS, ...MY_REPLIES_LISTENERS,
+    ...SEARCH_LISTENERS, ...ATTACH_LISTENERS, ...TRANSCRIPT_LISTENERS]) {
+    $(id).addEventListener(event, handler, capture);
+  }
+  window.matchMedia(WIDE).addEventListener("change", renderPane); // the contact panel: a column or its own view
   const textarea = $("reply-text");
   textarea.addEventListener("input", updateCounter);
   textarea.addEventListener("keydown", onComposerKey);
@@ -71,6 +87,8 @@ function wire() {
   });
   document.addEventListener("visibilitychange", () => { if (!document.hidden) markRead(); });
   window.addEventListener("online", reconnectNow);
+  window.addEventListener("storage", onOutboxStorage); // another tab's queued sends (outbox.js)
+  document.addEventListener("keydown", onShortcut);    // the keyboard shortcuts (nav.js, keys.js)
 }
 
 async function boot() {

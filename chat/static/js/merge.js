@@ -7,6 +7,8 @@
 //   message waits for it; a gap in seq numbers asks for a sync, which sends what we miss after
 //   our cursors (the last seq we hold of each conversation).
 // - A message with a client_id settles the pending send that made it (data.outbox).
+// - A conversation opened from a search that sync does not list (data.extra) is kept: a complete sync
+//   that lacks it does not drop it (it never listed it); once a sync lists it, it is a live one.
 // - Pure functions of data: they change the `data` object they are given (newData's shape) and
 //   return what changed; no DOM, no socket, no globals.
 
@@ -32,6 +34,7 @@ export function newData() {
     pendingStatus: new Map(), // message id -> a status that arrived before its message
     localRead: new Map(),     // conversation id -> seq we marked read
     earlier: new Map(),       // conversation id -> the contact's earlier conversations (history)
+    extra: new Set(),         // conversations opened from a search that sync does not list: kept, not in the live list
     outbox: null,             // a PendingQueue, when sends are pending
   };
 }
@@ -130,6 +133,7 @@ export function dropConversation(data, id) {
   data.messages.delete(id);
   data.earlier.delete(id);
   data.localRead.delete(id);
+  data.extra.delete(id);
 }
 
 /** Take the agent's settings a sync answer carries. */
@@ -148,11 +152,11 @@ export function mergeSync(data, ack) {
   mergeSettings(data, ack);
   const touched = new Set();
   const dropped = [];
-  for (const conv of ack.conversations || []) { upsertConversation(data, conv); touched.add(conv.id); }
+  for (const conv of ack.conversations || []) { upsertConversation(data, conv); touched.add(conv.id); data.extra.delete(conv.id); }
   if (Array.isArray(ack.conversations) && ack.conversations.length < SYNC_COMPLETE_BELOW) {
     // A complete list: what it lacks was transferred away (or taken over) while this tab was not listening.
     for (const id of [...data.conversations.keys()]) {
-      if (!touched.has(id)) { dropConversation(data, id); dropped.push(id); }
+      if (!touched.has(id) && !data.extra.has(id)) { dropConversation(data, id); dropped.push(id); }
     }
   }
   for (const msg of ack.messages || []) { addMessage(data, msg); touched.add(msg.conversation_id); }

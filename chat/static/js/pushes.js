@@ -7,6 +7,8 @@
 // - A handler takes (payload, socket) and is safe with any payload (missing fields, wrong types).
 
 import { endSession } from "./auth.js";
+import { loadCanned } from "./canned.js";
+import { contactRenamed } from "./contact.js";
 import { showError, showNotice } from "./dom.js";
 import { contactLabel } from "./format.js";
 import { renderConversationList } from "./list.js";
@@ -83,4 +85,6 @@ export const PUSHES = {
   statuses: (list) => receiveStatuses(list),
   presence,
   notice,
+  contact: contactRenamed,
+  canned_changed: () => loadCanned(),
 };

@@ -8,7 +8,9 @@
 // - On a phone one view shows at a time: #app-view's data-view says which (app.css).
 // - Text from the server goes in through el()/textContent only (dom.js).
 
+import { renderAttach } from "./attach.js";
 import { updateCounter } from "./composer.js";
+import { displayNumber, renderContactPanel } from "./contact.js";
 import { $, el } from "./dom.js";
 import { contactLabel } from "./format.js";
 import { renderActions } from "./lifecycle.js";
@@ -18,9 +20,9 @@ import { renderPresence } from "./presence.js";
 import { state } from "./state.js";
 import { t } from "./strings.js";
 import { stopMonitoring } from "./supervisor.js";
-import { renderTranscript } from "./transcript.js";
+import { renderOptOut, renderTranscript } from "./transcript.js";
 
-const PANE_PARTS = ["pane-empty", "pane-header", "transcript", "composer", "transfer-form"];
+const PANE_PARTS = ["pane-empty", "pane-header", "transcript", "composer", "transfer-form", "optout-banner"];
 
 export function renderAll() {
   renderUser();
@@ -35,12 +37,13 @@ export function renderUser() {
   $("board-open").hidden = !(u && (u.role === "supervisor" || u.role === "admin"));
 }
 
-/** The open conversation's title: the contact, the number it came to, closed or not. */
+/** The open conversation's title: the contact (its name, else its national number; E.164 smaller), the number it came to, closed or not. */
 function renderTitle(conv) {
   const { name, number } = contactLabel(conv);
+  const shown = name || displayNumber(conv.contact);
   // Each part isolated: an RTL override in a contact's name must not reverse the number after it.
   const part = (text) => el("bdi", { dir: "auto", text });
-  $("conv-name").replaceChildren(...(name ? [part(name), " · ", part(number)] : [part(number)]));
+  $("conv-name").replaceChildren(part(shown), ...(shown !== number ? [" ", el("span", { className: "conv-number" }, part(number))] : []));
   const parts = [t("pane.to", { number: conv.access_number || "" })];
   if (conv.state === "closed") parts.push(conv.outcome ? t("state.closed_with", { outcome: conv.outcome }) : t("state.closed"));
   $("conv-sub").textContent = parts.join(" · ");
@@ -56,7 +59,7 @@ export function renderPane() {
   if (!state.board) stopMonitoring();
   $("board-view").hidden = !state.board;
   $("board-open").setAttribute("aria-pressed", state.board ? "true" : "false");
-  if (state.board) { renderBoardPane(); return; }
+  if (state.board) { renderBoardPane(); renderContactPanel(); return; }
   const sel = state.selected;
   const conv = sel !== null && sel !== "new" ? state.conversations.get(sel) : null;
   const active = sel === "new" || !!conv;
@@ -71,5 +74,8 @@ export function renderPane() {
   renderActions(conv);
   renderFromPicker();
   renderTranscript();
+  renderOptOut(conv);
+  renderAttach();
   updateCounter();
+  renderContactPanel();
 }

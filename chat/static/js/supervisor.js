@@ -121,7 +121,8 @@ export function receiveMonitored(copy) {
   renderMonitor();
 }
 
-function renderMonitor() {
+/** The monitored conversation's messages (also when an attachment in them has loaded: media.js). */
+export function renderMonitor() {
   const box = $("board-monitor");
   const watched = state.monitor;
   if (!watched) { box.replaceChildren(); box.hidden = true; return; }

@@ -4,13 +4,15 @@
 // Rules:
 // - One sync at a time; one asked for meanwhile runs right after. A sync that fails is tried again
 //   while the link stays up; pending sends go out after each sync (the server knows our cursors then).
-// - Merging is merge.js's (pure); this module renders what it changed, once per answer or burst.
+// - Merging is merge.js's (pure); this module renders what it changed, once per answer or burst,
+//   and has the browser's storage forget the pending sends a merged message confirmed.
 
 import { alertFor } from "./alerts.js";
 import { flushOutbox } from "./composer.js";
 import { renderConversationList } from "./list.js";
 import { cursors, lastSeq, mergeMessages, mergeStatuses, mergeSync, unreadCount } from "./merge.js";
 import { forgetSelected, selectConversation } from "./nav.js";
+import { forgetSettled } from "./outbox.js";
 import { renderAll, renderUser } from "./render.js";
 import { emitWithAck, setConnection } from "./socket.js";
 import { state } from "./state.js";
@@ -36,7 +38,10 @@ export async function sync() {
     const ack = await emitWithAck("sync", { cursors: cursors(state), since: state.since }, SYNC_TIMEOUT_MS);
     if (!ack || ack.ok === false) throw new Error((ack && ack.error) || "sync refused");
     applySync(ack);
-    if (state.connected) setConnection("connected");
+    if (state.connected) {
+      state.synced = true;
+      setConnection("connected");
+    }
   } catch {
     if (state.connected) {
       state.syncing = false;
@@ -67,6 +72,7 @@ function applySync(ack) {
 /** Pushed messages: one (`message`) or a burst (`messages`, in order), rendered once. */
 export function receiveMessages(list) {
   const { changed, fresh, missed } = mergeMessages(state, list);
+  forgetSettled(); // a message with a pending send's client_id confirmed it: storage forgets it too
   if (missed) scheduleSync();
   if (changed.length) afterMessagesChanged(changed);
   alertFor(fresh);
