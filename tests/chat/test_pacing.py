@@ -34,8 +34,11 @@ async def test_thirty_replies_from_a_long_code_leave_one_a_second_in_order(tmp_p
         assert [r["Body"] for r in requests[1:]] == [f"reply {n}" for n in range(30)]
         arrivals = twilio_api.arrivals
         gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-        # 1 s, less the answers' jitter: arrivals are when the fake read each request (seen: 0.93 on a loaded machine)
-        assert min(gaps[1:]) >= 0.9 and arrivals[-1] - arrivals[1] >= 29 - 0.15, gaps
+        # One a second: none ahead of the schedule the second one starts. Arrivals are when the fake read each
+        # request, so one that came late (a loaded machine: 1.20 s) leaves a short gap before the next on time
+        # (0.78 s) without any send starting early; unpaced, the 30 would come within a fraction of a second.
+        ahead = [k for k in range(1, 31) if arrivals[k] - arrivals[1] < (k - 1) - 0.15]
+        assert not ahead and min(gaps[1:]) >= 0.5, gaps
     finally:
         await server.stop()
 
