@@ -4,7 +4,9 @@ A target is a database and a node count: SQLite (one node: SQLite is for one pro
 PostgreSQL database with N nodes sharing the real Redis. One invocation measures every target (by
 default SQLite, PostgreSQL with one node, PostgreSQL with two), all up at once and measured round
 by round (`measure`), and prints them side by side; `--repeat K` runs the same measurement K times
-on one database (the decay check, and K rounds).
+on one database (the decay check, and K rounds). `--search-index off` (or `both`, side by side) measures a
+target without the message text's search index (migration 0023's), dropped after the migration: what
+the index costs an inbound message.
 
 Rules:
 - Servers always run in other processes than the load generator, for one node as well, so that
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -60,6 +64,7 @@ class Target:
 
     database: str
     nodes: int = 1
+    search_index: bool = True  # False: the message text's search index dropped after the migration
 
     @property
     def kind(self) -> str:
@@ -67,19 +72,27 @@ class Target:
 
     @property
     def label(self) -> str:
-        if self.kind == "sqlite":
-            return "SQLite"
-        return f"PostgreSQL {self.nodes} node{'s' if self.nodes > 1 else ''}"
+        name = "SQLite" if self.kind == "sqlite" else f"PostgreSQL {self.nodes} node{'s' if self.nodes > 1 else ''}"
+        return name if self.search_index else f"{name}, no search index"
 
 
-def targets(database_urls: list[str], node_counts: list[int]) -> list[Target]:
-    """Every database with every node count (SQLite with one node only)."""
+def targets(database_urls: list[str], node_counts: list[int], search_index: str = "on") -> list[Target]:
+    """Every database with every node count (SQLite with one node only); with search_index "both", each twice,
+    without the index right after with it (so each round meets the two at nearly the same moment)."""
+    variants = {"on": (True,), "off": (False,), "both": (True, False)}[search_index]
     out: list[Target] = []
     for url in database_urls:
         for n in ([1] if url == "sqlite" else node_counts):
-            if Target(url, n) not in out:
-                out.append(Target(url, n))
+            for indexed in variants:
+                if Target(url, n, indexed) not in out:
+                    out.append(Target(url, n, indexed))
     return out
+
+
+# What `--search-index off` drops after the migration: how an inbound message reaches the index (0023's names).
+# On SQLite the two triggers that queue and index a new message (the index stays, for the triggers of deletes).
+NO_SEARCH_INDEX = {"sqlite": ("DROP TRIGGER messages_fts_batch", "DROP TRIGGER messages_fts_queue"),
+                   "postgresql": ("DROP INDEX ix_messages_text_search",)}
 
 
 class FreshDatabase:
@@ -158,6 +171,8 @@ class Cluster:
     async def start(self, config_text: str) -> None:
         self.config_path.write_text(config_text)
         await self._migrate()
+        if not self.target.search_index:
+            await self._drop_search_index()
         for node in self.nodes:
             await asyncio.to_thread(node.start, None, START_SECONDS)
 
@@ -174,6 +189,21 @@ class Cluster:
                 code = "timeout"
         if code != 0:
             raise RuntimeError(f"didchat migrate: {code}\n{log.read_text(errors='replace')[-3000:]}")
+
+    async def _drop_search_index(self) -> None:
+        statements = NO_SEARCH_INDEX[self.target.kind]
+        if self.database:
+            db = await asyncpg.connect(self.db_url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=10)
+            try:
+                for statement in statements:
+                    await db.execute(statement)
+            finally:
+                await db.close()
+            return
+        with contextlib.closing(sqlite3.connect(self.db_url.split("///", 1)[1])) as db:
+            for statement in statements:
+                db.execute(statement)
+            db.commit()
 
     def pids(self) -> list[int]:
         return [node.pid for node in self.nodes if node.pid]
@@ -340,7 +370,7 @@ class Measured:
 
     def result(self) -> dict:
         return {"target": self.target.label, "database": self.target.kind, "nodes": self.target.nodes,
-                "runs": self.runs, "server_log_warnings": self.cluster.log_warnings()}
+                "search_index": self.target.search_index, "runs": self.runs, "server_log_warnings": self.cluster.log_warnings()}
 
 
 async def start(target: Target, bench: Bench, args, started: list[Measured]) -> None:
@@ -400,7 +430,7 @@ def measure_all(make_bench, args) -> list[dict]:
     stopped before the next starts. Why rounds: this machine's speed drifts by a third within minutes
     (SQLite 5,010 msg/s, then 6,786 in the same afternoon), so targets measured one after the other
     compared moments more than code."""
-    chosen = targets(args.database_urls, args.nodes)
+    chosen = targets(args.database_urls, args.nodes, args.search_index)
     if not args.sequential:
         return asyncio.run(measure(chosen, make_bench, args))
     return [asyncio.run(measure([target], make_bench, args))[0] for target in chosen]
@@ -431,13 +461,23 @@ def per_round(r: dict, base: dict | None, key: str) -> float | None:
 
 
 def projections(results: list[dict]) -> None:
-    """Add the capacity projected per node to each result (in place)."""
-    one = {r["database"]: typical(r)["msgs_per_s"] for r in results if r["nodes"] == 1}
-    first = {r["database"]: r for r in results if r["nodes"] == 1}
+    """Add the capacity projected per node to each result (in place); each is compared with the results of its
+    own kind (with or without the search index)."""
+    def alike(r: dict, database: str, nodes: int) -> dict | None:
+        return next((o for o in results if (o["database"], o["nodes"], o.get("search_index", True))
+                     == (database, nodes, r.get("search_index", True))), None)
+
     for r in results:
         t = typical(r)
+        first = {db: alike(r, db, 1) for db in ("sqlite", "postgresql")}
+        one = {db: typical(o)["msgs_per_s"] for db, o in first.items() if o}
         same = first.get(r["database"]) if r["nodes"] > 1 else None
+        indexed = next((o for o in results if o["database"] == r["database"] and o["nodes"] == r["nodes"]
+                        and o.get("search_index", True)), None) if not r.get("search_index", True) else None
         r["projected"] = {
+            "rounds_x_indexed": per_round(r, indexed, "msgs_per_s"),
+            "rounds_cpu_x_indexed": per_round(r, indexed, "node_cpu_ms_per_msg"),
+            "rounds_pg_cpu_x_indexed": per_round(r, indexed, "pg_cpu_ms_per_msg"),
             "rounds_x_sqlite": per_round(r, first.get("sqlite"), "msgs_per_s") if r["database"] != "sqlite" else None,
             "rounds_x_one_node": per_round(r, same, "msgs_per_s"),
             "rounds_cpu_x_one_node": per_round(r, same, "node_cpu_ms_per_msg"),
@@ -460,6 +500,9 @@ COMMON_ROWS = [
     ("units per commit batch (each)", ("batch_units",)),
 ]
 PROJECTED_ROWS = [
+    ("msg/s x with the search index, rounds", ("rounds_x_indexed",)),
+    ("node CPU ms/msg x with it, rounds", ("rounds_cpu_x_indexed",)),
+    ("PostgreSQL CPU ms/msg x with it, rounds", ("rounds_pg_cpu_x_indexed",)),
     ("x SQLite (msg/s)", ("x_sqlite",)), ("x one node (msg/s)", ("x_one_node",)),
     ("x SQLite, median of rounds", ("rounds_x_sqlite",)), ("x one node, median of rounds", ("rounds_x_one_node",)),
     ("node CPU ms/msg x one node, rounds", ("rounds_cpu_x_one_node",)),
@@ -525,6 +568,9 @@ def add_arguments(parser: argparse.ArgumentParser, messages: int) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="consecutive runs on one database (decay check)")
     parser.add_argument("--hold", type=float, default=0.0, help="pause before the runs (to attach a profiler)")
     parser.add_argument("--keep", action="store_true", help="keep each target's temp dir (config, logs, SQLite file)")
+    parser.add_argument("--search-index", choices=("on", "off", "both"), default="on",
+                        help="the message text's search index: as migrated (on), dropped after the migration (off), "
+                             "or each target both ways, side by side (both): what the index costs")
     parser.add_argument("--sequential", action="store_true",
                         help="one target after the other, each stopped before the next starts (default: all up, "
                              "measured round by round)")

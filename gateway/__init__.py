@@ -20,7 +20,7 @@ from gateway.messages import (
     SendResult,
     StatusReport,
 )
-from gateway.numbers import InvalidNumber, country_of, normalize_number, normalize_sender
+from gateway.numbers import InvalidNumber, country_of, national, normalize_number, normalize_sender
 from gateway.providers import PROVIDERS, Part, Provider, Sender, SenderContext, Settings, Webhook, WebhookRequest
 from gateway.text import GSM7, UCS2, count_segments, count_units, encoding_for, storable
 
@@ -56,6 +56,7 @@ __all__ = [
     "count_segments",
     "count_units",
     "country_of",
+    "national",
     "encoding_for",
     "normalize_number",
     "normalize_sender",

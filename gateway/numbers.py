@@ -76,6 +76,18 @@ def country_of(number: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=65536)
+def national(number: str) -> tuple[str, str | None]:
+    """The number as its country writes it, and that country (ISO 3166), or the number as it is and None
+    (a short code or sender id)."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except NumberParseException:
+        return number, None
+    country = country_of(number) or phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+    return phonenumbers.format_number(parsed, PhoneNumberFormat.NATIONAL), None if country in (None, "ZZ", "001") else country
+
+
+@functools.lru_cache(maxsize=65536)
 def normalize_sender(raw: str, default_region: str | None = None) -> str:
     """Return a sender as E.164, or a short code / alphanumeric sender id kept as given."""
     text = raw.strip()

@@ -20,9 +20,7 @@ import json
 import unicodedata
 from dataclasses import dataclass
 
-import phonenumbers
 import sqlalchemy as sa
-from phonenumbers import NumberParseException, PhoneNumberFormat
 
 from chat.domain.audit import record
 from chat.domain.conversations import ACTIVE, get_conversation
@@ -32,7 +30,7 @@ from chat.domain.media import may_see
 from chat.domain.optouts import ALL
 from chat.domain.outbound import Refused
 from chat.store.tables import contacts, conversations, opt_outs
-from gateway import country_of
+from gateway import national
 
 MAX_NAME = 200  # contacts.name's length
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -67,17 +65,6 @@ def clean_name(raw: str | None) -> str | None:
     if bad is not None:
         raise Refused(f"the name holds a control character (U+{ord(bad):04X}); remove it", "name")
     return name
-
-
-def national(number: str) -> tuple[str, str | None]:
-    """The number as its country writes it, and that country (ISO 3166), or the number as it is and None
-    (a short code or sender id)."""
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except NumberParseException:
-        return number, None
-    country = country_of(number) or phonenumbers.region_code_for_country_code(parsed.country_code or 0)
-    return phonenumbers.format_number(parsed, PhoneNumberFormat.NATIONAL), None if country in (None, "ZZ", "001") else country
 
 
 def flat_fields(fields) -> dict[str, str]:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from chat.store import as_utc, utcnow
 from chat.store.tables import contacts, conversations, messages
-from gateway import storable
+from gateway import national, storable
 
 CONVERSATION_COLUMNS = (
     conversations.c.id, conversations.c.contact_id, conversations.c.access_number, conversations.c.owner_id,
@@ -200,7 +200,7 @@ def conversation_payload(row, unread: int | None = None) -> dict:
     """A conversation as the agent protocol shows it."""
     return {
         "id": row.id,
-        "contact": {"number": row.contact_number, "name": row.contact_name},
+        "contact": {"number": row.contact_number, "name": row.contact_name, "national": national(row.contact_number)[0]},
         "access_number": row.access_number,
         "presented_number": row.presented_number,
         "state": "closed" if row.state == "closed" else "open",

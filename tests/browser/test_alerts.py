@@ -65,7 +65,7 @@ async def test_title_notifications_sound_and_a_reload_that_keeps_the_conversatio
         assert (await server.simulate_sms(CUSTOMER, ALICE, "is my order ready?"))[0] == 200
         await expect(page).to_have_title("(1) didchat", timeout=LIVE)
         await notes(page, 1)
-        assert await page.evaluate("window.__notes") == [{"title": CUSTOMER, "body": "is my order ready?"}]
+        assert await page.evaluate("window.__notes") == [{"title": "(212) 555-0199", "body": "is my order ready?"}]  # as the list shows it
         await expect(page.get_by_test_id("alert-sound")).to_have_attribute("data-played", "1")
 
         item = page.locator(f'[data-testid="conversation-item"][data-contact="{CUSTOMER}"]')
@@ -76,7 +76,7 @@ async def test_title_notifications_sound_and_a_reload_that_keeps_the_conversatio
         await expect(transcript.get_by_test_id("message-text").last).to_have_text("and the invoice?", timeout=LIVE)
         assert (await server.simulate_sms(OTHER, ALICE, "hello from someone else"))[0] == 200
         await notes(page, 2)
-        assert (await page.evaluate("window.__notes"))[1] == {"title": OTHER, "body": "hello from someone else"}
+        assert (await page.evaluate("window.__notes"))[1] == {"title": "(212) 555-0198", "body": "hello from someone else"}
         await expect(page).to_have_title("(1) didchat", timeout=LIVE)
         await expect(page.get_by_test_id("alert-sound")).to_have_attribute("data-played", "2")
 

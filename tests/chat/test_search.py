@@ -71,7 +71,7 @@ async def test_finds_by_name_by_number_in_any_form_and_by_words_of_messages_and_
 
     answer = await alice.call("search", {"q": "deliv"})
     [hit] = answer["conversations"]
-    assert hit["id"] == maria and hit["contact"] == {"number": MARIA, "name": "Maria O'Brien"}
+    assert hit["id"] == maria and hit["contact"] == {"number": MARIA, "name": "Maria O'Brien", "national": "(415) 555-0100"}
     assert hit["match"]["seq"] == 1 and "delivery" in hit["match"]["text"]
     assert hit["state"] == "open" and hit["opted_out"] is False and hit["unread"] == 1
     assert await found(alice, q="DELIVERY") == [maria]

@@ -66,8 +66,8 @@ function chime() {
 }
 
 function notify(msg) {
-  const { name, number } = contactLabel(state.conversations.get(msg.conversation_id));
-  const note = new window.Notification(name || number || t("alerts.new_message"), {
+  const { name, national } = contactLabel(state.conversations.get(msg.conversation_id));
+  const note = new window.Notification(name || national || t("alerts.new_message"), {
     body: (msg.text || "").slice(0, PREVIEW_CHARS), tag: `didchat-${msg.conversation_id}`,
   });
   note.onclick = () => { window.focus(); selectConversation(msg.conversation_id); note.close(); };

@@ -141,5 +141,5 @@ export function snoozeUntil(choice, now = new Date()) {
 /** A conversation's (or queue item's) contact: {name, number}, "" where unknown. */
 export function contactLabel(conv) {
   const c = (conv && conv.contact) || {};
-  return { name: c.name || "", number: c.number || "" };
+  return { name: c.name || "", number: c.number || "", national: c.national || c.number || "" };
 }

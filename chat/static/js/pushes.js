@@ -45,7 +45,7 @@ function unassigned(data) {
   if (!conv) return;
   forgetConversation(conv.id);
   const who = contactLabel(conv);
-  showNotice(t("notice.unassigned", { who: who.name || who.number, to: data.to || t("notice.a_colleague") }));
+  showNotice(t("notice.unassigned", { who: who.name || who.national, to: data.to || t("notice.a_colleague") }));
   renderConversationList();
   renderPane();
 }
