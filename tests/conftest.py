@@ -26,6 +26,10 @@ from chat.config import load_config
 from tests.databases import Templates, asyncpg_url
 from tests.fakes.twilio_api import FakeTwilioApi
 
+# The apps a test builds in this process do not tune the collector (chat.agents.loop): each tuning is a full
+# collection of this whole process (0.15-0.3 s, and growing with the suite), once per app; a node does it once.
+# tests/chat/test_loop_health.py tests the tuning with it on; tests/cluster's nodes run with it on.
+os.environ.setdefault("DIDCHAT_GC_TUNING", "off")
 PG_ADMIN = os.environ.get("DIDCHAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE = os.environ.get("DIDCHAT_REQUIRE_SERVICES") == "1"
 ALICE, BOB, MAIN, CUSTOMER = "+12125550101", "+12125550102", "+12125550100", "+12125550199"
@@ -140,11 +144,15 @@ def smpp_connector(port: int, **options) -> str:
 
 @functools.cache
 def password_hash() -> str:
-    """PASSWORD's argon2 hash, made once per process by the app's own hasher (its parameters: a login costs what
-    it costs in production). The test config gives it beside the password, so a start hashes no password."""
-    from chat.domain.directory import hasher
+    """PASSWORD's argon2 hash, made once per process, with argon2's cheapest parameters: a login verifies a hash
+    with the parameters the hash names, so a test's login costs ~1 ms instead of the ~0.12 s of the app's own
+    (chat.domain.directory.hasher), paid some 1,500 times a run. What the cost is for (a flood of logins bounded,
+    an unknown user costing a hash) is tested with the app's hasher: an unknown user is verified against a hash of
+    its parameters, and passwords set through the admin API or the CLI are hashed by it. The test config gives
+    the hash beside the password, so a start hashes no password."""
+    from argon2 import PasswordHasher
 
-    return hasher.hash(PASSWORD)
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
 
 
 def config_text(port: int, database_url: str, twilio: FakeTwilioApi, extra: str = "", connectors: str = "",

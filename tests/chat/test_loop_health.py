@@ -6,6 +6,7 @@ import gc
 import weakref
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chat.agents import loop
@@ -24,6 +25,12 @@ async def scrape(server) -> dict[str, dict[tuple, float]]:
         for s in family.samples:
             samples.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
     return samples
+
+
+@pytest.fixture(autouse=True)
+def tuning_on(monkeypatch):
+    """As in production (tests/conftest.py turns the tuning off for the test process's other apps)."""
+    monkeypatch.setenv("DIDCHAT_GC_TUNING", "on")
 
 
 def health(server) -> loop.LoopHealth:

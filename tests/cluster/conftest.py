@@ -182,6 +182,7 @@ def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DIDCHAT_DATABASE_URL", "DIDCHAT_REDIS_URL")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
+    env["DIDCHAT_GC_TUNING"] = "on"  # as in production (tests/conftest.py turns it off for the apps of the test process)
     return env
 
 
