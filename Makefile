@@ -27,4 +27,4 @@ test: $(STAMP) system
 	node --test tests/js/
 	$(BIN)/python -m scenarios.schema --check
 	$(BIN)/didchat scenario test scenarios/examples/*
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)

@@ -80,7 +80,19 @@ def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "empty_database: the test's database_url has no schema (the test migrates it)")
 
 
+# The longest tests first (each 5-40 s: several processes, a schemathesis run, a paced minute, a browser), so the
+# two workers (`make test`: -n 2 --dist worksteal) end together on short ones instead of one waiting on a long one.
+LONG_FIRST = ("tests/cluster/", "tests/chat/test_api_schema.py", "tests/chat/test_pacing.py",
+              "tests/chat/test_cli_admin.py", "tests/chat/test_smpp_crash.py", "tests/browser/")
+
+
+def _long_first(item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return next((rank for rank, prefix in enumerate(LONG_FIRST) if path.startswith(prefix)), len(LONG_FIRST))
+
+
 def pytest_collection_modifyitems(items) -> None:
+    items.sort(key=_long_first)  # stable: each group keeps its order
     for item in items:
         function = getattr(item, "function", None)
         if function is None or "database_url" not in getattr(item, "fixturenames", ()):

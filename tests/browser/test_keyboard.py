@@ -183,4 +183,10 @@ async def test_on_a_phone_escape_goes_back_to_the_list(browser, make_server):  #
     await expect(page.get_by_test_id("reply-text")).to_be_hidden()
     await page.keyboard.press("Alt+ArrowDown")  # and the keys go on working in one view at a time
     await expect(page.get_by_test_id("conversation-title")).to_contain_text(order[0])
+    await page.get_by_test_id("back-to-list").click()
+    second = page.get_by_test_id("conversation-item").nth(1)
+    await second.click()
+    await expect(page.get_by_test_id("conversation-list")).to_be_hidden()
+    await page.keyboard.press("Escape")
+    await expect(second).to_be_focused()  # back where the agent left the list, not at its top
     assert errors == []

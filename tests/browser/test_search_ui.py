@@ -153,6 +153,12 @@ async def test_load_more_pages_past_the_first_fifty(browser, make_server):  # no
         assert len(set(ids)) == 56  # none twice
         widths = await page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         assert widths[0] <= widths[1], f"the page scrolls sideways: {widths}"
+
+        await results.nth(53).click()  # a result past the first page opens as the whole view...
+        await expect(page.get_by_test_id("back-to-list")).to_be_visible()
+        await page.get_by_test_id("back-to-list").click()  # ...and back is at that result, the search kept
+        await expect(results.nth(53)).to_be_focused()
+        await expect(results).to_have_count(56)
         assert errors == []
     finally:
         await context.close()

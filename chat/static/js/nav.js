@@ -57,13 +57,17 @@ export function selectConversation(id) {
 
 /** A phone's back button: the list again (on a wider screen the list is always beside the conversation). */
 export function backToList() {
+  const left = state.selected;
   state.board = false;
   swapDraft(null);
   state.selected = null;
   history.replaceState(null, "", location.pathname);
   renderConversationList();
   renderPane();
-  const item = document.querySelector('[data-testid="conversation-item"]');
+  // The focus goes back to the conversation just left, in the list or among search results, whichever shows.
+  const shown = [...document.querySelectorAll('[data-testid="conversation-item"], [data-testid="search-result"]')]
+    .filter((node) => node.getClientRects().length > 0);
+  const item = shown.find((node) => node.dataset.id === String(left)) || shown[0];
   if (item) item.focus();
 }
 
