@@ -19,16 +19,34 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import socketio
 import sqlalchemy as sa
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from chat.agents.auth import TOKENS, Claims, Unauthorized
 from chat.agents.calls import CALLS
+from chat.agents.payloads import (
+    AssignPayload,
+    AuthPayload,
+    BoardPayload,
+    ClaimPayload,
+    ClosePayload,
+    DefaultNumberPayload,
+    HistoryPayload,
+    MonitorPayload,
+    Payload,
+    PresencePayload,
+    PresentPayload,
+    ReadPayload,
+    ReopenPayload,
+    SnoozePayload,
+    SyncPayload,
+    TransferPayload,
+)
 from chat.domain.agents import anything_waits, choose_number, chosen_number, mark_read, save_presence
 from chat.domain.board import Filters, board, may_supervise, monitor, move
 from chat.domain.history import sync_for
@@ -39,9 +57,9 @@ from chat.domain.lifecycle import (
     reopen_conversation,
     snooze_conversation,
 )
-from chat.domain.outbound import STORE_INT_MAX, Id, Refused, SendRequest, set_presented, store_send
+from chat.domain.outbound import Refused, SendRequest, set_presented, store_send
 from chat.domain.sessions import live_presence, session_alive
-from chat.domain.transfers import MAX_NOTE, Target, Transferred, transfer_conversation
+from chat.domain.transfers import Target, Transferred, transfer_conversation
 from chat.domain.waiting import queued_for
 from chat.store.context import COMMIT, DB
 from chat.workers.automation import AUTOMATION
@@ -59,98 +77,9 @@ CALL_SECONDS = 10.0  # the longest a call waits for the store before it is answe
 # How long a socket's calls trust that its session lives. This node disconnects the sockets of a
 # session that ends here at once; one that ends on another node is noticed within this time.
 SESSION_CHECK_SECONDS = 5.0
-Seq = Annotated[int, Field(strict=True, ge=0, le=STORE_INT_MAX)]
-Cursor = Annotated[int, Field(ge=0, le=STORE_INT_MAX)]  # lax: JSON object keys are strings
 UNAVAILABLE = {"ok": False, "error": "temporarily unavailable, retry", "retry": True}
 EXPIRED = {"ok": False, "error": "token expired", "field": "token", "reauth": True}
 ENDED = {"ok": False, "error": "session ended", "field": "token", "reauth": True}
-
-
-class Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SyncPayload(Payload):
-    cursors: dict[Annotated[int, Field(ge=1, le=STORE_INT_MAX)], Cursor] = Field(default_factory=dict, max_length=10_000)
-    since: float | None = Field(default=None, ge=0, le=2**33, allow_inf_nan=False)  # unix seconds
-
-
-class PresencePayload(Payload):
-    state: Literal["ready", "not_ready"]
-
-
-class ReadPayload(Payload):
-    conversation_id: Id
-    seq: Seq
-
-
-class PresentPayload(Payload):
-    conversation_id: Id
-    number: str = Field(strict=True, min_length=1, max_length=32)
-
-
-class ClosePayload(Payload):
-    conversation_id: Id
-    outcome: str | None = Field(default=None, strict=True, max_length=64)
-
-
-class ReopenPayload(Payload):
-    conversation_id: Id
-
-
-class SnoozePayload(Payload):
-    conversation_id: Id
-    until: float | None = Field(ge=0, le=2**33, allow_inf_nan=False)  # unix seconds; null: back now
-
-
-class HistoryPayload(Payload):
-    conversation_id: Id
-
-
-class TransferTarget(Payload):
-    user: str | None = Field(default=None, strict=True, min_length=1, max_length=64)
-    team: str | None = Field(default=None, strict=True, min_length=1, max_length=64)
-
-    @model_validator(mode="after")
-    def _one(self) -> TransferTarget:
-        if (self.user is None) == (self.team is None):
-            raise ValueError("give either user or team")
-        return self
-
-
-class DefaultNumberPayload(Payload):
-    number: str | None = Field(strict=True, min_length=1, max_length=32)
-
-
-class BoardPayload(Payload):
-    state: Literal["open", "waiting", "closed"] | None = None
-    user: str | None = Field(default=None, strict=True, max_length=64)
-    queue: str | None = Field(default=None, strict=True, max_length=64)
-    number: str | None = Field(default=None, strict=True, max_length=32)
-    stuck: bool = False
-
-
-class AssignPayload(Payload):
-    conversation_id: Id
-    to: TransferTarget
-
-
-class MonitorPayload(Payload):
-    conversation_id: Id
-
-
-class TransferPayload(Payload):
-    conversation_id: Id
-    to: TransferTarget
-    note: str | None = Field(default=None, strict=True, max_length=MAX_NOTE)
-
-
-class ClaimPayload(Payload):
-    conversation_id: Id
-
-
-class AuthPayload(Payload):
-    token: str = Field(strict=True, max_length=4096)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from chat.domain.contacts import visible
 from chat.domain.conversations import transcript_payload
 from chat.domain.directory import Agent
 from chat.domain.history import listed
+from chat.domain.lifecycle import visible
 from chat.domain.outbound import Id
 from chat.store.context import DB
 

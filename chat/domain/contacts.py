@@ -23,10 +23,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from chat.domain.audit import record
-from chat.domain.conversations import ACTIVE, get_conversation
+from chat.domain.conversations import ACTIVE
 from chat.domain.directory import Agent
-from chat.domain.lifecycle import earlier_conversations
-from chat.domain.media import may_see
+from chat.domain.lifecycle import earlier_conversations, visible
 from chat.domain.optouts import ALL
 from chat.domain.outbound import Refused
 from chat.store.tables import contacts, conversations, opt_outs
@@ -44,14 +43,6 @@ MAX_DEPTH = 3  # nesting flattened into dotted keys; deeper is JSON text
 class Renamed:
     contact: dict  # {"number", "name"}: the contact of every Conversation that has it
     users: tuple[int, ...]  # whom to tell
-
-
-async def visible(conn, agent: Agent, conversation_id: int):
-    """The conversation if the agent may see it; else Refused as for one that does not exist."""
-    conv = await get_conversation(conn, conversation_id)
-    if conv is None or not may_see(agent, conv):
-        raise Refused(f"no conversation {conversation_id}", "conversation_id")
-    return conv
 
 
 def clean_name(raw: str | None) -> str | None:

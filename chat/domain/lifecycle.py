@@ -170,11 +170,18 @@ async def next_lifecycle_due(conn, inactivity: Mapping[str, float]) -> datetime 
     return min(pending) if pending else None
 
 
-async def earlier_conversations(conn, agent: Agent, conversation_id: int) -> list[dict]:
-    """The contact's earlier conversations on the same number, newest first, each with its last messages."""
+async def visible(conn, agent: Agent, conversation_id: int):
+    """The conversation if the agent may see it (chat.domain.media.may_see); else Refused as for one that does
+    not exist."""
     conv = await get_conversation(conn, conversation_id)
     if conv is None or not may_see(agent, conv):
-        raise Refused(f"no conversation {conversation_id} is yours", "conversation_id")  # as one that does not exist
+        raise Refused(f"no conversation {conversation_id}", "conversation_id")
+    return conv
+
+
+async def earlier_conversations(conn, agent: Agent, conversation_id: int) -> list[dict]:
+    """The contact's earlier conversations on the same number, newest first, each with its last messages."""
+    conv = await visible(conn, agent, conversation_id)
     rows = (await conn.execute(conversation_query().where(
         conversations.c.contact_id == conv.contact_id, conversations.c.access_number == conv.access_number,
         conversations.c.id < conv.id,

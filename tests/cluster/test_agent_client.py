@@ -9,6 +9,8 @@ import asyncio
 import time
 import uuid
 
+import asyncpg
+
 from tests.chat.test_admin_api import Api
 from tests.conftest import CUSTOMER, until
 
@@ -21,6 +23,17 @@ async def first_conversation(cluster, tab, text: str = "hello") -> int:
     assert (await cluster.simulate_sms(node=1, sender=CUSTOMER, text=text))[0] in (200, 204)
     [msg] = await tab.wait_messages(1)
     return msg["conversation_id"]
+
+
+async def recorded(cluster, message_id: int, timeout: float = 5.0) -> None:
+    """Wait until the provider's answer to the send of `message_id` is in the store (its provider id kept)."""
+    db = await asyncpg.connect(cluster.database_url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=5)
+    try:
+        async with asyncio.timeout(timeout):
+            while not await db.fetchval("SELECT count(*) FROM provider_refs WHERE message_id = $1", message_id):
+                await asyncio.sleep(0.02)
+    finally:
+        await db.close()
 
 
 async def test_a_contact_renamed_on_node_a_is_renamed_in_her_tabs_on_node_b_within_a_second(make_cluster):
@@ -81,7 +94,8 @@ async def test_a_send_sent_again_through_node_b_after_node_a_died_is_one_message
 
     first = await tab.call("send", payload)
     assert first["ok"], first
-    await cluster.twilio_api.wait_for_requests(1, timeout=10)  # node A handed it to the provider...
+    await cluster.twilio_api.wait_for_requests(1, timeout=10)  # node A handed it to the provider, and recorded it
+    await recorded(cluster, first["message"]["id"])
     await a.kill()  # ...and died: the tab never saw its answer, so its outbox sends the item again, through B
     again = await (await b.connect("alice")).call("send", payload)
     assert again["ok"] and again["message"]["id"] == first["message"]["id"], again
