@@ -24,6 +24,7 @@ from chat.config import AccessNumberConfig, Config, Document, Problem, UserConfi
 from chat.domain.conversations import ACTIVE, append_message
 from chat.store import utcnow
 from chat.store.tables import access_numbers, conversations, team_cursors, users
+from gateway import PROVIDERS
 
 hasher = PasswordHasher()
 HASH_THREADS = max(1, len(os.sched_getaffinity(0)))  # one argon2 hash keeps one core busy for ~0.1 s
@@ -110,9 +111,15 @@ class Directory:
 
     def sends_mms(self, number: str) -> bool:
         """Whether a message from `number` may carry attachments: its connector sends MMS (the `send` rule)."""
-        from chat.domain.outbound import media_refusal  # outbound imports this module: one rule, read at call time
+        return self.media_refusal(self.connector_of.get(number, "")) is None
 
-        return media_refusal(self.connector_of.get(number, ""), self) is None
+    def media_refusal(self, connector: str) -> str | None:
+        """What the connector is, when it cannot send attachments (its provider's name, or SMPP); None when it can."""
+        settings = next((c for c in self.config.connectors if c.name == connector), None) if self.config is not None else None
+        if settings is None:
+            return "not configured"
+        provider = PROVIDERS.get(settings.type)
+        return provider.media_refusal(settings) if provider is not None else settings.type.upper()  # an SMPP bind: SMS only
 
 
 async def write_directory(conn, config: Config, hashes: Mapping[str, str]) -> tuple[Directory, list[Move]]:

@@ -32,7 +32,7 @@ from chat.domain.outbox import head_of
 from chat.domain.uploads import MAX_ATTACHMENTS, owned_uploads
 from chat.store import utcnow
 from chat.store.tables import contacts, conversations, messages, outbox
-from gateway import PROVIDERS, InvalidNumber, count_segments, country_of, normalize_number, storable
+from gateway import InvalidNumber, count_segments, country_of, normalize_number, storable
 
 MAX_SEGMENTS = 10
 # A row id or sequence number as the store holds it (a PostgreSQL integer): anything larger,
@@ -238,7 +238,7 @@ def _allowed(agent: Agent, number: str | None, field: str, also: str | None = No
 
 async def _attachments(conn, agent: Agent, ids: list[int], connector: str, directory: Directory) -> list[dict]:
     """The message's media items for these uploads, or Refused: the connector sends no MMS, or one is not theirs."""
-    cannot = media_refusal(connector, directory)
+    cannot = directory.media_refusal(connector)
     if cannot is not None:
         raise Refused(f"{connector} ({cannot}) cannot send pictures or files: send the text alone", "media")
     if len(set(ids)) != len(ids):
@@ -247,16 +247,6 @@ async def _attachments(conn, agent: Agent, ids: list[int], connector: str, direc
     if items is None:
         raise Refused("an attached file is not one you uploaded (or no longer exists); upload it again", "media")
     return items
-
-
-def media_refusal(connector: str, directory: Directory) -> str | None:
-    """What the connector is, when it cannot send attachments (its provider's name, or SMPP); None when it can."""
-    config = directory.config
-    settings = next((c for c in config.connectors if c.name == connector), None) if config is not None else None
-    if settings is None:
-        return "not configured"
-    provider = PROVIDERS.get(settings.type)
-    return provider.media_refusal(settings) if provider is not None else settings.type.upper()  # an SMPP bind: SMS only
 
 
 async def _check_reachable(conn, contact: int, sender: str) -> None:
